@@ -1,0 +1,272 @@
+/* cnn.h: convolutional neural networks in C, with PyTorch's semantics.
+ *
+ * ==== Overview ============================================================
+ *
+ * cnn defines, trains, checks and runs convolutional networks. Layers are
+ * written exactly as PyTorch's constructor calls ("Conv2d(1, 6, 5, padding=2)")
+ * and follow torch.nn: same parameters, defaults, output shapes, values and
+ * gradients. Parameters are named as in a PyTorch state_dict, and weights are
+ * exchanged as safetensors files, so a model moves between cnn and PyTorch
+ * without conversion.
+ *
+ * Conventions, stated once:
+ *   - Tensors are float32, row-major (C order), laid out NCHW at this API:
+ *     batch, channels, then 1 to 3 spatial dims (L / H,W / D,H,W). Indices
+ *     (max-pooling's return_indices) are int64, as in PyTorch.
+ *   - Every function that can fail returns a cnn_status. CNN_OK is 0. The
+ *     human-readable message (naming the file, line, layer and the expected
+ *     versus actual value) is kept on the handle the function was called on,
+ *     read with cnn_*_errmsg(). The library never prints, exits or aborts.
+ *   - Handles are opaque. cnn_X_create() makes one, cnn_X_destroy() frees it;
+ *     destroy(NULL) does nothing. A create fails only for lack of memory;
+ *     work that can fail for other reasons (loading, parsing) happens on an
+ *     existing handle, so its message can be read afterwards.
+ *   - Pointers returned by the library are owned by the handle they came
+ *     from and stay valid until that handle is destroyed or the call that
+ *     documents otherwise (for example a new plan). Pointers passed in are
+ *     borrowed for the duration of the call unless stated.
+ *   - Random numbers come from generators seeded by the caller; nothing
+ *     depends on hidden global state, and one handle may be used by one thread
+ *     at a time while different handles run in different threads.
+ */
+#ifndef CNN_H
+#define CNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(CNN_BUILDING_LIBRARY)
+#define CNN_API __attribute__((visibility("default")))
+#else
+#define CNN_API
+#endif
+
+#define CNN_VERSION_MAJOR 0
+#define CNN_VERSION_MINOR 1
+#define CNN_VERSION_PATCH 0
+#define CNN_VERSION_STRING "0.1.0"
+
+/* The library's version string, to compare with CNN_VERSION_STRING. */
+CNN_API const char *cnn_version(void);
+
+/* ==== Status codes ======================================================= */
+typedef enum cnn_status {
+    CNN_OK = 0,
+    CNN_ERR_ARGUMENT = 1,     /* a function was called with an invalid argument */
+    CNN_ERR_NOMEM = 2,        /* an allocation failed */
+    CNN_ERR_IO = 3,           /* a file could not be opened, read or written */
+    CNN_ERR_FORMAT = 4,       /* a file's content is malformed */
+    CNN_ERR_PARSE = 5,        /* a model file has a syntax error */
+    CNN_ERR_CONFIG = 6,       /* a module's arguments are invalid */
+    CNN_ERR_SHAPE = 7,        /* shapes do not fit together */
+    CNN_ERR_NOT_FOUND = 8,    /* a name (tensor, node, module) does not exist */
+    CNN_ERR_OVERFLOW = 9,     /* a size is too large or its arithmetic overflows */
+    CNN_ERR_NUMERIC = 10,     /* a value is not finite */
+    CNN_ERR_STATE = 11,       /* a call is out of order (e.g. run before plan) */
+    CNN_ERR_UNSUPPORTED = 12, /* valid, but not supported by cnn */
+    CNN_ERR_INTERRUPTED = 13  /* stopped on request */
+} cnn_status;
+
+/* A short fixed description of a status ("shape mismatch"); never NULL. */
+CNN_API const char *cnn_status_string(cnn_status s);
+
+/* ==== Shapes and element types =========================================== */
+#define CNN_MAX_DIMS 8
+
+typedef enum cnn_dtype {
+    CNN_F32 = 0, /* float */
+    CNN_I64 = 1, /* int64_t */
+    CNN_F64 = 2, /* double: read from files and converted, never computed in */
+    CNN_I32 = 3,
+    CNN_U8 = 4,
+    CNN_F16 = 5, /* IEEE half: read from files only */
+    CNN_BF16 = 6 /* bfloat16: read from files only */
+} cnn_dtype;
+
+/* A shape: ndim sizes, outermost first. A scalar has ndim 0. */
+typedef struct cnn_shape {
+    int ndim;
+    int64_t dims[CNN_MAX_DIMS];
+} cnn_shape;
+
+/* Writes "[2, 3, 4]" into buf (n bytes) and returns buf. */
+CNN_API char *cnn_shape_format(const cnn_shape *s, char *buf, size_t n);
+/* Size in bytes of one element; 0 for an unknown type. */
+CNN_API size_t cnn_dtype_size(cnn_dtype t);
+/* The safetensors name of a type ("F32", "I64", ...). */
+CNN_API const char *cnn_dtype_name(cnn_dtype t);
+
+/* ==== Named tensor collections and safetensors =========================== *
+ *
+ * A cnn_tensors holds named tensors in insertion order, plus string metadata.
+ * It is what safetensors files are read into and written from: model inputs
+ * and outputs, weights (under PyTorch state_dict names) and gradients.
+ */
+typedef struct cnn_tensors cnn_tensors;
+
+/* A view of one tensor in a collection. name and data are owned by the
+ * collection. */
+typedef struct cnn_tensor_info {
+    const char *name;
+    cnn_dtype dtype;
+    cnn_shape shape;
+    void *data;   /* dtype elements, row-major */
+    size_t nbytes;
+} cnn_tensor_info;
+
+CNN_API cnn_status cnn_tensors_create(cnn_tensors **out);
+CNN_API void cnn_tensors_destroy(cnn_tensors *ts);
+/* The message of the last failed call on ts ("" if none). */
+CNN_API const char *cnn_tensors_errmsg(const cnn_tensors *ts);
+/* Removes every tensor and metadata entry. */
+CNN_API void cnn_tensors_clear(cnn_tensors *ts);
+
+/* Adds a tensor named `name` (copied). With data non-NULL its contents are
+ * copied in, otherwise the tensor is zero-filled. *data_out, if given,
+ * receives the collection's own buffer for the tensor. A duplicate name is
+ * CNN_ERR_ARGUMENT. */
+CNN_API cnn_status cnn_tensors_add(cnn_tensors *ts, const char *name, cnn_dtype dtype,
+                                   const cnn_shape *shape, const void *data, void **data_out);
+CNN_API int cnn_tensors_count(const cnn_tensors *ts);
+/* Index of the tensor called `name`, or -1. */
+CNN_API int cnn_tensors_find(const cnn_tensors *ts, const char *name);
+/* Fills *info for the tensor at `index` (0 <= index < count). */
+CNN_API cnn_status cnn_tensors_get(const cnn_tensors *ts, int index, cnn_tensor_info *info);
+/* Converts the tensor at `index` to `dtype` in place (F64/F16/BF16/I32/U8 to
+ * F32, I32/U8 to I64, ...). Fails for a conversion that would lose meaning. */
+CNN_API cnn_status cnn_tensors_convert(cnn_tensors *ts, int index, cnn_dtype dtype);
+
+/* String metadata (safetensors "__metadata__"). get returns NULL if absent. */
+CNN_API cnn_status cnn_tensors_set_meta(cnn_tensors *ts, const char *key, const char *value);
+CNN_API const char *cnn_tensors_get_meta(const cnn_tensors *ts, const char *key);
+
+/* Replaces the contents of ts with the safetensors file at `path`. Every
+ * length, offset, dtype and shape in the file is validated before use. */
+CNN_API cnn_status cnn_tensors_load(cnn_tensors *ts, const char *path);
+/* Same, from a buffer in memory (`name` is used in messages). */
+CNN_API cnn_status cnn_tensors_load_buffer(cnn_tensors *ts, const void *buf, size_t len,
+                                           const char *name);
+/* Writes ts as a safetensors file. The file is written under a temporary
+ * name in the same folder, flushed, and renamed over `path` only when
+ * complete: on failure `path` is untouched. */
+CNN_API cnn_status cnn_tensors_save(cnn_tensors *ts, const char *path);
+
+/* ==== Models (graphs) ==================================================== *
+ *
+ * A cnn_graph is a model: modules (nodes) joined by the values they pass.
+ * It is built from a model file or from C, then planned for an input shape
+ * (which fixes every shape and allocates all memory once), then run.
+ *
+ * The model file is PyTorch's constructor syntax, one module per line:
+ *
+ *     # LeNet-5
+ *     Conv2d(1, 6, kernel_size=5, padding=2)
+ *     ReLU()
+ *     MaxPool2d(2)
+ *
+ * Such lines form a Sequential model: parameters are named by the module's
+ * index among the lines and PyTorch's attribute ("0.weight", "0.bias").
+ */
+typedef struct cnn_graph cnn_graph;
+
+CNN_API cnn_status cnn_graph_create(cnn_graph **out);
+CNN_API void cnn_graph_destroy(cnn_graph *g);
+CNN_API const char *cnn_graph_errmsg(const cnn_graph *g);
+
+/* Parses model-file text and adds its modules to g (which must be empty).
+ * `filename` is only used in messages ("model.txt:3:14: ..."). */
+CNN_API cnn_status cnn_graph_parse(cnn_graph *g, const char *text, const char *filename);
+/* Reads and parses the model file at `path`. */
+CNN_API cnn_status cnn_graph_load(cnn_graph *g, const char *path);
+
+/* Re-draws every parameter with its module's PyTorch default initialisation
+ * from a generator seeded with `seed`, and resets buffers (running
+ * statistics) to their initial values. Graphs start as if seeded with 0. */
+CNN_API cnn_status cnn_graph_reset_parameters(cnn_graph *g, uint64_t seed);
+/* Seeds the generator used by random layers in training (Dropout, RReLU). */
+CNN_API void cnn_graph_set_seed(cnn_graph *g, uint64_t seed);
+
+/* Number of model inputs and their names ("input", ...). */
+CNN_API int cnn_graph_input_count(const cnn_graph *g);
+CNN_API const char *cnn_graph_input_name(const cnn_graph *g, int i);
+CNN_API int cnn_graph_output_count(const cnn_graph *g);
+CNN_API const char *cnn_graph_output_name(const cnn_graph *g, int i);
+
+/* ---- plan and run -------------------------------------------------------- */
+enum {
+    CNN_PLAN_BACKWARD = 1,  /* keep what backward needs and allocate gradients */
+    CNN_PLAN_INPUT_GRAD = 2 /* with BACKWARD: also compute the inputs' gradients */
+};
+
+/* Fixes the input shapes (batch included) and dtypes, infers every shape and
+ * allocates all memory the run needs. dtypes may be NULL (all F32). Shape
+ * errors are reported here, naming the node and both shapes. Running
+ * allocates nothing. Planning again (e.g. for a smaller last batch) reuses
+ * memory when it fits. */
+CNN_API cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
+                                  const cnn_dtype *dtypes, unsigned flags);
+/* The buffer of model input i (shape and dtype as planned), to fill before
+ * cnn_graph_forward. */
+CNN_API void *cnn_graph_input_data(cnn_graph *g, int i);
+/* Model output i after forward: *data is owned by g and valid until the next
+ * plan. Any of the out-pointers may be NULL. */
+CNN_API cnn_status cnn_graph_output(cnn_graph *g, int i, void **data, cnn_shape *shape,
+                                    cnn_dtype *dtype);
+
+/* Runs the model forward. training selects training-mode behaviour (batch
+ * statistics, dropout) as module.train() does in PyTorch. */
+CNN_API cnn_status cnn_graph_forward(cnn_graph *g, int training);
+
+/* The buffer for the gradient of output i (F32 outputs only; NULL for an
+ * int64 output), to fill before cnn_graph_backward. Requires a plan with
+ * CNN_PLAN_BACKWARD. */
+CNN_API float *cnn_graph_output_grad(cnn_graph *g, int i);
+/* Back-propagates from the output gradients. Parameter gradients are
+ * ADDED to what they hold (as PyTorch's .grad), so call
+ * cnn_graph_zero_grad() between steps unless accumulating. */
+CNN_API cnn_status cnn_graph_backward(cnn_graph *g);
+/* Gradient of model input i after backward (F32 inputs only). */
+CNN_API const float *cnn_graph_input_grad(cnn_graph *g, int i);
+CNN_API void cnn_graph_zero_grad(cnn_graph *g);
+
+/* ---- parameters and buffers ------------------------------------------------ */
+typedef enum cnn_param_kind {
+    CNN_PARAM = 0, /* learnable (has a gradient) */
+    CNN_BUFFER = 1 /* state such as running statistics */
+} cnn_param_kind;
+
+typedef struct cnn_param_info {
+    const char *name; /* state_dict name, e.g. "0.weight" */
+    cnn_param_kind kind;
+    cnn_dtype dtype;  /* F32, or I64 for num_batches_tracked */
+    cnn_shape shape;
+    void *data;       /* owned by the graph */
+    float *grad;      /* CNN_PARAM only; owned by the graph */
+} cnn_param_info;
+
+/* Parameters and buffers in state_dict order: module by module, each
+ * module's parameters before its buffers. */
+CNN_API int cnn_graph_param_count(const cnn_graph *g);
+CNN_API cnn_status cnn_graph_param(const cnn_graph *g, int i, cnn_param_info *info);
+
+/* Copies tensors from ts into the parameters and buffers of the same name.
+ * Every name must match, both ways, with the same shape: a missing or extra
+ * name or a wrong shape is an error naming the key (and both shapes), and
+ * nothing is changed. F64/F16/BF16 tensors are converted to F32. */
+CNN_API cnn_status cnn_graph_load_state(cnn_graph *g, const cnn_tensors *ts);
+/* Adds every parameter and buffer to ts under its state_dict name. */
+CNN_API cnn_status cnn_graph_save_state(cnn_graph *g, cnn_tensors *ts);
+/* Adds every parameter gradient to ts under its state_dict name. */
+CNN_API cnn_status cnn_graph_save_grads(cnn_graph *g, cnn_tensors *ts);
+
+/* Threads used by run and train (default 1). */
+CNN_API cnn_status cnn_graph_set_threads(cnn_graph *g, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,141 @@
+/* Thread pool: workers sleep on a condition variable between jobs and spin
+ * briefly first, so back-to-back layers do not pay a wake-up each. */
+#include "pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+struct cnni_pool {
+    int n;                  /* threads in all, including the caller */
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    atomic_uint_fast64_t generation;
+    atomic_int pending;     /* workers still running the current job */
+    int stop;
+    cnni_task_fn fn;
+    void *ctx;
+    int64_t ntasks;
+};
+
+typedef struct {
+    cnni_pool *p;
+    int id;
+} worker_arg;
+
+static void run_share(cnni_pool *p, int id)
+{
+    for (int64_t t = id; t < p->ntasks; t += p->n)
+        p->fn(p->ctx, t);
+}
+
+static void *worker(void *arg)
+{
+    worker_arg wa = *(worker_arg *)arg;
+    cnni_free(arg);
+    cnni_pool *p = wa.p;
+    uint_fast64_t seen = 0;
+    for (;;) {
+        /* Spin a little: the next job usually follows within microseconds. */
+        int spins = 0;
+        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen && spins < 20000) {
+            spins++;
+            if ((spins & 255) == 0)
+                sched_yield();
+        }
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && atomic_load_explicit(&p->generation, memory_order_acquire) == seen)
+            pthread_cond_wait(&p->wake, &p->mu);
+        int stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (stop)
+            return NULL;
+        seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+        run_share(p, wa.id);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+    }
+}
+
+cnn_status cnni_pool_create(cnni_pool **out, int n)
+{
+    *out = NULL;
+    if (n < 1)
+        n = 1;
+    cnni_pool *p = cnni_calloc(1, sizeof(cnni_pool));
+    if (!p)
+        return CNN_ERR_NOMEM;
+    p->n = n;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->pending, 0);
+    if (n > 1) {
+        p->threads = cnni_calloc((size_t)n, sizeof(pthread_t));
+        if (!p->threads) {
+            cnni_pool_destroy(p);
+            return CNN_ERR_NOMEM;
+        }
+        for (int i = 1; i < n; i++) {
+            worker_arg *wa = cnni_malloc(sizeof(worker_arg));
+            if (wa) {
+                wa->p = p;
+                wa->id = i;
+            }
+            if (!wa || pthread_create(&p->threads[i], NULL, worker, wa) != 0) {
+                cnni_free(wa);
+                p->n = i; /* only threads 1..i-1 exist */
+                cnni_pool_destroy(p);
+                return CNN_ERR_NOMEM;
+            }
+        }
+    }
+    *out = p;
+    return CNN_OK;
+}
+
+void cnni_pool_destroy(cnni_pool *p)
+{
+    if (!p)
+        return;
+    if (p->threads) {
+        pthread_mutex_lock(&p->mu);
+        p->stop = 1;
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+        for (int i = 1; i < p->n; i++)
+            pthread_join(p->threads[i], NULL);
+        cnni_free(p->threads);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    cnni_free(p);
+}
+
+int cnni_pool_threads(const cnni_pool *p) { return p ? p->n : 1; }
+
+void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks)
+{
+    if (ntasks <= 0)
+        return;
+    if (!p || p->n == 1 || ntasks == 1) {
+        for (int64_t t = 0; t < ntasks; t++)
+            fn(ctx, t);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->ntasks = ntasks;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_release);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_share(p, 0);
+    int spins = 0;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+        if (++spins > 1000)
+            sched_yield();
+    }
+}

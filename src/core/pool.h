@@ -1,0 +1,28 @@
+/* A persistent thread pool with static, deterministic splits: task t always
+ * does the same work, so results never depend on the thread count. */
+#ifndef CNN_POOL_H
+#define CNN_POOL_H
+
+#include "internal.h"
+
+typedef struct cnni_pool cnni_pool;
+
+/* A pool of n threads in all (the caller is one of them). */
+cnn_status cnni_pool_create(cnni_pool **out, int n);
+void cnni_pool_destroy(cnni_pool *p);
+int cnni_pool_threads(const cnni_pool *p);
+
+/* Runs fn(ctx, t) for t in [0, ntasks) and returns when all are done. Task t
+ * runs on thread t % threads. With p NULL or ntasks 1 it runs inline. */
+typedef void (*cnni_task_fn)(void *ctx, int64_t t);
+void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks);
+
+/* Splits [0, n) into `parts` nearly equal ranges; range i is [*lo, *hi). */
+static inline void cnni_split(int64_t n, int64_t parts, int64_t i, int64_t *lo, int64_t *hi)
+{
+    int64_t base = n / parts, rem = n % parts;
+    *lo = i * base + (i < rem ? i : rem);
+    *hi = *lo + base + (i < rem ? 1 : 0);
+}
+
+#endif

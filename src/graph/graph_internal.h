@@ -1,0 +1,96 @@
+/* The model: nodes, the values they pass, parameters in contiguous blocks,
+ * and the plan (every shape and one arena) made for an input shape. */
+#ifndef CNN_GRAPH_INTERNAL_H
+#define CNN_GRAPH_INTERNAL_H
+
+#include "../core/internal.h"
+#include "../layers/layer.h"
+
+typedef struct cnni_val {
+    char *name;          /* how messages name it: "input", "conv1", "p" */
+    int producer;        /* node index, or -1 for a model input */
+    int producer_out;
+    int n_consumers;
+    int known;           /* shape known while building (C builder with input shapes) */
+    cnni_tensor t;       /* planned shape and dtype; data in the arena */
+    float *grad;         /* planned gradient buffer (F32 values that need one) */
+    int requires_grad;
+} cnni_val;
+
+typedef struct cnni_pentry {
+    char *name;          /* state_dict key */
+    int node, decl;
+    cnn_param_kind kind;
+    cnn_dtype dtype;
+    cnn_shape shape;
+    int64_t numel;
+    size_t off;          /* element offset in its block */
+} cnni_pentry;
+
+typedef struct cnni_nodeplan {
+    cnni_tensor *in, *out;   /* n_in / n_out tensors */
+    cnni_tensor *din, *dout;
+    void *saved;
+    size_t saved_bytes, work_bytes;
+    int64_t macs;
+    int run_backward;
+} cnni_nodeplan;
+
+struct cnni_pool;
+
+struct cnn_graph {
+    cnn_err err;
+    char *file;              /* model file name, for messages */
+    int form;                /* 0 empty, 1 Sequential, 2 graph */
+
+    cnni_node *nodes;
+    int n_nodes, cap_nodes;
+    cnni_val *vals;
+    int n_vals, cap_vals;
+    int *inputs;
+    int n_inputs, cap_inputs;
+    int *outputs;
+    char **output_names;
+    int n_outputs;
+
+    cnni_pentry *params;     /* state_dict order */
+    int n_params, cap_params;
+    float *pdata, *pgrad;    /* learnable parameters and their gradients */
+    size_t p_len, p_cap;
+    float *bdata;            /* F32 buffers */
+    size_t b_len, b_cap;
+    int64_t *idata;          /* I64 buffers */
+    size_t i_len, i_cap;
+
+    cnni_rng init_rng;       /* parameter initialisation */
+    cnni_rng run_rng;        /* dropout, RReLU */
+    int threads;
+    struct cnni_pool *pool;
+
+    /* plan */
+    int planned;
+    unsigned plan_flags;
+    cnni_nodeplan *np;
+    cnni_tensor *tensor_pool;  /* backing store for np[].in/out/din/dout */
+    int *written;            /* per value, during backward */
+    void *arena;
+    size_t arena_cap;
+    void *work;
+    size_t work_bytes;
+    float *scratch;
+    size_t scratch_bytes;
+    int forward_done;
+};
+
+/* Adds a node for op with bound arguments; out receives its output values. */
+cnn_status cnni_graph_add_node(cnn_graph *g, const cnni_op *op, const cnni_args *args,
+                               const char *name, int n_in, const int *in, int *n_out, int *out);
+int cnni_graph_new_input(cnn_graph *g, const char *name);
+/* "model.txt:3: node '2' (Conv2d)" */
+void cnni_node_where(const cnn_graph *g, const cnni_node *n, char *buf, size_t len);
+void cnni_graph_drop_plan(cnn_graph *g);
+/* Pointers to a node's parameter data (F32 or I64) and gradients. */
+void cnni_node_param_ptrs(cnn_graph *g, const cnni_node *n, float **param, float **grad,
+                          void **buffer);
+
+#endif

@@ -1,0 +1,303 @@
+/* Planning: infer every shape from the input shapes, decide which values
+ * need gradients, and lay out one arena for values, gradients, saved state
+ * and scratch. Running afterwards allocates nothing. */
+#include "graph_internal.h"
+#include "../core/pool.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void cnni_graph_drop_plan(cnn_graph *g)
+{
+    cnni_free(g->np);
+    cnni_free(g->tensor_pool);
+    cnni_free(g->written);
+    cnni_afree(g->arena);
+    g->np = NULL;
+    g->tensor_pool = NULL;
+    g->written = NULL;
+    g->arena = NULL;
+    g->arena_cap = 0;
+    g->planned = 0;
+    g->forward_done = 0;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Lists each input's name and shape after an infer error, so a mismatch
+ * names both sides: "inputs: b1 [1, 64, 14, 14], b2 [1, 64, 15, 15]". */
+static void append_inputs(cnn_graph *g, const cnni_node *n, const cnni_tensor *in)
+{
+    if (n->n_in < 2)
+        return;
+    char list[600];
+    size_t used = 0;
+    list[0] = 0;
+    for (int i = 0; i < n->n_in && used < sizeof list; i++) {
+        char sb[128];
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s %s", i ? ", " : "",
+                                 g->vals[n->in[i]].name, cnni_shape_str(&in[i].shape, sb, sizeof sb));
+    }
+    size_t len = strlen(g->err.msg);
+    snprintf(g->err.msg + len, sizeof g->err.msg - len, " (inputs: %s)", list);
+}
+
+cnn_status cnn_graph_set_threads(cnn_graph *g, int n)
+{
+    if (!g)
+        return CNN_ERR_ARGUMENT;
+    cnni_err_clear(&g->err);
+    if (n < 1 || n > 256)
+        return cnni_fail(&g->err, CNN_ERR_ARGUMENT, "thread count must be 1 to 256, got %d", n);
+    if (n == g->threads && (n == 1 || g->pool))
+        return CNN_OK;
+    cnni_pool_destroy(g->pool);
+    g->pool = NULL;
+    g->threads = n;
+    if (n > 1 && cnni_pool_create(&g->pool, n) != CNN_OK) {
+        g->threads = 1;
+        return cnni_oom(&g->err);
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
+                          const cnn_dtype *dtypes, unsigned flags)
+{
+    if (!g)
+        return CNN_ERR_ARGUMENT;
+    cnn_err *e = &g->err;
+    cnni_err_clear(e);
+    if (g->n_nodes == 0)
+        return cnni_fail(e, CNN_ERR_STATE, "the graph has no nodes");
+    if (n_inputs != g->n_inputs)
+        return cnni_fail(e, CNN_ERR_ARGUMENT, "the model takes %d input%s, got %d", g->n_inputs,
+                         g->n_inputs == 1 ? "" : "s", n_inputs);
+    if (n_inputs && !shapes)
+        return cnni_fail(e, CNN_ERR_ARGUMENT, "cnn_graph_plan: NULL shapes");
+    g->planned = 0;
+    g->forward_done = 0;
+    int backward = (flags & CNN_PLAN_BACKWARD) != 0;
+
+    /* Host-side tables (these are the plan's only allocations besides the arena). */
+    int total_io = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        total_io += 2 * (g->nodes[i].n_in + g->nodes[i].n_out);
+    cnni_free(g->np);
+    cnni_free(g->tensor_pool);
+    cnni_free(g->written);
+    g->np = cnni_calloc((size_t)g->n_nodes, sizeof(cnni_nodeplan));
+    g->tensor_pool = cnni_calloc((size_t)total_io + 1, sizeof(cnni_tensor));
+    g->written = cnni_calloc((size_t)g->n_vals + 1, sizeof(int));
+    if (!g->np || !g->tensor_pool || !g->written) {
+        cnni_free(g->np);
+        cnni_free(g->tensor_pool);
+        cnni_free(g->written);
+        g->np = NULL;
+        g->tensor_pool = NULL;
+        g->written = NULL;
+        return cnni_oom(e);
+    }
+    cnni_tensor *tp = g->tensor_pool;
+    for (int i = 0; i < g->n_nodes; i++) {
+        cnni_node *n = &g->nodes[i];
+        g->np[i].in = tp;
+        tp += n->n_in;
+        g->np[i].din = tp;
+        tp += n->n_in;
+        g->np[i].out = tp;
+        tp += n->n_out;
+        g->np[i].dout = tp;
+        tp += n->n_out;
+    }
+
+    /* Shapes. */
+    for (int i = 0; i < n_inputs; i++) {
+        cnni_val *v = &g->vals[g->inputs[i]];
+        cnn_dtype dt = dtypes ? dtypes[i] : CNN_F32;
+        if (dt != CNN_F32 && dt != CNN_I64)
+            return cnni_fail(e, CNN_ERR_ARGUMENT, "model input '%s': dtype %s is not supported "
+                             "(F32 or I64)",
+                             v->name, cnn_dtype_name(dt));
+        int64_t numel;
+        cnn_status st = cnni_shape_numel(&shapes[i], &numel, e, v->name);
+        if (st)
+            return st;
+        v->t.shape = shapes[i];
+        v->t.dtype = dt;
+        v->t.data = NULL;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        cnni_node *n = &g->nodes[i];
+        cnni_nodeplan *np = &g->np[i];
+        for (int k = 0; k < n->n_in; k++) {
+            np->in[k] = g->vals[n->in[k]].t;
+            np->in[k].data = NULL;
+        }
+        cnni_infer inf;
+        memset(&inf, 0, sizeof inf);
+        inf.n_in = n->n_in;
+        inf.in = np->in;
+        inf.backward = backward;
+        cnni_err_clear(e);
+        cnn_status st = n->op->infer(n, &inf, e);
+        if (st) {
+            char where[600];
+            cnni_node_where(g, n, where, sizeof where);
+            append_inputs(g, n, np->in);
+            cnni_err_prefix(e, "%s", where);
+            return st;
+        }
+        for (int k = 0; k < n->n_out; k++) {
+            int64_t numel;
+            st = cnni_shape_numel(&inf.out[k].shape, &numel, e, "output");
+            if (st) {
+                char where[600];
+                cnni_node_where(g, n, where, sizeof where);
+                cnni_err_prefix(e, "%s", where);
+                return st;
+            }
+            cnni_val *v = &g->vals[n->out[k]];
+            v->t = inf.out[k];
+            v->t.data = NULL;
+            np->out[k] = inf.out[k];
+        }
+        np->saved_bytes = backward ? inf.saved_bytes : 0;
+        np->work_bytes = inf.work_bytes;
+        np->macs = inf.macs;
+    }
+
+    /* Which values need gradients. */
+    for (int i = 0; i < g->n_vals; i++)
+        g->vals[i].requires_grad = 0;
+    if (backward) {
+        for (int i = 0; i < n_inputs; i++) {
+            cnni_val *v = &g->vals[g->inputs[i]];
+            v->requires_grad = (flags & CNN_PLAN_INPUT_GRAD) && v->t.dtype == CNN_F32;
+        }
+        for (int i = 0; i < g->n_nodes; i++) {
+            cnni_node *n = &g->nodes[i];
+            int rg = 0;
+            for (int k = 0; k < n->n_in; k++)
+                rg |= g->vals[n->in[k]].requires_grad;
+            for (int d = 0; d < n->n_params; d++)
+                rg |= n->params[d].kind == CNN_PARAM;
+            g->np[i].run_backward = rg && n->op->backward != NULL;
+            for (int k = 0; k < n->n_out; k++) {
+                cnni_val *v = &g->vals[n->out[k]];
+                v->requires_grad = rg && v->t.dtype == CNN_F32;
+            }
+        }
+    }
+
+    /* Arena layout. */
+    size_t total = 0, work = 0, scratch = 0;
+    size_t *val_off = cnni_calloc((size_t)g->n_vals * 2 + 1, sizeof(size_t));
+    size_t *saved_off = cnni_calloc((size_t)g->n_nodes + 1, sizeof(size_t));
+    if (!val_off || !saved_off) {
+        cnni_free(val_off);
+        cnni_free(saved_off);
+        return cnni_oom(e);
+    }
+    int overflow = 0;
+#define ADD(bytes, off_out)                                                                        \
+    do {                                                                                           \
+        size_t a_ = align64(bytes);                                                                \
+        if (a_ < (bytes) || !cnni_zadd_ok(total, a_, &total))                                      \
+            overflow = 1;                                                                          \
+        (off_out) = total - a_;                                                                    \
+    } while (0)
+    for (int i = 0; i < g->n_vals; i++) {
+        cnni_val *v = &g->vals[i];
+        size_t bytes = (size_t)cnni_numel(&v->t.shape) * cnni_dtype_size(v->t.dtype);
+        ADD(bytes, val_off[2 * i]);
+        if (v->requires_grad)
+            ADD(bytes, val_off[2 * i + 1]);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        cnni_nodeplan *np = &g->np[i];
+        if (np->saved_bytes)
+            ADD(np->saved_bytes, saved_off[i]);
+        if (np->work_bytes > work)
+            work = np->work_bytes;
+        if (np->run_backward) {
+            size_t s = 0;
+            for (int k = 0; k < g->nodes[i].n_in; k++) {
+                cnni_val *v = &g->vals[g->nodes[i].in[k]];
+                if (v->requires_grad)
+                    s += align64((size_t)cnni_numel(&v->t.shape) * sizeof(float));
+            }
+            if (s > scratch)
+                scratch = s;
+        }
+    }
+    size_t work_off, scratch_off;
+    ADD(work, work_off);
+    ADD(scratch, scratch_off);
+#undef ADD
+    if (overflow) {
+        cnni_free(val_off);
+        cnni_free(saved_off);
+        return cnni_fail(e, CNN_ERR_OVERFLOW, "the plan needs more memory than can be addressed");
+    }
+    if (total > g->arena_cap) {
+        cnni_afree(g->arena);
+        g->arena = cnni_amalloc(total);
+        g->arena_cap = g->arena ? total : 0;
+        if (!g->arena) {
+            cnni_free(val_off);
+            cnni_free(saved_off);
+            return cnni_fail(e, CNN_ERR_NOMEM, "out of memory: the plan needs %zu bytes", total);
+        }
+    }
+    char *base = g->arena;
+    for (int i = 0; i < g->n_vals; i++) {
+        cnni_val *v = &g->vals[i];
+        v->t.data = base + val_off[2 * i];
+        v->grad = v->requires_grad ? (float *)(base + val_off[2 * i + 1]) : NULL;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        cnni_node *n = &g->nodes[i];
+        cnni_nodeplan *np = &g->np[i];
+        np->saved = np->saved_bytes ? base + saved_off[i] : NULL;
+        for (int k = 0; k < n->n_in; k++)
+            np->in[k] = g->vals[n->in[k]].t;
+        for (int k = 0; k < n->n_out; k++)
+            np->out[k] = g->vals[n->out[k]].t;
+    }
+    g->work = work ? base + work_off : NULL;
+    g->work_bytes = work;
+    g->scratch = scratch ? (float *)(base + scratch_off) : NULL;
+    g->scratch_bytes = scratch;
+    g->plan_flags = flags;
+    g->planned = 1;
+    cnni_free(val_off);
+    cnni_free(saved_off);
+    return CNN_OK;
+}
+
+void *cnn_graph_input_data(cnn_graph *g, int i)
+{
+    if (!g || !g->planned || i < 0 || i >= g->n_inputs)
+        return NULL;
+    return g->vals[g->inputs[i]].t.data;
+}
+
+cnn_status cnn_graph_output(cnn_graph *g, int i, void **data, cnn_shape *shape, cnn_dtype *dtype)
+{
+    if (!g)
+        return CNN_ERR_ARGUMENT;
+    if (!g->planned)
+        return cnni_fail(&g->err, CNN_ERR_STATE, "cnn_graph_output: the graph is not planned");
+    if (i < 0 || i >= g->n_outputs)
+        return cnni_fail(&g->err, CNN_ERR_ARGUMENT, "output %d does not exist (the model has %d)", i,
+                         g->n_outputs);
+    const cnni_val *v = &g->vals[g->outputs[i]];
+    if (data)
+        *data = v->t.data;
+    if (shape)
+        *shape = v->t.shape;
+    if (dtype)
+        *dtype = v->t.dtype;
+    return CNN_OK;
+}

@@ -1,0 +1,174 @@
+/* Running a planned graph: forward in node order, backward in reverse,
+ * with gradients of values used more than once summed. */
+#include "graph_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void fill_exec(cnn_graph *g, int i, cnni_exec *x, float **param, float **grad, void **buffer,
+                      int training)
+{
+    cnni_node *n = &g->nodes[i];
+    cnni_nodeplan *np = &g->np[i];
+    cnni_node_param_ptrs(g, n, param, grad, buffer);
+    memset(x, 0, sizeof *x);
+    x->node = n;
+    x->opts = n->opts;
+    x->n_in = n->n_in;
+    x->in = np->in;
+    x->n_out = n->n_out;
+    x->out = np->out;
+    x->dout = np->dout;
+    x->din = np->din;
+    x->param = param;
+    x->grad = grad;
+    x->buffer = buffer;
+    x->saved = np->saved;
+    x->work = g->work;
+    x->training = training;
+    x->rng = &g->run_rng;
+    x->pool = g->pool;
+    x->e = &g->err;
+}
+
+static cnn_status node_failed(cnn_graph *g, int i, cnn_status st)
+{
+    char where[600];
+    cnni_node_where(g, &g->nodes[i], where, sizeof where);
+    cnni_err_prefix(&g->err, "%s", where);
+    return st;
+}
+
+cnn_status cnn_graph_forward(cnn_graph *g, int training)
+{
+    if (!g)
+        return CNN_ERR_ARGUMENT;
+    cnni_err_clear(&g->err);
+    if (!g->planned)
+        return cnni_fail(&g->err, CNN_ERR_STATE, "cnn_graph_forward: call cnn_graph_plan first");
+    for (int i = 0; i < g->n_nodes; i++) {
+        float *param[CNNI_MAX_PARAMS], *grad[CNNI_MAX_PARAMS];
+        void *buffer[CNNI_MAX_PARAMS];
+        cnni_exec x;
+        fill_exec(g, i, &x, param, grad, buffer, training);
+        cnn_status st = g->nodes[i].op->forward(&x);
+        if (st)
+            return node_failed(g, i, st);
+    }
+    g->forward_done = 1;
+    for (int i = 0; i < g->n_vals; i++)
+        g->written[i] = 0;
+    return CNN_OK;
+}
+
+float *cnn_graph_output_grad(cnn_graph *g, int i)
+{
+    if (!g || !g->planned || i < 0 || i >= g->n_outputs)
+        return NULL;
+    cnni_val *v = &g->vals[g->outputs[i]];
+    if (!v->grad)
+        return NULL;
+    /* The caller fills it: it now holds this output's gradient. */
+    g->written[g->outputs[i]] = 1;
+    return v->grad;
+}
+
+cnn_status cnn_graph_backward(cnn_graph *g)
+{
+    if (!g)
+        return CNN_ERR_ARGUMENT;
+    cnni_err_clear(&g->err);
+    if (!g->planned || !(g->plan_flags & CNN_PLAN_BACKWARD))
+        return cnni_fail(&g->err, CNN_ERR_STATE,
+                         "cnn_graph_backward: plan the graph with CNN_PLAN_BACKWARD first");
+    if (!g->forward_done)
+        return cnni_fail(&g->err, CNN_ERR_STATE, "cnn_graph_backward: run cnn_graph_forward first");
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        cnni_node *n = &g->nodes[i];
+        cnni_nodeplan *np = &g->np[i];
+        if (!np->run_backward)
+            continue;
+        for (int k = 0; k < n->n_out; k++) {
+            cnni_val *v = &g->vals[n->out[k]];
+            np->dout[k] = v->t;
+            np->dout[k].data = v->grad;
+            if (v->grad && !g->written[n->out[k]]) {
+                /* Nothing downstream used this output: its gradient is zero. */
+                memset(v->grad, 0, (size_t)cnni_numel(&v->t.shape) * sizeof(float));
+                g->written[n->out[k]] = 1;
+            }
+        }
+        char *scratch = (char *)g->scratch;
+        int direct[64];
+        for (int k = 0; k < n->n_in; k++) {
+            cnni_val *v = &g->vals[n->in[k]];
+            np->din[k] = v->t;
+            np->din[k].data = NULL;
+            if (k < 64)
+                direct[k] = 0;
+            if (!v->requires_grad)
+                continue;
+            int repeated = 0;
+            for (int j = 0; j < k; j++)
+                if (n->in[j] == n->in[k])
+                    repeated = 1;
+            if (!g->written[n->in[k]] && !repeated && k < 64) {
+                np->din[k].data = v->grad;
+                direct[k] = 1;
+            } else {
+                np->din[k].data = scratch;
+                scratch += ((size_t)cnni_numel(&v->t.shape) * sizeof(float) + 63) & ~(size_t)63;
+            }
+        }
+        float *param[CNNI_MAX_PARAMS], *grad[CNNI_MAX_PARAMS];
+        void *buffer[CNNI_MAX_PARAMS];
+        cnni_exec x;
+        fill_exec(g, i, &x, param, grad, buffer, 1);
+        cnn_status st = n->op->backward(&x);
+        if (st)
+            return node_failed(g, i, st);
+        for (int k = 0; k < n->n_in; k++) {
+            cnni_val *v = &g->vals[n->in[k]];
+            if (!np->din[k].data)
+                continue;
+            if (k < 64 && direct[k]) {
+                g->written[n->in[k]] = 1;
+                continue;
+            }
+            /* A second use of this value: add its gradient to the first's. */
+            float *dst = v->grad;
+            const float *src = np->din[k].data;
+            int64_t cnt = cnni_numel(&v->t.shape);
+            if (!g->written[n->in[k]]) {
+                memcpy(dst, src, (size_t)cnt * sizeof(float));
+                g->written[n->in[k]] = 1;
+            } else {
+                for (int64_t j = 0; j < cnt; j++)
+                    dst[j] += src[j];
+            }
+        }
+    }
+    /* Inputs whose gradient nobody wrote (unused inputs) get zeros. */
+    for (int i = 0; i < g->n_inputs; i++) {
+        cnni_val *v = &g->vals[g->inputs[i]];
+        if (v->grad && !g->written[g->inputs[i]])
+            memset(v->grad, 0, (size_t)cnni_numel(&v->t.shape) * sizeof(float));
+    }
+    for (int i = 0; i < g->n_vals; i++)
+        g->written[i] = 0;
+    g->forward_done = 0;
+    return CNN_OK;
+}
+
+const float *cnn_graph_input_grad(cnn_graph *g, int i)
+{
+    if (!g || !g->planned || i < 0 || i >= g->n_inputs)
+        return NULL;
+    return g->vals[g->inputs[i]].grad;
+}
+
+void cnn_graph_zero_grad(cnn_graph *g)
+{
+    if (g && g->pgrad)
+        memset(g->pgrad, 0, g->p_cap * sizeof(float));
+}

@@ -1,0 +1,152 @@
+/* What a layer is: one table entry (cnni_op) with its constructor signature,
+ * shape rule, parameter declarations, default initialisation, forward and
+ * backward. The graph is a loop over these entries; adding a layer touches
+ * its own file and one line of registry.c. */
+#ifndef CNN_LAYER_H
+#define CNN_LAYER_H
+
+#include "../core/internal.h"
+#include "../io/model_parse.h"
+
+#define CNNI_MAX_ARGS 16   /* constructor arguments of one module */
+#define CNNI_MAX_PARAMS 6  /* parameters + buffers of one module */
+#define CNNI_MAX_OUT 2     /* outputs of one module (values, indices) */
+
+struct cnni_pool;
+
+/* A tensor as a kernel sees it. data is NULL where not needed (for example a
+ * din whose input requires no gradient). */
+typedef struct cnni_tensor {
+    void *data;
+    cnn_shape shape;
+    cnn_dtype dtype;
+} cnni_tensor;
+
+typedef struct cnni_param_decl {
+    const char *attr;     /* PyTorch attribute: "weight", "running_mean", ... */
+    cnn_param_kind kind;
+    cnn_dtype dtype;      /* F32, or I64 for num_batches_tracked */
+    cnn_shape shape;
+    int index;            /* into the graph's parameter table */
+} cnni_param_decl;
+
+typedef struct cnni_op cnni_op;
+
+/* A module instance in a graph. */
+typedef struct cnni_node {
+    const cnni_op *op;
+    char *name;           /* state_dict prefix: "0", "conv1", "b.0" */
+    void *opts;           /* op-specific options, op->opts_size bytes */
+    const char *file;     /* where it was defined, for messages */
+    int line, col;
+    int n_in;             /* values consumed */
+    int *in;
+    int n_out;            /* values produced (set by configure) */
+    int out[CNNI_MAX_OUT];
+    int n_params;
+    cnni_param_decl params[CNNI_MAX_PARAMS];
+    int64_t fwd_consts[4]; /* forward-call constants (e.g. output_size), op-defined */
+    int n_fwd_consts;
+} cnni_node;
+
+/* Bound constructor arguments: slot[k] is the value given for the k-th name
+ * of the op's signature, or NULL when defaulted. */
+typedef struct cnni_args {
+    const cnni_op *op;
+    const cnni_value *slot[CNNI_MAX_ARGS];
+    const char *file;
+    int line, col;
+    cnn_err *e;
+} cnni_args;
+
+/* Shape inference: the op reads in[] and fills out[] and the byte counts. */
+typedef struct cnni_infer {
+    int n_in;
+    const cnni_tensor *in;   /* data NULL */
+    cnni_tensor out[CNNI_MAX_OUT];
+    int training;            /* planned for training-mode forward */
+    int backward;            /* backward will run */
+    size_t saved_bytes;      /* kept from forward to backward, per node */
+    size_t work_bytes;       /* scratch during one forward or backward call */
+    int64_t macs;            /* multiply-adds of one forward pass (summary) */
+} cnni_infer;
+
+/* Everything a forward or backward call needs. */
+typedef struct cnni_exec {
+    const cnni_node *node;
+    const void *opts;
+    int n_in;
+    const cnni_tensor *in;
+    int n_out;
+    const cnni_tensor *out;
+    const cnni_tensor *dout;  /* backward: gradients of the outputs */
+    const cnni_tensor *din;   /* backward: gradients of the inputs, to OVERWRITE; data NULL if not needed */
+    float *const *param;      /* per declaration index; F32 data */
+    float *const *grad;       /* parameter gradients, to ACCUMULATE into; NULL for buffers */
+    void *const *buffer;      /* same indices as param: buffers' data (param[] also points there) */
+    void *saved;
+    void *work;
+    int training;
+    cnni_rng *rng;            /* the graph's generator for random layers */
+    struct cnni_pool *pool;
+    cnn_err *e;
+} cnni_exec;
+
+struct cnni_op {
+    const char *name;              /* PyTorch class name: "Conv2d" */
+    const char *const *args;       /* constructor signature in PyTorch's order, NULL-terminated */
+    int n_required;                /* leading args without default */
+    const char *const *inputs;     /* forward signature: {"input"} or {"input", "indices"} */
+    int min_inputs, max_inputs;    /* max_inputs < 0: any number (Concat) */
+    size_t opts_size;
+    /* Reads arguments into n->opts, sets n->n_out, declares parameters. */
+    cnn_status (*configure)(cnni_node *n, const cnni_args *a);
+    /* Output shapes from input shapes; PyTorch's forward-time checks. */
+    cnn_status (*infer)(const cnni_node *n, cnni_infer *inf, cnn_err *e);
+    /* PyTorch's default initialisation of parameters and buffers (NULL: none). */
+    void (*reset)(const cnni_node *n, float *const *param, void *const *buffer, cnni_rng *rng);
+    cnn_status (*forward)(const cnni_exec *x);
+    cnn_status (*backward)(const cnni_exec *x); /* NULL: not differentiable */
+};
+
+/* ---- registry ---- */
+const cnni_op *cnni_op_find(const char *name);
+/* Closest known module name to `name` (for "did you mean"), or NULL. */
+const char *cnni_op_suggest(const char *name);
+int cnni_op_count(void);
+const cnni_op *cnni_op_at(int i);
+
+/* Binds a call's arguments to op's signature as Python would (positional,
+ * then keywords; unknown, duplicate and missing arguments are errors). */
+cnn_status cnni_bind_args(const cnni_op *op, const cnni_value *call, const char *file,
+                          cnni_args *out, cnn_err *e);
+
+/* ---- used by configure functions ---- */
+/* Declares a parameter or buffer; returns its declaration index. */
+int cnni_node_param(cnni_node *n, const char *attr, cnn_param_kind kind, cnn_dtype dtype,
+                    int ndim, const int64_t *dims);
+
+/* Argument getters. Each returns CNN_OK and the default when the slot is
+ * empty, or fails with a message naming the file, line, column, module and
+ * argument. */
+cnn_status cnni_arg_int(const cnni_args *a, int k, int64_t def, int64_t *out);
+cnn_status cnni_arg_float(const cnni_args *a, int k, double def, double *out);
+cnn_status cnni_arg_bool(const cnni_args *a, int k, int def, int *out);
+/* A string; *out is NULL when absent or None (if allow_none). */
+cnn_status cnni_arg_str(const cnni_args *a, int k, const char *def, const char **out);
+/* An int or a tuple/list of exactly n ints (an int is repeated n times). */
+cnn_status cnni_arg_ints(const cnni_args *a, int k, int n, int64_t def, int64_t *out);
+/* A tuple/list of 1..max ints or one int; *count receives the length. */
+cnn_status cnni_arg_int_list(const cnni_args *a, int k, int max, int64_t *out, int *count);
+int cnni_arg_given(const cnni_args *a, int k);
+int cnni_arg_is_none(const cnni_args *a, int k);
+/* Checks device (None/'cpu') and dtype (None/torch.float32) arguments. */
+cnn_status cnni_arg_device_dtype(const cnni_args *a, int k_device, int k_dtype);
+/* A configuration error at the module call: "file:line:col: Module: msg". */
+cnn_status cnni_arg_fail(const cnni_args *a, int k, const char *fmt, ...) CNNI_PRINTF(3, 4);
+
+/* ---- helpers for ops ---- */
+/* "node '3' (Conv2d)" style names are added by the graph; ops just describe. */
+static inline float *cnni_f32(const cnni_tensor *t) { return (float *)t->data; }
+
+#endif

@@ -1,0 +1,71 @@
+/* The table of every module cnn knows, by PyTorch class name. */
+#include "layer.h"
+
+#include <string.h>
+
+extern const cnni_op cnni_op_Conv1d, cnni_op_Conv2d, cnni_op_Conv3d;
+extern const cnni_op cnni_op_ConvTranspose1d, cnni_op_ConvTranspose2d, cnni_op_ConvTranspose3d;
+
+static const cnni_op *const table[] = {
+    &cnni_op_Conv1d,          &cnni_op_Conv2d,          &cnni_op_Conv3d,
+    &cnni_op_ConvTranspose1d, &cnni_op_ConvTranspose2d, &cnni_op_ConvTranspose3d,
+};
+
+#define N_OPS ((int)(sizeof table / sizeof table[0]))
+
+int cnni_op_count(void) { return N_OPS; }
+const cnni_op *cnni_op_at(int i) { return (i >= 0 && i < N_OPS) ? table[i] : NULL; }
+
+const cnni_op *cnni_op_find(const char *name)
+{
+    /* "nn.Conv2d" and "torch.nn.Conv2d" name the same module. */
+    if (strncmp(name, "torch.", 6) == 0)
+        name += 6;
+    if (strncmp(name, "nn.", 3) == 0)
+        name += 3;
+    for (int i = 0; i < N_OPS; i++)
+        if (strcmp(table[i]->name, name) == 0)
+            return table[i];
+    return NULL;
+}
+
+/* Levenshtein distance, case-insensitive, capped for short names. */
+static int distance(const char *a, const char *b)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 40 || lb > 40)
+        return 99;
+    int row[41];
+    for (int j = 0; j <= lb; j++)
+        row[j] = j;
+    for (int i = 1; i <= la; i++) {
+        int prev = row[0];
+        row[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            int ca = a[i - 1] | 0x20, cb = b[j - 1] | 0x20;
+            int cur = row[j];
+            int best = prev + (ca != cb);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            prev = cur;
+        }
+    }
+    return row[lb];
+}
+
+const char *cnni_op_suggest(const char *name)
+{
+    const char *best = NULL;
+    int bd = 4;
+    for (int i = 0; i < N_OPS; i++) {
+        int d = distance(name, table[i]->name);
+        if (d < bd) {
+            bd = d;
+            best = table[i]->name;
+        }
+    }
+    return best;
+}
