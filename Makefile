@@ -42,6 +42,7 @@ TOOL_SRC := $(wildcard tools/cnn/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+LIVE_PY  := $(sort $(wildcard tests/torch/test_*_live.py))
 
 LIB_A  := $(BUILD)/libcnn.a
 LIB_SO := $(BUILD)/libcnn.so
@@ -83,7 +84,7 @@ $(TOOL): $(TOOL_OBJ) $(LIB_A)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB_A) $(LDLIBS)
 
 # Unit tests link the static library and may use internal headers.
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIB_A)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h tests/unit/gradcheck.h $(LIB_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(BASE) $(WARN) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
@@ -91,13 +92,13 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIB_A)
 # The fast default suite: unit tests, committed PyTorch reference data, and
 # the live PyTorch comparison when torch is installed.
 test: all $(TEST_BIN)
-	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh $(TEST_BIN) -- tests/torch/test_conv_live.py
+	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh $(TEST_BIN) -- $(LIVE_PY)
 
 test-unit: all $(TEST_BIN)
 	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh $(TEST_BIN)
 
 test-torch: all
-	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh -- tests/torch/test_conv_live.py
+	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh -- $(LIVE_PY)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -3,12 +3,24 @@
 
 #include <string.h>
 
+/* One line per module; each family's entries live in its own section. */
+
+/* convolution (conv.c) */
 extern const cnni_op cnni_op_Conv1d, cnni_op_Conv2d, cnni_op_Conv3d;
 extern const cnni_op cnni_op_ConvTranspose1d, cnni_op_ConvTranspose2d, cnni_op_ConvTranspose3d;
+/* pooling (pool.c, unpool.c) -- declarations */
+/* activations and dropout (activation.c, dropout.c) -- declarations */
+/* normalisation (norm.c) -- declarations */
+/* linear, shape and combination (linear.c, shape.c, combine.c) -- declarations */
 
 static const cnni_op *const table[] = {
-    &cnni_op_Conv1d,          &cnni_op_Conv2d,          &cnni_op_Conv3d,
+    /* convolution */
+    &cnni_op_Conv1d, &cnni_op_Conv2d, &cnni_op_Conv3d,
     &cnni_op_ConvTranspose1d, &cnni_op_ConvTranspose2d, &cnni_op_ConvTranspose3d,
+    /* pooling -- entries */
+    /* activations and dropout -- entries */
+    /* normalisation -- entries */
+    /* linear, shape and combination -- entries */
 };
 
 #define N_OPS ((int)(sizeof table / sizeof table[0]))

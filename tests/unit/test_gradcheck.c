@@ -1,55 +1,8 @@
 /* Finite-difference gradient checks, in double precision, of the reference
  * kernels: for a random r, L = sum(y * r); the backward kernels' gradients
  * of L must match central differences (L(v + h) - L(v - h)) / 2h. */
-#include "test.h"
-
-#include <time.h>
-#include "core/internal.h"
+#include "gradcheck.h"
 #include "kernels/ref/ref.h"
-
-static uint64_t seed;
-static cnni_rng rng;
-
-static double *rand_vec(int64_t n)
-{
-    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        v[i] = cnni_rng_uniform_range(&rng, -1, 1);
-    return v;
-}
-
-static double dot(const double *a, const double *b, int64_t n)
-{
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-/* A function of one flat parameter vector, for differentiation. */
-typedef double (*loss_fn)(void *ctx);
-
-/* Compares analytic gradient g of loss wrt v (length n) with central
- * differences on up to `samples` random coordinates. Returns max rel error. */
-static double fd_check(loss_fn f, void *ctx, double *v, const double *g, int64_t n, int samples)
-{
-    double worst = 0;
-    const double h = 1e-6;
-    for (int s = 0; s < samples && n > 0; s++) {
-        int64_t i = (int64_t)cnni_rng_below(&rng, (uint64_t)n);
-        double old = v[i];
-        v[i] = old + h;
-        double lp = f(ctx);
-        v[i] = old - h;
-        double lm = f(ctx);
-        v[i] = old;
-        double num = (lp - lm) / (2 * h);
-        double err = fabs(num - g[i]) / fmax(1.0, fabs(num));
-        if (err > worst)
-            worst = err;
-    }
-    return worst;
-}
 
 typedef struct {
     cnni_conv_geom g;
@@ -67,8 +20,6 @@ static double conv_loss(void *ctx)
         cnni_ref_conv_forward_f64(&c->g, c->x, c->w, c->b, c->y);
     return dot(c->y, c->r, c->ny);
 }
-
-static int64_t pick(int64_t lo, int64_t hi) { return lo + (int64_t)cnni_rng_below(&rng, (uint64_t)(hi - lo + 1)); }
 
 static void random_conv(conv_case *c, int nsp, int transposed)
 {
@@ -214,9 +165,7 @@ static void check_pad(void)
 
 int main(int argc, char **argv)
 {
-    seed = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
-    printf("seed %llu (rerun: %s %llu)\n", (unsigned long long)seed, argv[0], (unsigned long long)seed);
-    cnni_rng_seed(&rng, seed);
+    gc_init(argc, argv);
     for (int nsp = 1; nsp <= 3; nsp++) {
         char name[64];
         snprintf(name, sizeof name, "conv%dd gradients (double, finite differences)", nsp);

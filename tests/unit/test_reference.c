@@ -110,6 +110,20 @@ static void run_case(const char *path)
     int k = cnn_tensors_find(ts, "want.output");
     cnn_tensors_get(ts, k, &want);
     compare("output", y, &ys, &want, tol);
+    if ((k = cnn_tensors_find(ts, "want.indices")) >= 0) {
+        int64_t *idx;
+        cnn_shape is;
+        cnn_tensors_get(ts, k, &want);
+        if (cnn_graph_output_count(g) < 2 || cnn_graph_output(g, 1, (void **)&idx, &is, NULL) ||
+            !same_shape(&is, &want.shape)) {
+            CHECKF(0, "indices: the model gives no indices of PyTorch's shape");
+        } else {
+            int64_t n = (int64_t)(want.nbytes / sizeof(int64_t)), bad = 0;
+            for (int64_t i = 0; i < n; i++)
+                bad += idx[i] != ((int64_t *)want.data)[i];
+            CHECKF(bad == 0, "indices: %lld of %lld differ from PyTorch's", (long long)bad, (long long)n);
+        }
+    }
     k = cnn_tensors_find(ts, "grad_output");
     if (k >= 0) {
         cnn_tensor_info gy;
