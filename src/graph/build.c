@@ -225,7 +225,8 @@ void cnn_graph_set_seed(cnn_graph *g, uint64_t seed)
 }
 
 cnn_status cnni_graph_add_node(cnn_graph *g, const cnni_op *op, const cnni_args *args,
-                               const char *name, int n_in, const int *in, int *n_out, int *out)
+                               const cnni_args *fwd, const char *name, int n_in, const int *in,
+                               int *n_out, int *out)
 {
     cnn_err *e = &g->err;
     for (int i = 0; i < g->n_nodes; i++)
@@ -257,6 +258,19 @@ cnn_status cnni_graph_add_node(cnn_graph *g, const cnni_op *op, const cnni_args 
         st = op->configure(n, args);
         if (st && args->e != e)
             *e = *args->e;
+    }
+    if (!st && op->configure_forward) {
+        cnni_args none;
+        if (!fwd) {
+            memset(&none, 0, sizeof none);
+            none.op = op;
+            none.file = args->file;
+            none.line = args->line;
+            none.col = args->col;
+            none.e = e;
+            fwd = &none;
+        }
+        st = op->configure_forward(n, fwd);
     }
     int first_param = g->n_params;
     if (!st)
@@ -332,8 +346,8 @@ static cnn_status set_outputs(cnn_graph *g, int n, const int *vals)
     return CNN_OK;
 }
 
-static cnn_status add_call(cnn_graph *g, const cnni_value *call, const char *name, int n_in,
-                           const int *in, int *n_out, int *out)
+static cnn_status add_call(cnn_graph *g, const cnni_value *call, const cnni_stmt *stmt,
+                           const char *name, int n_in, const int *in, int *n_out, int *out)
 {
     const cnni_op *op = cnni_op_find(call->s);
     if (!op) {
@@ -346,7 +360,39 @@ static cnn_status add_call(cnn_graph *g, const cnni_value *call, const char *nam
     cnn_status st = cnni_bind_args(op, call, g->file, &args, &g->err);
     if (st)
         return st;
-    return cnni_graph_add_node(g, op, &args, name, n_in, in, n_out, out);
+    /* Keyword arguments of the forward call are constants for the op. */
+    cnni_args fwd;
+    const cnni_args *fwdp = NULL;
+    if (stmt) {
+        cnni_arg kw[CNNI_MAX_ARGS];
+        int nkw = 0;
+        for (int i = 0; i < stmt->nfwd; i++) {
+            const cnni_arg *a = &stmt->fwd[i];
+            if (!a->key)
+                continue;
+            if (!op->fwd_args || nkw == CNNI_MAX_ARGS)
+                return cnni_fail(&g->err, CNN_ERR_CONFIG,
+                                 "%s:%d:%d: %s's forward takes no keyword argument '%s'", g->file,
+                                 a->line, a->col, op->name, a->key);
+            kw[nkw++] = *a;
+        }
+        if (nkw) {
+            cnni_op fop = *op;
+            fop.args = op->fwd_args;
+            fop.n_required = 0;
+            cnni_value fcall = *call;
+            fcall.args = kw;
+            fcall.nargs = nkw;
+            fcall.line = stmt->line;
+            fcall.col = stmt->col;
+            st = cnni_bind_args(&fop, &fcall, g->file, &fwd, &g->err);
+            if (st)
+                return st;
+            fwd.op = op;
+            fwdp = &fwd;
+        }
+    }
+    return cnni_graph_add_node(g, op, &args, fwdp, name, n_in, in, n_out, out);
 }
 
 /* The modules of a Sequential, chained: prev_out feeds the next module. */
@@ -390,7 +436,7 @@ static cnn_status add_sequence(cnn_graph *g, const char *prefix, int ncalls,
             for (int k = 0; k < cur_n; k++)
                 use[n_use++] = cur[k];
         }
-        cnn_status st = add_call(g, call, name, n_use, use, &cur_n, cur);
+        cnn_status st = add_call(g, call, NULL, name, n_use, use, &cur_n, cur);
         if (st)
             return st;
     }
@@ -506,9 +552,12 @@ static cnn_status build_graph(cnn_graph *g, const cnni_model_ast *ast)
         int n_in = 0;
         for (int a = 0; a < stmt->nfwd && !st; a++) {
             const cnni_arg *arg = &stmt->fwd[a];
-            if (arg->key || arg->val->kind != CNNI_V_NAME) {
+            if (arg->key)
+                continue; /* a constant forward argument (output_size=...) */
+            if (arg->val->kind != CNNI_V_NAME) {
                 st = cnni_fail(e, CNN_ERR_PARSE, "%s:%d:%d: the inputs of a node must be names of "
-                               "earlier nodes or 'input'",
+                               "earlier nodes or 'input' (give constants by keyword, e.g. "
+                               "output_size=(4, 4))",
                                g->file, arg->line, arg->col);
                 break;
             }
@@ -567,7 +616,7 @@ static cnn_status build_graph(cnn_graph *g, const cnni_model_ast *ast)
                 st = add_sequence(g, node_name, stmt->call->nargs, calls, n_in, in, &n_out, out);
             cnni_free(calls);
         } else {
-            st = add_call(g, stmt->call, node_name, n_in, in, &n_out, out);
+            st = add_call(g, stmt->call, stmt, node_name, n_in, in, &n_out, out);
         }
         if (st)
             break;

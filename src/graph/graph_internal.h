@@ -82,9 +82,11 @@ struct cnn_graph {
     int forward_done;
 };
 
-/* Adds a node for op with bound arguments; out receives its output values. */
+/* Adds a node for op with bound constructor arguments (and bound constant
+ * forward arguments, or NULL); out receives its output values. */
 cnn_status cnni_graph_add_node(cnn_graph *g, const cnni_op *op, const cnni_args *args,
-                               const char *name, int n_in, const int *in, int *n_out, int *out);
+                               const cnni_args *fwd, const char *name, int n_in, const int *in,
+                               int *n_out, int *out);
 int cnni_graph_new_input(cnn_graph *g, const char *name);
 /* "model.txt:3: node '2' (Conv2d)" */
 void cnni_node_where(const cnn_graph *g, const cnni_node *n, char *buf, size_t len);

@@ -45,8 +45,6 @@ typedef struct cnni_node {
     int out[CNNI_MAX_OUT];
     int n_params;
     cnni_param_decl params[CNNI_MAX_PARAMS];
-    int64_t fwd_consts[4]; /* forward-call constants (e.g. output_size), op-defined */
-    int n_fwd_consts;
 } cnni_node;
 
 /* Bound constructor arguments: slot[k] is the value given for the k-th name
@@ -101,6 +99,13 @@ struct cnni_op {
     size_t opts_size;
     /* Reads arguments into n->opts, sets n->n_out, declares parameters. */
     cnn_status (*configure)(cnni_node *n, const cnni_args *a);
+    /* Constant keyword arguments of the forward call, e.g. MaxUnpool2d's
+     * output_size in "MaxUnpool2d(2)(p, idx, output_size=(5, 5))": their
+     * names (NULL-terminated; NULL when none) and a function that stores
+     * them in n->opts. It runs after configure, and always (with every slot
+     * empty when the call gives none). */
+    const char *const *fwd_args;
+    cnn_status (*configure_forward)(cnni_node *n, const cnni_args *a);
     /* Output shapes from input shapes; PyTorch's forward-time checks. */
     cnn_status (*infer)(const cnni_node *n, cnni_infer *inf, cnn_err *e);
     /* PyTorch's default initialisation of parameters and buffers (NULL: none). */

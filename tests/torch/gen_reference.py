@@ -11,7 +11,8 @@ a list CASES of (name, model text, input shape) or (name, model text, input
 shape, options) where options may hold "train": True, "inputs": {name: fn}
 for extra model inputs, "tol": float, "init": fn(state_dict) to set weights.
 
-Run: /usr/bin/python3 tests/torch/gen_reference.py   (rewrites the files)
+Run: /usr/bin/python3 tests/torch/gen_reference.py [ref_FAMILY ...]
+(rewrites the files of every family, or of the named ones)
 """
 import glob
 import importlib
@@ -80,7 +81,10 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
     total = 0
+    only = set(sys.argv[1:])
     for path in sorted(glob.glob(os.path.join(here, "ref_*.py"))):
+        if only and os.path.basename(path)[:-3] not in only:
+            continue
         mod = importlib.import_module(os.path.basename(path)[:-3])
         # One generator per family, so adding cases to one file leaves the
         # other families' data unchanged.
