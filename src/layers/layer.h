@@ -94,6 +94,7 @@ struct cnni_op {
     const char *name;              /* PyTorch class name: "Conv2d" */
     const char *const *args;       /* constructor signature in PyTorch's order, NULL-terminated */
     int n_required;                /* leading args without default */
+    int any_args;                  /* accepts and ignores any arguments (nn.Identity) */
     const char *const *inputs;     /* forward signature: {"input"} or {"input", "indices"} */
     int min_inputs, max_inputs;    /* max_inputs < 0: any number (Concat) */
     size_t opts_size;

@@ -12,6 +12,8 @@ extern const cnni_op cnni_op_ConvTranspose1d, cnni_op_ConvTranspose2d, cnni_op_C
 /* activations and dropout (activation.c, dropout.c) -- declarations */
 /* normalisation (norm.c) -- declarations */
 /* linear, shape and combination (linear.c, shape.c, combine.c) -- declarations */
+extern const cnni_op cnni_op_Linear, cnni_op_Flatten, cnni_op_Unflatten, cnni_op_Identity;
+extern const cnni_op cnni_op_Concat, cnni_op_Add;
 
 static const cnni_op *const table[] = {
     /* convolution */
@@ -21,6 +23,8 @@ static const cnni_op *const table[] = {
     /* activations and dropout -- entries */
     /* normalisation -- entries */
     /* linear, shape and combination -- entries */
+    &cnni_op_Linear, &cnni_op_Flatten, &cnni_op_Unflatten, &cnni_op_Identity,
+    &cnni_op_Concat, &cnni_op_Add,
 };
 
 #define N_OPS ((int)(sizeof table / sizeof table[0]))

@@ -22,19 +22,16 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import graphmodel  # noqa: E402
 import sft  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "ref")
 
-def to_module(text):
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return torch.nn.Sequential(*[eval("torch.nn." + ln) for ln in lines])
-
-
 def make_case(name, text, shape, gen, opts=None):
     opts = opts or {}
     train = bool(opts.get("train", False))
-    model = to_module(text).double()
+    model, _, is_graph = graphmodel.build(text)
+    model = model.double()
     model.train(train)
     params = {}
     if "init" in opts:
@@ -54,7 +51,10 @@ def make_case(name, text, shape, gen, opts=None):
     x32 = torch.randn(*shape, generator=gen).float()
     x = x32.double().requires_grad_(True)
     extra = {k: fn(gen) for k, fn in opts.get("inputs", {}).items()}
-    y = model(x, *extra.values()) if extra else model(x)
+    if is_graph:
+        y = model(input=x, **extra)
+    else:
+        y = model(x, *extra.values()) if extra else model(x)
     t = {"input": x32}
     t.update({k: v for k, v in extra.items()})
     if isinstance(y, tuple):
