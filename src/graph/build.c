@@ -319,9 +319,11 @@ cnn_status cnni_graph_add_node(cnn_graph *g, const cnni_op *op, const cnni_args 
 
 /* ---- the model file ---- */
 
-static cnn_status set_outputs(cnn_graph *g, int n, const int *vals)
+/* The model's outputs; names NULL gives "output" (and "indices" for a
+ * module's second output). */
+static cnn_status set_outputs(cnn_graph *g, int n, const int *vals, const char *const *names)
 {
-    static const char *const names[] = {"output", "indices"};
+    static const char *const defaults[] = {"output", "indices"};
     for (int i = 0; i < g->n_outputs; i++)
         cnni_free(g->output_names[i]);
     cnni_free(g->outputs);
@@ -333,11 +335,15 @@ static cnn_status set_outputs(cnn_graph *g, int n, const int *vals)
         return cnni_oom(&g->err);
     for (int i = 0; i < n; i++) {
         char buf[32];
-        if (i < 2)
-            snprintf(buf, sizeof buf, "%s", names[i]);
-        else
-            snprintf(buf, sizeof buf, "output%d", i);
-        g->output_names[i] = cnni_strdup(buf);
+        if (names)
+            g->output_names[i] = cnni_strdup(names[i]);
+        else {
+            if (i < 2)
+                snprintf(buf, sizeof buf, "%s", defaults[i]);
+            else
+                snprintf(buf, sizeof buf, "output%d", i);
+            g->output_names[i] = cnni_strdup(buf);
+        }
         if (!g->output_names[i])
             return cnni_oom(&g->err);
         g->outputs[i] = vals[i];
@@ -486,7 +492,7 @@ static cnn_status build_sequential(cnn_graph *g, const cnni_model_ast *ast)
     if (!st)
         st = add_sequence(g, "", ncalls, calls, -1, NULL, &n_res, res);
     if (!st)
-        st = set_outputs(g, n_res, res);
+        st = set_outputs(g, n_res, res, NULL);
     cnni_free(calls);
     return st;
 }
@@ -513,8 +519,61 @@ static cnn_status build_graph(cnn_graph *g, const cnni_model_ast *ast)
     int last_node = -1, output_node = -1;
     int last_stmt_vals[CNNI_MAX_OUT], last_n = 0;
     int out_vals[CNNI_MAX_OUT], out_n = 0;
+    int explicit_n = -1;
+    int explicit_vals[64];
+    const char *explicit_names[64];
     for (int s = 0; s < ast->n && !st; s++) {
         const cnni_stmt *stmt = &ast->stmts[s];
+        if (!stmt->call) {
+            /* outputs = a, b */
+            if (explicit_n >= 0) {
+                st = cnni_fail(e, CNN_ERR_PARSE, "%s:%d:%d: the outputs are named twice", g->file,
+                               stmt->line, stmt->col);
+                break;
+            }
+            explicit_n = 0;
+            for (int a = 0; a < stmt->nfwd && !st; a++) {
+                const cnni_arg *arg = &stmt->fwd[a];
+                int v = lookup(syms, nsyms, arg->val->s);
+                if (v < 0)
+                    st = cnni_fail(e, CNN_ERR_PARSE, "%s:%d:%d: output '%s' is not defined", g->file,
+                                   arg->line, arg->col, arg->val->s);
+                else if (explicit_n == 64)
+                    st = cnni_fail(e, CNN_ERR_PARSE, "%s:%d:%d: more than 64 outputs", g->file,
+                                   arg->line, arg->col);
+                else {
+                    for (int k = 0; k < explicit_n; k++)
+                        if (strcmp(explicit_names[k], arg->val->s) == 0)
+                            st = cnni_fail(e, CNN_ERR_PARSE, "%s:%d:%d: output '%s' is listed twice",
+                                           g->file, arg->line, arg->col, arg->val->s);
+                    explicit_vals[explicit_n] = v;
+                    explicit_names[explicit_n++] = arg->val->s;
+                }
+            }
+            continue;
+        }
+        if (stmt->ntargets >= 1 && strcmp(stmt->call->s, "Input") == 0) {
+            /* name = Input(): a further model input. */
+            if (stmt->ntargets != 1 || stmt->call->nargs || stmt->has_fwd) {
+                st = cnni_fail(e, CNN_ERR_PARSE, "%s:%d:%d: declare a model input as 'name = Input()'",
+                               g->file, stmt->line, stmt->col);
+                break;
+            }
+            const char *tn = stmt->targets[0];
+            if (lookup(syms, nsyms, tn) >= 0 || strcmp(tn, "input") == 0) {
+                st = cnni_fail(e, CNN_ERR_PARSE, "%s:%d:%d: '%s' is already defined", g->file,
+                               stmt->line, stmt->col, tn);
+                break;
+            }
+            int v = cnni_graph_new_input(g, tn);
+            if (v < 0 || !cnni_grow((void **)&syms, &cap, nsyms + 1, sizeof(symbol)) ||
+                !(syms[nsyms].name = cnni_strdup(tn))) {
+                st = cnni_oom(e);
+                break;
+            }
+            syms[nsyms++].val = v;
+            continue;
+        }
         if (stmt->ntargets == 0) {
             st = cnni_fail(e, CNN_ERR_PARSE,
                            "%s:%d:%d: this file uses the graph form (for example line %d assigns "
@@ -658,11 +717,15 @@ static cnn_status build_graph(cnn_graph *g, const cnni_model_ast *ast)
         st = cnni_fail(e, CNN_ERR_PARSE, "%s: the model file has no modules", g->file);
     if (!st && g->n_inputs == 0)
         st = cnni_fail(e, CNN_ERR_PARSE, "%s: no node uses 'input', the model's input", g->file);
+    if (!st && explicit_n == 0)
+        st = cnni_fail(e, CNN_ERR_PARSE, "%s: 'outputs =' names no node", g->file);
     if (!st) {
-        if (output_node >= 0)
-            st = set_outputs(g, out_n, out_vals);
+        if (explicit_n >= 0)
+            st = set_outputs(g, explicit_n, explicit_vals, explicit_names);
+        else if (output_node >= 0)
+            st = set_outputs(g, out_n, out_vals, NULL);
         else
-            st = set_outputs(g, last_n, last_stmt_vals);
+            st = set_outputs(g, last_n, last_stmt_vals, NULL);
     }
     for (int i = 0; i < nsyms; i++)
         cnni_free(syms[i].name);

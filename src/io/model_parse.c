@@ -619,6 +619,51 @@ static cnn_status parse_statement(parser *p, cnni_stmt *s)
                 return st;
         }
     }
+    if (s->ntargets == 1 && strcmp(s->targets[0], "outputs") == 0) {
+        /* "outputs = a, b" (or a tuple/list of names) names the graph's outputs. */
+        cnni_value *v;
+        st = parse_value(p, &v, 0);
+        if (st)
+            return st;
+        int cap = 0;
+        while (1) {
+            cnni_value **items = &v;
+            int n = 1;
+            if (v->kind == CNNI_V_TUPLE || v->kind == CNNI_V_LIST) {
+                items = v->items;
+                n = v->n;
+            }
+            for (int i = 0; i < n; i++) {
+                if (items[i]->kind != CNNI_V_NAME)
+                    return perr(p, items[i]->line, items[i]->col,
+                                "outputs must be names of nodes, e.g. outputs = a, b");
+                if (s->nfwd == cap) {
+                    int ncap = cap ? cap * 2 : 4;
+                    cnni_arg *na = arena_alloc(p->arena, sizeof(cnni_arg) * (size_t)ncap);
+                    if (!na)
+                        return cnni_oom(p->e);
+                    if (s->nfwd)
+                        memcpy(na, s->fwd, sizeof(cnni_arg) * (size_t)s->nfwd);
+                    s->fwd = na;
+                    cap = ncap;
+                }
+                cnni_arg a = {NULL, items[i]->line, items[i]->col, items[i]};
+                s->fwd[s->nfwd++] = a;
+            }
+            if (!is_op(p, ','))
+                break;
+            if ((st = next(p)))
+                return st;
+            if ((st = parse_value(p, &v, 0)))
+                return st;
+        }
+        if (p->tok.type != T_NEWLINE && p->tok.type != T_EOF) {
+            char d[64];
+            describe_tok(&p->tok, d, sizeof d);
+            return perr(p, p->tok.line, p->tok.col, "unexpected %s after the outputs", d);
+        }
+        return CNN_OK;
+    }
     cnni_value *call;
     int cline = p->tok.line, ccol = p->tok.col;
     st = parse_value(p, &call, 0);

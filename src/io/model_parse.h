@@ -3,6 +3,7 @@
  *
  *   statement := call                                  Sequential form
  *              | NAME {"," NAME} "=" call "(" fwdargs ")"   graph form
+ *              | "outputs" "=" NAME {"," NAME}              the graph's outputs
  *   call      := NAME{"." NAME} "(" [arg {"," arg} [","]] ")"
  *   arg       := [NAME "="] value
  *   value     := INT | FLOAT | STRING | True | False | None | NAME{"." NAME}
@@ -52,7 +53,7 @@ typedef struct cnni_stmt {
     int ntargets;   /* 0 in the Sequential form */
     const char **targets;
     int *target_cols;
-    cnni_value *call;  /* the module constructor call */
+    cnni_value *call;  /* the module constructor call; NULL for "outputs = a, b" */
     int has_fwd;       /* graph form: the call is applied to inputs */
     int nfwd;
     cnni_arg *fwd;     /* forward arguments: node names or constants */

@@ -11,6 +11,7 @@ extern const cnni_op cnni_op_ConvTranspose1d, cnni_op_ConvTranspose2d, cnni_op_C
 /* pooling (pool.c, unpool.c) -- declarations */
 /* activations and dropout (activation.c, dropout.c) -- declarations */
 /* normalisation (norm.c) -- declarations */
+/* losses (loss.c) -- declarations */
 /* linear, shape and combination (linear.c, shape.c, combine.c) -- declarations */
 extern const cnni_op cnni_op_Linear, cnni_op_Flatten, cnni_op_Unflatten, cnni_op_Identity;
 extern const cnni_op cnni_op_Concat, cnni_op_Add;
@@ -22,6 +23,7 @@ static const cnni_op *const table[] = {
     /* pooling -- entries */
     /* activations and dropout -- entries */
     /* normalisation -- entries */
+    /* losses -- entries */
     /* linear, shape and combination -- entries */
     &cnni_op_Linear, &cnni_op_Flatten, &cnni_op_Unflatten, &cnni_op_Identity,
     &cnni_op_Concat, &cnni_op_Add,

@@ -47,12 +47,21 @@ class GraphModel(nn.Module):
     def __init__(self, text):
         super().__init__()
         self.steps = []  # (targets, module name, input names, forward kwargs)
+        self.inputs = []
+        self.outputs = None
         for node, src in _statements(text):
             if not isinstance(node, ast.Assign):
                 raise ValueError("graph form expected: " + src)
             tgt = node.targets[0]
             names = [e.id for e in tgt.elts] if isinstance(tgt, ast.Tuple) else [tgt.id]
             call = node.value  # Module(...)(inputs)
+            if names == ["outputs"]:
+                v = node.value
+                self.outputs = [e.id for e in v.elts] if isinstance(v, (ast.Tuple, ast.List)) else [v.id]
+                continue
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Input":
+                self.inputs.append(names[0])
+                continue
             ctor_src = ast.get_source_segment(text, call.func)
             inputs = [a.id for a in call.args]
             kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
@@ -70,6 +79,8 @@ class GraphModel(nn.Module):
             else:
                 for n, v in zip(names, y):
                     env[n] = v
+        if self.outputs is not None:
+            return env[self.outputs[0]] if len(self.outputs) == 1 else tuple(env[n] for n in self.outputs)
         names = self.out_step[0]
         return env[names[0]] if len(names) == 1 else tuple(env[n] for n in names)
 
@@ -79,7 +90,7 @@ def build(text):
     stmts = _statements(text)
     if any(isinstance(n, ast.Assign) for n, _ in stmts):
         g = GraphModel(text)
-        used = []
+        used = list(g.inputs)
         for _, _, ins, _ in g.steps:
             for i in ins:
                 if i == "input" and i not in used:

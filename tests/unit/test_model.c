@@ -176,6 +176,37 @@ int main(void)
         EXPECT_ERR("a = Conv2d(1, 2, 3)(input, input)\n", CNN_ERR_CONFIG, "takes 1 input, got 2");
     }
 
+    TEST("graph form: extra inputs with Input(), several outputs with 'outputs ='")
+    {
+        cnn_status st;
+        cnn_graph *g = parse("other = Input()\n"
+                             "a = Conv2d(2, 3, 1)(input)\n"
+                             "b = Conv2d(2, 3, 1)(other)\n"
+                             "s = Add()(a, b)\n"
+                             "outputs = s, a\n",
+                             &st);
+        CHECKF(st == CNN_OK, "%s", cnn_graph_errmsg(g));
+        CHECK(cnn_graph_input_count(g) == 2);
+        CHECK(cnn_graph_output_count(g) == 2 && strcmp(cnn_graph_output_name(g, 0), "s") == 0 &&
+              strcmp(cnn_graph_output_name(g, 1), "a") == 0);
+        cnn_shape sh[2] = {{4, {1, 2, 3, 3}}, {4, {1, 2, 3, 3}}};
+        CHECK(cnn_graph_plan(g, 2, sh, NULL, CNN_PLAN_BACKWARD | CNN_PLAN_INPUT_GRAD) == CNN_OK);
+        cnn_graph_destroy(g);
+        EXPECT_ERR("a = Conv2d(2, 3, 1)(input)\noutputs = a, zz\n", CNN_ERR_PARSE, "m.txt:2:14:", "output 'zz' is not defined");
+        EXPECT_ERR("a = Conv2d(2, 3, 1)(input)\noutputs = a, 3\n", CNN_ERR_PARSE, "m.txt:2:14:", "outputs must be names");
+        EXPECT_ERR("x = Input(3)\na = Conv2d(2, 3, 1)(x)\n", CNN_ERR_PARSE, "name = Input()");
+    }
+
+    TEST("a concat mismatch names both input nodes and both shapes")
+    {
+        cnn_status st;
+        cnn_graph *g = parse("a = Conv2d(3, 4, 1)(input)\nb = Conv2d(3, 4, 2)(input)\noutput = Concat(dim=1)(a, b)\n", &st);
+        cnn_shape xs = {4, {1, 3, 15, 15}};
+        st = cnn_graph_plan(g, 1, &xs, NULL, 0);
+        CHECK_ERR(st, CNN_ERR_SHAPE, cnn_graph_errmsg(g), "m.txt:3", "node 'output' (Concat)", "a [1, 4, 15, 15]", "b [1, 4, 14, 14]");
+        cnn_graph_destroy(g);
+    }
+
     TEST("seed examples: corr2d and multi-channel correlation")
     {
         /* corr2d of arange(9) with [[0, 1], [2, 3]] is [[19, 25], [37, 43]]. */

@@ -161,36 +161,43 @@ int cmd_run(int argc, char **argv)
         tool_error(S, "%s: the model has %d inputs; cnn run supports up to 8", o.model, nin);
         goto done;
     }
+    char in_list[512];
+    size_t used = 0;
+    in_list[0] = 0;
+    for (int i = 0; i < nin && used < sizeof in_list; i++)
+        used += (size_t)snprintf(in_list + used, sizeof in_list - used, "%s'%s'", i ? ", " : "",
+                                 cnn_graph_input_name(g, i));
     for (int i = 0; i < nin; i++) {
         const char *name = cnn_graph_input_name(g, i);
         idx[i] = cnn_tensors_find(x, name);
         if (idx[i] < 0) {
-            tool_error(S, "%s: no tensor named '%s' (the model's input%s)", o.input, name,
-                       nin > 1 ? "s are listed by cnn run --help" : "");
+            tool_error(S, "%s: no tensor named '%s' (the model's input%s: %s)", o.input, name,
+                       nin > 1 ? "s are" : " is", in_list);
             goto done;
         }
         cnn_tensor_info info;
         cnn_tensors_get(x, idx[i], &info);
-        /* Indices are int64; everything else float32. */
-        cnn_dtype want = strcmp(name, "indices") == 0 ? CNN_I64 : CNN_F32;
+        /* Integer tensors (indices, class targets) stay int64; the rest float32. */
+        int is_int = info.dtype == CNN_I64 || info.dtype == CNN_I32 || info.dtype == CNN_U8;
+        cnn_dtype want = is_int ? CNN_I64 : CNN_F32;
         if (info.dtype != want && cnn_tensors_convert(x, idx[i], want)) {
             tool_error(S, "%s: tensor '%s' is %s, expected %s", o.input, name,
                        cnn_dtype_name(info.dtype), cnn_dtype_name(want));
             goto done;
         }
+        cnn_tensors_get(x, idx[i], &info);
         shapes[i] = info.shape;
         dtypes[i] = want;
     }
     for (int k = 0; k < cnn_tensors_count(x); k++) {
         cnn_tensor_info info;
         cnn_tensors_get(x, k, &info);
-        int used = 0;
+        int is_input = 0;
         for (int i = 0; i < nin; i++)
-            used |= idx[i] == k;
-        if (!used) {
-            tool_error(S, "%s: unexpected tensor '%s' (the model's inputs are: %s%s%s)", o.input,
-                       info.name, cnn_graph_input_name(g, 0), nin > 1 ? ", " : "",
-                       nin > 1 ? cnn_graph_input_name(g, 1) : "");
+            is_input |= idx[i] == k;
+        if (!is_input) {
+            tool_error(S, "%s: unexpected tensor '%s' (the model's input%s: %s)", o.input,
+                       info.name, nin > 1 ? "s are" : " is", in_list);
             goto done;
         }
     }
@@ -223,36 +230,47 @@ int cmd_run(int argc, char **argv)
         }
     }
     if (o.backward) {
-        int k = cnn_tensors_find(gy, "output");
-        if (k < 0) {
-            tool_error(S, "%s: no tensor named 'output' (the gradient of the model's output)",
-                       o.backward);
+        /* GY holds the gradient of every float output, under the output's name. */
+        int any = 0;
+        for (int i = 0; i < cnn_graph_output_count(g); i++) {
+            const char *oname = cnn_graph_output_name(g, i);
+            cnn_shape oshape;
+            cnn_dtype odt;
+            cnn_graph_output(g, i, NULL, &oshape, &odt);
+            if (odt != CNN_F32)
+                continue;
+            int k = cnn_tensors_find(gy, oname);
+            if (k < 0) {
+                tool_error(S, "%s: no tensor named '%s' (the gradient of the model's output '%s')",
+                           o.backward, oname, oname);
+                goto done;
+            }
+            if (cnn_tensors_convert(gy, k, CNN_F32)) {
+                tool_error(S, "%s: %s", o.backward, cnn_tensors_errmsg(gy));
+                goto done;
+            }
+            cnn_tensor_info info;
+            cnn_tensors_get(gy, k, &info);
+            int same = info.shape.ndim == oshape.ndim;
+            for (int d = 0; same && d < oshape.ndim; d++)
+                same = info.shape.dims[d] == oshape.dims[d];
+            if (!same) {
+                char a[160], b[160];
+                tool_error(S, "%s: tensor '%s' has shape %s but the model's output has shape %s",
+                           o.backward, oname, cnn_shape_format(&info.shape, a, sizeof a),
+                           cnn_shape_format(&oshape, b, sizeof b));
+                goto done;
+            }
+            float *dst = cnn_graph_output_grad(g, i);
+            if (dst) {
+                memcpy(dst, info.data, info.nbytes);
+                any = 1;
+            }
+        }
+        if (!any) {
+            tool_error(S, "the model's outputs do not depend on anything with a gradient");
             goto done;
         }
-        if (cnn_tensors_convert(gy, k, CNN_F32)) {
-            tool_error(S, "%s: %s", o.backward, cnn_tensors_errmsg(gy));
-            goto done;
-        }
-        cnn_tensor_info info;
-        cnn_tensors_get(gy, k, &info);
-        cnn_shape oshape;
-        cnn_graph_output(g, 0, NULL, &oshape, NULL);
-        int same = info.shape.ndim == oshape.ndim;
-        for (int d = 0; same && d < oshape.ndim; d++)
-            same = info.shape.dims[d] == oshape.dims[d];
-        if (!same) {
-            char a[160], b[160];
-            tool_error(S, "%s: tensor 'output' has shape %s but the model's output has shape %s",
-                       o.backward, cnn_shape_format(&info.shape, a, sizeof a),
-                       cnn_shape_format(&oshape, b, sizeof b));
-            goto done;
-        }
-        float *dst = cnn_graph_output_grad(g, 0);
-        if (!dst) {
-            tool_error(S, "the model's output does not depend on anything with a gradient");
-            goto done;
-        }
-        memcpy(dst, info.data, info.nbytes);
         if (cnn_graph_backward(g)) {
             tool_error(S, "%s", cnn_graph_errmsg(g));
             goto done;
