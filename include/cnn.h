@@ -266,6 +266,141 @@ CNN_API cnn_status cnn_graph_save_grads(cnn_graph *g, cnn_tensors *ts);
 /* Threads used by run and train (default 1). */
 CNN_API cnn_status cnn_graph_set_threads(cnn_graph *g, int n);
 
+
+/* ---- building a graph from C ----------------------------------------------- *
+ *
+ * The same graph a model file describes can be built from C. Modules are
+ * given in the model file's syntax; values are small integers.
+ *
+ *     int x, a, b, out;
+ *     cnn_shape img = {3, {3, 224, 224}};           // without the batch dimension
+ *     cnn_graph_add_input(g, "input", &img, &x);
+ *     cnn_graph_add(g, "b1", "Conv2d(3, 64, 1)", 1, &x, &a, NULL);
+ *     cnn_graph_add(g, "b2", "Conv2d(3, 64, 3, padding=1)", 1, &x, &b, NULL);
+ *     int ab[2] = {a, b};
+ *     cnn_graph_add(g, "output", "Concat(dim=1)", 2, ab, &out, NULL);
+ *
+ * When the inputs' shapes are given, every node's shape is inferred as it
+ * is added, and a mismatch fails at once, naming both nodes and shapes.
+ */
+
+/* Adds a model input called `name`. shape (without the batch dimension) may
+ * be NULL when unknown until planning. *value receives its value. */
+CNN_API cnn_status cnn_graph_add_input(cnn_graph *g, const char *name, const cnn_shape *shape,
+                                       int *value);
+/* Adds a node `name` (parameters are named "name.weight"; NULL picks its
+ * index) computing `module` ("Conv2d(3, 64, 3, padding=1)") of the values
+ * inputs[0..n_inputs). out (room for 2) receives its output values and
+ * *n_out (may be NULL) how many there are. */
+CNN_API cnn_status cnn_graph_add(cnn_graph *g, const char *name, const char *module, int n_inputs,
+                                 const int *inputs, int *out, int *n_out);
+/* Declares the model's outputs (by default: the last node's). */
+CNN_API cnn_status cnn_graph_set_outputs(cnn_graph *g, int n, const int *values);
+
+/* ---- summary -------------------------------------------------------------- */
+enum {
+    CNN_SUMMARY_TEXT = 0, /* a table like Keras's model.summary() */
+    CNN_SUMMARY_JSON = 1
+};
+/* Describes the planned graph: each layer's name, type, output shape,
+ * parameter count, multiply-adds and inputs; the totals of trainable and
+ * non-trainable parameters; the memory of a forward pass and of a training
+ * step for the planned batch. *text is owned by g, valid until the next call. */
+CNN_API cnn_status cnn_graph_summary(cnn_graph *g, int format, const char **text);
+
+/* ==== Training ============================================================= */
+
+/* A random generator the caller owns (xoshiro256**): used for data order,
+ * initialisation and augmentation. Copy the struct to save its state. */
+typedef struct cnn_rng {
+    uint64_t s[4];
+} cnn_rng;
+CNN_API void cnn_rng_seed(cnn_rng *r, uint64_t seed);
+CNN_API uint64_t cnn_rng_next(cnn_rng *r);
+/* Uniform in [0, n). */
+CNN_API uint64_t cnn_rng_below(cnn_rng *r, uint64_t n);
+/* Uniform in [0, 1). */
+CNN_API double cnn_rng_uniform(cnn_rng *r);
+
+/* ---- initialisation (torch.nn.init) ---------------------------------------- *
+ * Re-initialises the parameter called `name` by a torch.nn.init call written
+ * without its tensor argument:
+ *     "xavier_uniform_(gain=1.0)", "xavier_normal_()",
+ *     "kaiming_uniform_(a=0, mode='fan_in', nonlinearity='leaky_relu')",
+ *     "kaiming_normal_(mode='fan_out', nonlinearity='relu')",
+ *     "constant_(0.1)", "zeros_()", "ones_()", "uniform_(a=0, b=1)", "normal_(mean=0, std=1)"
+ * Fans are computed as PyTorch does (dim 1 x receptive field, dim 0 x ...). */
+CNN_API cnn_status cnn_graph_init_param(cnn_graph *g, const char *name, const char *init,
+                                        cnn_rng *rng);
+
+/* ---- loss ------------------------------------------------------------------ *
+ * Attaches a loss to the model's first output: "CrossEntropyLoss()",
+ * "MSELoss(reduction='sum')", "BCEWithLogitsLoss(pos_weight=(2.0,))", ...
+ * (every torch.nn loss argument). The model gains an input "target"
+ * (int64 class indices or float32, as the loss takes), planned like any
+ * input. After cnn_graph_forward the loss value is read with
+ * cnn_graph_loss, and cnn_graph_backward starts from it. */
+CNN_API cnn_status cnn_graph_set_loss(cnn_graph *g, const char *loss);
+/* The loss of the last forward pass (mean/sum reductions; for 'none', the
+ * sum of the elements). */
+CNN_API cnn_status cnn_graph_loss(cnn_graph *g, double *value);
+
+/* Scales all parameter gradients so that their total p-norm (norm_type: any
+ * p > 0, or INFINITY for the largest magnitude) is at most max_norm, as
+ * torch.nn.utils.clip_grad_norm_ does; *total_norm (may be NULL) receives
+ * the norm before clipping. */
+CNN_API cnn_status cnn_graph_clip_grad_norm(cnn_graph *g, double max_norm, double norm_type,
+                                            double *total_norm);
+
+/* ---- optimisers and schedules (torch.optim) --------------------------------- */
+typedef struct cnn_optimizer cnn_optimizer;
+
+CNN_API cnn_status cnn_optimizer_create(cnn_optimizer **out);
+CNN_API void cnn_optimizer_destroy(cnn_optimizer *opt);
+CNN_API const char *cnn_optimizer_errmsg(const cnn_optimizer *opt);
+/* Sets opt up to train every parameter of g with torch.optim's rule, given
+ * in its constructor syntax without the params argument:
+ *     "SGD(lr=0.1, momentum=0.9, dampening=0, weight_decay=5e-4, nesterov=True)"
+ *     "Adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False)"
+ *     "AdamW(lr=1e-3, weight_decay=0.01)", "RMSprop(lr=0.01, alpha=0.99, momentum=0, centered=False)"
+ * g must outlive opt and keep its parameters (no nodes added afterwards). */
+CNN_API cnn_status cnn_optimizer_init(cnn_optimizer *opt, cnn_graph *g, const char *spec);
+/* One update of the parameters from their gradients (optimizer.step()). */
+CNN_API cnn_status cnn_optimizer_step(cnn_optimizer *opt);
+CNN_API double cnn_optimizer_lr(const cnn_optimizer *opt);
+CNN_API cnn_status cnn_optimizer_set_lr(cnn_optimizer *opt, double lr);
+/* A learning-rate schedule, in torch.optim.lr_scheduler's syntax without
+ * the optimizer argument: "StepLR(step_size=30, gamma=0.1)",
+ * "MultiStepLR(milestones=[30, 80], gamma=0.1)", "ExponentialLR(gamma=0.9)",
+ * "CosineAnnealingLR(T_max=10, eta_min=0)", "LinearLR(start_factor=0.1, total_iters=5)"
+ * (linear warm-up), and "SequentialLR([LinearLR(...), CosineAnnealingLR(...)], milestones=[5])".
+ * Setting it applies its initial step, as constructing one does in PyTorch. */
+CNN_API cnn_status cnn_optimizer_set_schedule(cnn_optimizer *opt, const char *spec);
+/* scheduler.step(): usually once per epoch. */
+CNN_API cnn_status cnn_optimizer_schedule_step(cnn_optimizer *opt);
+/* Adds the optimiser's state (momentum buffers, Adam moments, step count,
+ * learning rate and schedule position) to ts, and restores it. */
+CNN_API cnn_status cnn_optimizer_save_state(cnn_optimizer *opt, cnn_tensors *ts);
+CNN_API cnn_status cnn_optimizer_load_state(cnn_optimizer *opt, const cnn_tensors *ts);
+
+/* ---- checkpoints -------------------------------------------------------------- *
+ * A checkpoint holds the weights and buffers, the optimiser's state and
+ * schedule position, the graph's random generators, and the caller's
+ * progress; resuming from it continues a run exactly as if it had not
+ * stopped. It is written to a temporary file, flushed and renamed, so a crash
+ * while saving leaves the previous checkpoint intact. */
+typedef struct cnn_progress {
+    int64_t epoch;   /* completed epochs */
+    int64_t step;    /* completed optimiser steps */
+    cnn_rng data_rng; /* the caller's generator (data order, augmentation) */
+} cnn_progress;
+
+/* opt and p may be NULL. Errors are reported on g. */
+CNN_API cnn_status cnn_checkpoint_save(cnn_graph *g, cnn_optimizer *opt, const cnn_progress *p,
+                                       const char *path);
+CNN_API cnn_status cnn_checkpoint_load(cnn_graph *g, cnn_optimizer *opt, cnn_progress *p,
+                                       const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -73,9 +73,7 @@ int cnni_grow(void **arr, int *cap, int need, size_t elem);
 /* ---- random numbers ----------------------------------------------------
  * xoshiro256** seeded through splitmix64: a small explicit state that is
  * saved in checkpoints. */
-typedef struct cnni_rng {
-    uint64_t s[4];
-} cnni_rng;
+typedef cnn_rng cnni_rng; /* the public struct: four words of state */
 
 void cnni_rng_seed(cnni_rng *r, uint64_t seed);
 uint64_t cnni_rng_u64(cnni_rng *r);

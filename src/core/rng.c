@@ -70,3 +70,13 @@ void cnni_rng_split(cnni_rng *r, uint64_t stream, cnni_rng *out)
     for (int i = 0; i < 4; i++)
         out->s[i] = splitmix64(&x);
 }
+
+void cnn_rng_seed(cnn_rng *r, uint64_t seed)
+{
+    if (r)
+        cnni_rng_seed(r, seed);
+}
+
+uint64_t cnn_rng_next(cnn_rng *r) { return r ? cnni_rng_u64(r) : 0; }
+uint64_t cnn_rng_below(cnn_rng *r, uint64_t n) { return r ? cnni_rng_below(r, n) : 0; }
+double cnn_rng_uniform(cnn_rng *r) { return r ? cnni_rng_uniform(r) : 0; }

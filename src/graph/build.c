@@ -17,6 +17,7 @@ cnn_status cnn_graph_create(cnn_graph **out)
     cnni_rng_seed(&g->init_rng, 0);
     cnni_rng_seed(&g->run_rng, 0);
     g->threads = 1;
+    g->loss_node = -1;
     return CNN_OK;
 }
 
@@ -47,6 +48,7 @@ void cnn_graph_destroy(cnn_graph *g)
     cnni_afree(g->bdata);
     cnni_afree(g->idata);
     cnni_free(g->file);
+    cnni_free(g->summary);
     cnni_pool_destroy(g->pool);
     cnni_free(g);
 }
@@ -317,11 +319,43 @@ cnn_status cnni_graph_add_node(cnn_graph *g, const cnni_op *op, const cnni_args 
     return CNN_OK;
 }
 
+void cnni_graph_pop_node(cnn_graph *g)
+{
+    if (g->n_nodes == 0)
+        return;
+    int idx = g->n_nodes - 1;
+    cnni_node *n = &g->nodes[idx];
+    cnni_graph_drop_plan(g);
+    for (int i = 0; i < n->n_in; i++)
+        g->vals[n->in[i]].n_consumers--;
+    while (g->n_vals > 0 && g->vals[g->n_vals - 1].producer == idx) {
+        cnni_free(g->vals[g->n_vals - 1].name);
+        g->n_vals--;
+    }
+    while (g->n_params > 0 && g->params[g->n_params - 1].node == idx) {
+        cnni_pentry *p = &g->params[--g->n_params];
+        if (p->dtype == CNN_I64)
+            g->i_len = p->off;
+        else if (p->kind == CNN_PARAM)
+            g->p_len = p->off;
+        else
+            g->b_len = p->off;
+        cnni_free(p->name);
+    }
+    cnni_free(n->name);
+    cnni_free(n->opts);
+    cnni_free(n->in);
+    memset(n, 0, sizeof *n);
+    g->n_nodes--;
+    if (g->loss_node == idx)
+        g->loss_node = -1;
+}
+
 /* ---- the model file ---- */
 
 /* The model's outputs; names NULL gives "output" (and "indices" for a
  * module's second output). */
-static cnn_status set_outputs(cnn_graph *g, int n, const int *vals, const char *const *names)
+cnn_status cnni_graph_set_outputs(cnn_graph *g, int n, const int *vals, const char *const *names)
 {
     static const char *const defaults[] = {"output", "indices"};
     for (int i = 0; i < g->n_outputs; i++)
@@ -352,7 +386,7 @@ static cnn_status set_outputs(cnn_graph *g, int n, const int *vals, const char *
     return CNN_OK;
 }
 
-static cnn_status add_call(cnn_graph *g, const cnni_value *call, const cnni_stmt *stmt,
+cnn_status cnni_graph_add_call(cnn_graph *g, const cnni_value *call, const cnni_stmt *stmt,
                            const char *name, int n_in, const int *in, int *n_out, int *out)
 {
     const cnni_op *op = cnni_op_find(call->s);
@@ -402,7 +436,7 @@ static cnn_status add_call(cnn_graph *g, const cnni_value *call, const cnni_stmt
 }
 
 /* The modules of a Sequential, chained: prev_out feeds the next module. */
-static cnn_status add_sequence(cnn_graph *g, const char *prefix, int ncalls,
+cnn_status cnni_graph_add_sequence(cnn_graph *g, const char *prefix, int ncalls,
                                const cnni_value *const *calls, int n_prev, int *prev,
                                int *n_res, int *res)
 {
@@ -442,7 +476,7 @@ static cnn_status add_sequence(cnn_graph *g, const char *prefix, int ncalls,
             for (int k = 0; k < cur_n; k++)
                 use[n_use++] = cur[k];
         }
-        cnn_status st = add_call(g, call, NULL, name, n_use, use, &cur_n, cur);
+        cnn_status st = cnni_graph_add_call(g, call, NULL, name, n_use, use, &cur_n, cur);
         if (st)
             return st;
     }
@@ -452,7 +486,7 @@ static cnn_status add_sequence(cnn_graph *g, const char *prefix, int ncalls,
     return CNN_OK;
 }
 
-static int is_sequential_call(const cnni_value *v)
+int cnni_is_sequential_call(const cnni_value *v)
 {
     return v->kind == CNNI_V_CALL &&
            (strcmp(v->s, "Sequential") == 0 || strcmp(v->s, "nn.Sequential") == 0 ||
@@ -466,7 +500,7 @@ static cnn_status build_sequential(cnn_graph *g, const cnni_model_ast *ast)
         return cnni_oom(&g->err);
     int ncalls = 0;
     cnn_status st = CNN_OK;
-    if (ast->n == 1 && is_sequential_call(ast->stmts[0].call)) {
+    if (ast->n == 1 && cnni_is_sequential_call(ast->stmts[0].call)) {
         /* nn.Sequential(Conv2d(...), ReLU(), ...) pasted from Python. */
         const cnni_value *seq = ast->stmts[0].call;
         cnni_free(calls);
@@ -490,9 +524,9 @@ static cnn_status build_sequential(cnn_graph *g, const cnni_model_ast *ast)
         st = cnni_fail(&g->err, CNN_ERR_PARSE, "%s: the model file has no modules", g->file);
     int n_res = 0, res[CNNI_MAX_OUT];
     if (!st)
-        st = add_sequence(g, "", ncalls, calls, -1, NULL, &n_res, res);
+        st = cnni_graph_add_sequence(g, "", ncalls, calls, -1, NULL, &n_res, res);
     if (!st)
-        st = set_outputs(g, n_res, res, NULL);
+        st = cnni_graph_set_outputs(g, n_res, res, NULL);
     cnni_free(calls);
     return st;
 }
@@ -656,7 +690,7 @@ static cnn_status build_graph(cnn_graph *g, const cnni_model_ast *ast)
             break;
         int n_out = 0, out[CNNI_MAX_OUT];
         const char *node_name = stmt->targets[0];
-        if (is_sequential_call(stmt->call)) {
+        if (cnni_is_sequential_call(stmt->call)) {
             const cnni_value **calls = cnni_malloc(sizeof(cnni_value *) * (size_t)(stmt->call->nargs + 1));
             if (!calls) {
                 st = cnni_oom(e);
@@ -672,10 +706,10 @@ static cnn_status build_graph(cnn_graph *g, const cnni_model_ast *ast)
                     calls[i] = a->val;
             }
             if (!st)
-                st = add_sequence(g, node_name, stmt->call->nargs, calls, n_in, in, &n_out, out);
+                st = cnni_graph_add_sequence(g, node_name, stmt->call->nargs, calls, n_in, in, &n_out, out);
             cnni_free(calls);
         } else {
-            st = add_call(g, stmt->call, stmt, node_name, n_in, in, &n_out, out);
+            st = cnni_graph_add_call(g, stmt->call, stmt, node_name, n_in, in, &n_out, out);
         }
         if (st)
             break;
@@ -721,11 +755,11 @@ static cnn_status build_graph(cnn_graph *g, const cnni_model_ast *ast)
         st = cnni_fail(e, CNN_ERR_PARSE, "%s: 'outputs =' names no node", g->file);
     if (!st) {
         if (explicit_n >= 0)
-            st = set_outputs(g, explicit_n, explicit_vals, explicit_names);
+            st = cnni_graph_set_outputs(g, explicit_n, explicit_vals, explicit_names);
         else if (output_node >= 0)
-            st = set_outputs(g, out_n, out_vals, NULL);
+            st = cnni_graph_set_outputs(g, out_n, out_vals, NULL);
         else
-            st = set_outputs(g, last_n, last_stmt_vals, NULL);
+            st = cnni_graph_set_outputs(g, last_n, last_stmt_vals, NULL);
     }
     for (int i = 0; i < nsyms; i++)
         cnni_free(syms[i].name);

@@ -42,6 +42,8 @@ struct cnn_graph {
     cnn_err err;
     char *file;              /* model file name, for messages */
     int form;                /* 0 empty, 1 Sequential, 2 graph */
+    int loss_node;           /* node computing the attached loss, or -1 */
+    int outputs_set;         /* outputs declared explicitly (C builder) */
 
     cnni_node *nodes;
     int n_nodes, cap_nodes;
@@ -80,6 +82,7 @@ struct cnn_graph {
     float *scratch;
     size_t scratch_bytes;
     int forward_done;
+    char *summary;           /* last cnn_graph_summary text */
 };
 
 /* Adds a node for op with bound constructor arguments (and bound constant
@@ -88,9 +91,24 @@ cnn_status cnni_graph_add_node(cnn_graph *g, const cnni_op *op, const cnni_args 
                                const cnni_args *fwd, const char *name, int n_in, const int *in,
                                int *n_out, int *out);
 int cnni_graph_new_input(cnn_graph *g, const char *name);
+/* A module call from the AST (stmt gives forward keyword arguments, or NULL). */
+cnn_status cnni_graph_add_call(cnn_graph *g, const cnni_value *call, const cnni_stmt *stmt,
+                               const char *name, int n_in, const int *in, int *n_out, int *out);
+/* The modules of a Sequential, chained, as nodes "prefix.0", "prefix.1"...;
+ * n_prev < 0 means they start the model (their inputs become model inputs). */
+cnn_status cnni_graph_add_sequence(cnn_graph *g, const char *prefix, int ncalls,
+                                   const cnni_value *const *calls, int n_prev, int *prev,
+                                   int *n_res, int *res);
+cnn_status cnni_graph_set_outputs(cnn_graph *g, int n, const int *vals, const char *const *names);
+int cnni_is_sequential_call(const cnni_value *v);
 /* "model.txt:3: node '2' (Conv2d)" */
 void cnni_node_where(const cnn_graph *g, const cnni_node *n, char *buf, size_t len);
 void cnni_graph_drop_plan(cnn_graph *g);
+/* Infers node i's output shapes from input tensors `in`; on failure the
+ * message names the node, its file and line, and its inputs' shapes. */
+cnn_status cnni_infer_node(cnn_graph *g, int i, const cnni_tensor *in, cnni_infer *inf, int backward);
+/* Removes the most recently added node (and its values and parameters). */
+void cnni_graph_pop_node(cnn_graph *g);
 /* Pointers to a node's parameter data (F32 or I64) and gradients. */
 void cnni_node_param_ptrs(cnn_graph *g, const cnni_node *n, float **param, float **grad,
                           void **buffer);

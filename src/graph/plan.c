@@ -42,6 +42,28 @@ static void append_inputs(cnn_graph *g, const cnni_node *n, const cnni_tensor *i
     snprintf(g->err.msg + len, sizeof g->err.msg - len, " (inputs: %s)", list);
 }
 
+cnn_status cnni_infer_node(cnn_graph *g, int i, const cnni_tensor *in, cnni_infer *inf, int backward)
+{
+    cnni_node *n = &g->nodes[i];
+    memset(inf, 0, sizeof *inf);
+    inf->n_in = n->n_in;
+    inf->in = in;
+    inf->backward = backward;
+    cnni_err_clear(&g->err);
+    cnn_status st = n->op->infer(n, inf, &g->err);
+    for (int k = 0; !st && k < n->n_out; k++) {
+        int64_t numel;
+        st = cnni_shape_numel(&inf->out[k].shape, &numel, &g->err, "output");
+    }
+    if (st) {
+        char where[600];
+        cnni_node_where(g, n, where, sizeof where);
+        append_inputs(g, n, in);
+        cnni_err_prefix(&g->err, "%s", where);
+    }
+    return st;
+}
+
 cnn_status cnn_graph_set_threads(cnn_graph *g, int n)
 {
     if (!g)
@@ -135,28 +157,10 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
             np->in[k].data = NULL;
         }
         cnni_infer inf;
-        memset(&inf, 0, sizeof inf);
-        inf.n_in = n->n_in;
-        inf.in = np->in;
-        inf.backward = backward;
-        cnni_err_clear(e);
-        cnn_status st = n->op->infer(n, &inf, e);
-        if (st) {
-            char where[600];
-            cnni_node_where(g, n, where, sizeof where);
-            append_inputs(g, n, np->in);
-            cnni_err_prefix(e, "%s", where);
+        cnn_status st = cnni_infer_node(g, i, np->in, &inf, backward);
+        if (st)
             return st;
-        }
         for (int k = 0; k < n->n_out; k++) {
-            int64_t numel;
-            st = cnni_shape_numel(&inf.out[k].shape, &numel, e, "output");
-            if (st) {
-                char where[600];
-                cnni_node_where(g, n, where, sizeof where);
-                cnni_err_prefix(e, "%s", where);
-                return st;
-            }
             cnni_val *v = &g->vals[n->out[k]];
             v->t = inf.out[k];
             v->t.data = NULL;

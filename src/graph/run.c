@@ -83,6 +83,17 @@ cnn_status cnn_graph_backward(cnn_graph *g)
                          "cnn_graph_backward: plan the graph with CNN_PLAN_BACKWARD first");
     if (!g->forward_done)
         return cnni_fail(&g->err, CNN_ERR_STATE, "cnn_graph_backward: run cnn_graph_forward first");
+    if (g->loss_node >= 0) {
+        /* Backward starts from the loss: d loss / d loss = 1. */
+        int lv = g->nodes[g->loss_node].out[0];
+        cnni_val *v = &g->vals[lv];
+        if (v->grad && !g->written[lv]) {
+            int64_t n = cnni_numel(&v->t.shape);
+            for (int64_t j = 0; j < n; j++)
+                v->grad[j] = 1.0f;
+            g->written[lv] = 1;
+        }
+    }
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         cnni_node *n = &g->nodes[i];
         cnni_nodeplan *np = &g->np[i];

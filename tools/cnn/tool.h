@@ -43,5 +43,7 @@ const char *tool_optarg(const char *sub, int argc, char **argv, int *i);
 
 int cmd_run(int argc, char **argv);
 void cmd_run_help(FILE *out);
+int cmd_summary(int argc, char **argv);
+void cmd_summary_help(FILE *out);
 
 #endif
