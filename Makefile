@@ -14,6 +14,23 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 BASE    := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude -DCNN_BUILDING_LIBRARY
 LDLIBS  := -lm -lpthread
 
+# Optional libraries: zlib (gzipped IDX files), libpng and libjpeg (image
+# folders). Without them those formats report that cnn was built without.
+PKG_LIBS :=
+ifneq ($(shell pkg-config --exists zlib 2>/dev/null && echo y),)
+BASE     += -DCNN_HAVE_ZLIB
+PKG_LIBS += -lz
+endif
+ifneq ($(shell pkg-config --exists libpng 2>/dev/null && echo y),)
+BASE     += -DCNN_HAVE_PNG $(shell pkg-config --cflags libpng)
+PKG_LIBS += $(shell pkg-config --libs libpng)
+endif
+ifneq ($(shell pkg-config --exists libjpeg 2>/dev/null && echo y),)
+BASE     += -DCNN_HAVE_JPEG
+PKG_LIBS += -ljpeg
+endif
+LDLIBS  += $(PKG_LIBS)
+
 BUILD   ?= build
 # Quiet by default; make V=1 shows every command.
 ifeq ($(V),1)
@@ -109,7 +126,7 @@ install: all
 	ln -sf libcnn.so.$(shell sed -n 's/^#define CNN_VERSION_MAJOR //p' include/cnn.h) $(DESTDIR)$(PREFIX)/lib/libcnn.so
 	install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/cnn
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define CNN_VERSION_STRING "\(.*\)"/\1/p' include/cnn.h)|g' \
-	    cnn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cnn.pc
+	    -e 's|@LIBS_PRIVATE@|$(LDLIBS)|g' cnn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cnn.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/cnn.h $(DESTDIR)$(PREFIX)/lib/libcnn.* \

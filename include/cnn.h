@@ -401,6 +401,82 @@ CNN_API cnn_status cnn_checkpoint_save(cnn_graph *g, cnn_optimizer *opt, const c
 CNN_API cnn_status cnn_checkpoint_load(cnn_graph *g, cnn_optimizer *opt, cnn_progress *p,
                                        const char *path);
 
+/* ==== Data sets ============================================================ *
+ *
+ * A cnn_dataset holds samples x (stored compactly: bytes for images) and
+ * targets y (int64 class indices, or float32 for regression), and copies
+ * batches out as float32 NCHW with ToTensor's scaling (bytes / 255) and
+ * optional normalisation and augmentation.
+ */
+typedef struct cnn_dataset cnn_dataset;
+
+enum {
+    CNN_SPLIT_TRAIN = 0, /* train-* files / data_batch_* / the whole file */
+    CNN_SPLIT_TEST = 1   /* t10k-* files / test_batch */
+};
+
+CNN_API cnn_status cnn_dataset_create(cnn_dataset **out);
+CNN_API void cnn_dataset_destroy(cnn_dataset *ds);
+CNN_API const char *cnn_dataset_errmsg(const cnn_dataset *ds);
+
+/* Loads a data set, replacing what ds held. path is one of:
+ *   - a folder of MNIST-style IDX files: train-images-idx3-ubyte[.gz] and
+ *     train-labels-idx1-ubyte[.gz] (split TRAIN), t10k-* (split TEST);
+ *   - a CIFAR-10 binary folder: data_batch_1..5.bin (TRAIN), test_batch.bin (TEST);
+ *   - a safetensors file with "x" (float32 or uint8, N x ...) and "y" (int64
+ *     class indices, or float32 targets), split ignored;
+ *   - a folder of class sub-folders of PNG/JPEG images (class names sorted
+ *     as torchvision's ImageFolder does); with "train" and "test"
+ *     sub-folders, the split picks one;
+ *   - the name "fashion-mnist": Debian's dataset-fashion-mnist files when
+ *     installed (/usr/share/datasets/fashion-mnist), else the small subset
+ *     shipped with cnn (data/fashion-mnist-subset).
+ * Everything read is validated: magic numbers, counts, sizes, label ranges;
+ * messages name the file and what was expected. */
+CNN_API cnn_status cnn_dataset_load(cnn_dataset *ds, const char *path, int split);
+/* Whether the split exists for path (e.g. a test set next to a training set). */
+CNN_API int cnn_dataset_has_split(const char *path, int split);
+
+CNN_API int64_t cnn_dataset_size(const cnn_dataset *ds);
+/* Shape of one sample (C, H, W for images) and of one target (ndim 0 for
+ * class indices), and the target's dtype. */
+CNN_API cnn_status cnn_dataset_shapes(const cnn_dataset *ds, cnn_shape *x, cnn_shape *y,
+                                      cnn_dtype *y_dtype);
+/* Number of classes for int64 targets (largest label + 1, or the class
+ * folders / known names), 0 for float targets. */
+CNN_API int64_t cnn_dataset_classes(const cnn_dataset *ds);
+/* Class name k ("T-shirt/top" for Fashion-MNIST, the folder name for image
+ * folders, "airplane" for CIFAR-10), or NULL when unknown. */
+CNN_API const char *cnn_dataset_class_name(const cnn_dataset *ds, int64_t k);
+/* Where the data came from (the resolved folder or file). */
+CNN_API const char *cnn_dataset_source(const cnn_dataset *ds);
+
+/* Per-sample transforms applied by cnn_dataset_batch, in this order:
+ * random crop of size H x W after zero padding by crop_pad (crop_pad > 0),
+ * random horizontal flip (flip), then (x - mean[c]) / std[c]. */
+typedef struct cnn_transform {
+    int crop_pad;
+    int flip;
+    int n_norm;       /* 0: no normalisation; 1: one mean/std for all channels; C: per channel */
+    float mean[8];
+    float std[8];
+} cnn_transform;
+
+/* Copies the samples indices[0..n) into x (n x sample shape, float32) and
+ * their targets into y (n x target shape, of the target dtype). t may be
+ * NULL; rng is needed only for random transforms. */
+CNN_API cnn_status cnn_dataset_batch(cnn_dataset *ds, const int64_t *indices, int64_t n,
+                                     const cnn_transform *t, cnn_rng *rng, float *x, void *y);
+
+/* Reads one image file (PNG or JPEG) as float32 C x H x W in [0, 1]
+ * (grayscale: C = 1, else RGB C = 3). *data is allocated with malloc and
+ * owned by the caller (free()). Errors go to ds. */
+CNN_API cnn_status cnn_image_load(cnn_dataset *ds, const char *path, float **data, cnn_shape *shape);
+/* Writes a 2-d float array (H x W), scaled from [lo, hi] to 0..255, as an
+ * 8-bit grayscale PNG (or C x H x W with C = 3 as RGB). Atomic write. */
+CNN_API cnn_status cnn_image_save_png(cnn_dataset *ds, const char *path, const float *data,
+                                      const cnn_shape *shape, float lo, float hi);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 static const tool_cmd commands[] = {
     {"run", "run a model on tensors from safetensors files (forward, backward)", cmd_run, cmd_run_help},
     {"summary", "print a model's layers, shapes, parameters and memory", cmd_summary, cmd_summary_help},
+    {"plot", "draw training curves from a metrics file as SVG", cmd_plot, cmd_plot_help},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -45,5 +45,9 @@ int cmd_run(int argc, char **argv);
 void cmd_run_help(FILE *out);
 int cmd_summary(int argc, char **argv);
 void cmd_summary_help(FILE *out);
+int cmd_train(int argc, char **argv);
+void cmd_train_help(FILE *out);
+int cmd_plot(int argc, char **argv);
+void cmd_plot_help(FILE *out);
 
 #endif
