@@ -132,6 +132,8 @@ cnn_status cnn_graph_add(cnn_graph *g, const char *name, const char *module, int
         st = cnni_graph_add_call(g, stmt->call, NULL, name, n_inputs, inputs, &nres, res);
     }
     cnni_model_ast_free(&ast);
+    for (int i = before; i < g->n_nodes; i++)
+        g->nodes[i].line = 0;
     for (int i = before; !st && i < g->n_nodes; i++)
         st = infer_now(g, i);
     if (st) {
@@ -140,6 +142,11 @@ cnn_status cnn_graph_add(cnn_graph *g, const char *name, const char *module, int
             cnni_graph_pop_node(g);
         *e = saved;
         return st;
+    }
+    /* Nodes made from C have no file position to quote in messages. */
+    for (int i = before; i < g->n_nodes; i++) {
+        g->nodes[i].file = NULL;
+        g->nodes[i].line = 0;
     }
     if (!g->form)
         g->form = 3;

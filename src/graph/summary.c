@@ -134,7 +134,7 @@ static void text_summary(cnn_graph *g, const totals *t, const int64_t *macs, cnn
     char line[400];
     memset(line, '_', sizeof line);
     line[total_w < 399 ? total_w : 399] = 0;
-    cnni_buf_printf(b, "Model: \"%s\"\n%s\n", g->file ? g->file : "model", line);
+    cnni_buf_printf(b, "Model: \"%s\"\n%s\n", g->form != 3 && g->file ? g->file : "model", line);
     cnni_buf_printf(b, " %-*s %-*s %-13s %-15s %s\n", wname, "Layer (type)", wshape, "Output Shape",
                     "Param #", "MACs", "Connected to");
     memset(line, '=', sizeof line);
@@ -190,7 +190,7 @@ static void json_shape(cnni_buf *b, const cnn_shape *s)
 static void json_summary(cnn_graph *g, const totals *t, const int64_t *macs, cnni_buf *b)
 {
     cnni_buf_puts(b, "{\n  \"model\": ");
-    cnni_buf_json_string(b, g->file ? g->file : "model");
+    cnni_buf_json_string(b, g->form != 3 && g->file ? g->file : "model");
     cnni_buf_printf(b, ",\n  \"batch\": %lld,\n  \"inputs\": [", (long long)batch_of(g));
     for (int i = 0; i < g->n_inputs; i++) {
         const cnni_val *v = &g->vals[g->inputs[i]];
