@@ -60,6 +60,8 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIVE_PY  := $(sort $(wildcard tests/torch/test_*_live.py))
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 LIB_A  := $(BUILD)/libcnn.a
 LIB_SO := $(BUILD)/libcnn.so
@@ -69,7 +71,7 @@ TOOL   := $(BUILD)/cnn
 ISA_avx2   := -mavx2 -mfma
 ISA_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma
 
-.PHONY: all test test-unit test-torch test-all clean install uninstall
+.PHONY: all test test-unit test-torch test-all examples clean install uninstall
 all: $(LIB_A) $(LIB_SO) $(TOOL)
 
 $(BUILD)/obj/%.o: %.c
@@ -106,13 +108,30 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h tests/unit/gradcheck.h $(LIB_
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(BASE) $(WARN) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
+# Examples are built as a user would: only the public header, the static library.
+$(BUILD)/examples/%: examples/%.c examples/common.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+# The complete example in cnn.h's manual, extracted and compiled as is.
+$(BUILD)/examples/header_example.c: include/cnn.h
+	@mkdir -p $(dir $@)
+	$(Q)sed -n '/^ \* ---- begin example: train_small.c/,/^ \* ---- end example/p' $< \
+	    | sed -e '1d' -e '$$d' -e 's/^ \* \{0,1\}//' > $@
+$(BUILD)/examples/header_example: $(BUILD)/examples/header_example.c $(LIB_A)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+examples: $(EXAMPLE_BIN)
+
 # The fast default suite: unit tests, committed PyTorch reference data, and
 # the live PyTorch comparison when torch is installed.
-test: all $(TEST_BIN)
-	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh $(TEST_BIN) -- $(LIVE_PY)
+test: all $(TEST_BIN) $(EXAMPLE_BIN)
+	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh $(TEST_BIN) tests/examples.sh -- $(LIVE_PY)
 
-test-unit: all $(TEST_BIN)
-	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh $(TEST_BIN)
+test-unit: all $(TEST_BIN) $(EXAMPLE_BIN)
+	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh $(TEST_BIN) tests/examples.sh
 
 test-torch: all
 	@BUILD=$(BUILD) PYTHON="$(PYTHON)" sh tests/run.sh -- $(LIVE_PY)
