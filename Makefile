@@ -49,7 +49,7 @@ CFLAGS  += -DCNN_FAULT_INJECTION
 endif
 
 # Library sources. Reference kernels are compiled twice (float and double).
-LIB_SRC := $(wildcard src/core/*.c src/io/*.c src/layers/*.c src/graph/*.c src/train/*.c)
+LIB_SRC := $(wildcard src/core/*.c src/io/*.c src/layers/*.c src/graph/*.c src/train/*.c src/kernels/*.c)
 REF_SRC := $(wildcard src/kernels/ref/*.c)
 X86_SRC := $(wildcard src/kernels/x86/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) \

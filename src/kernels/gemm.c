@@ -1,0 +1,144 @@
+/* The GEMM driver and the portable pieces: plain packers and the generic
+ * microkernel. See gemm.h for the arrangement. */
+#include "gemm.h"
+
+#include <string.h>
+
+#define GENERIC_MR 4
+#define GENERIC_NR 16
+
+static const cnni_gemm_kernel kernels[] = {
+    {CNNI_ISA_GENERIC, GENERIC_MR, GENERIC_NR, 256, 512, 64, cnni_micro_generic},
+    {CNNI_ISA_AVX2, 6, 16, 256, 512, 72, cnni_micro_avx2},
+    {CNNI_ISA_AVX512, 12, 32, 256, 512, 96, cnni_micro_avx512},
+};
+
+const cnni_gemm_kernel *cnni_gemm_kernel_for(cnni_isa isa)
+{
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (kernels[i].isa == isa)
+            return &kernels[i];
+    return &kernels[0];
+}
+
+size_t cnni_gemm_scratch_bytes(const cnni_gemm_kernel *k)
+{
+    size_t a = (size_t)(k->mc + k->mr) * (size_t)k->kc;
+    size_t b = (size_t)(k->nc + k->nr) * (size_t)k->kc;
+    return (a + b) * sizeof(float) + 128;
+}
+
+static void pack_a_plain(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
+                         int mr, float *dst)
+{
+    for (int64_t p = 0; p < mc; p += mr) {
+        int rows = (int)(mc - p < mr ? mc - p : mr);
+        for (int64_t k = 0; k < kc; k++) {
+            float *d = dst + (p * kc) + k * mr;
+            int r = 0;
+            if (!op->trans_a)
+                for (; r < rows; r++)
+                    d[r] = op->a[(m0 + p + r) * op->lda + k0 + k];
+            else
+                for (; r < rows; r++)
+                    d[r] = op->a[(k0 + k) * op->lda + m0 + p + r];
+            for (; r < mr; r++)
+                d[r] = 0;
+        }
+    }
+}
+
+static void pack_b_plain(const cnni_gemm_op *op, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
+                         int nr, float *dst)
+{
+    for (int64_t p = 0; p < nc; p += nr) {
+        int cols = (int)(nc - p < nr ? nc - p : nr);
+        float *d = dst + p * kc;
+        if (!op->trans_b) {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *s = op->b + (k0 + k) * op->ldb + n0 + p;
+                memcpy(d + k * nr, s, sizeof(float) * (size_t)cols);
+                for (int j = cols; j < nr; j++)
+                    d[k * nr + j] = 0;
+            }
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                for (int j = 0; j < cols; j++)
+                    d[k * nr + j] = op->b[(n0 + p + j) * op->ldb + k0 + k];
+                for (int j = cols; j < nr; j++)
+                    d[k * nr + j] = 0;
+            }
+        }
+    }
+}
+
+void cnni_micro_generic(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m,
+                        int n, int accumulate, const float *bias)
+{
+    float acc[GENERIC_MR][GENERIC_NR];
+    for (int r = 0; r < GENERIC_MR; r++)
+        for (int j = 0; j < GENERIC_NR; j++)
+            acc[r][j] = 0;
+    for (int64_t k = 0; k < kc; k++) {
+        const float *bk = b + k * GENERIC_NR;
+        for (int r = 0; r < GENERIC_MR; r++) {
+            float av = a[k * GENERIC_MR + r];
+            for (int j = 0; j < GENERIC_NR; j++)
+                acc[r][j] += av * bk[j];
+        }
+    }
+    for (int r = 0; r < m; r++) {
+        float *cr = c + r * ldc;
+        float bv = bias ? bias[r] : 0.0f;
+        for (int j = 0; j < n; j++)
+            cr[j] = (accumulate ? cr[j] : bv) + acc[r][j];
+    }
+}
+
+void cnni_gemm(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t n0, int64_t n1, void *scratch)
+{
+    const int mr = k->mr, nr = k->nr;
+    float *apack = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float *bpack = apack + (size_t)(k->mc + mr) * (size_t)k->kc;
+    cnni_pack_a_fn pack_a = op->pack_a ? op->pack_a : pack_a_plain;
+    cnni_pack_b_fn pack_b = op->pack_b ? op->pack_b : pack_b_plain;
+    if (op->K == 0) {
+        /* An empty product: only the bias (and what C held, when accumulating). */
+        for (int64_t i = 0; i < op->M; i++)
+            for (int64_t j = n0; j < n1; j++) {
+                float bv = op->bias ? op->bias[i] : 0.0f;
+                float *cp = &op->c[i * op->ldc + j];
+                *cp = op->accumulate ? *cp + bv : bv;
+            }
+        return;
+    }
+    for (int64_t jc = n0; jc < n1; jc += k->nc) {
+        int64_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
+        for (int64_t pc = 0; pc < op->K; pc += k->kc) {
+            int64_t kc = op->K - pc < k->kc ? op->K - pc : k->kc;
+            int first = pc == 0;
+            pack_b(op, pc, kc, jc, nc, nr, bpack);
+            for (int64_t ic = 0; ic < op->M; ic += k->mc) {
+                int64_t mc = op->M - ic < k->mc ? op->M - ic : k->mc;
+                pack_a(op, ic, mc, pc, kc, mr, apack);
+                for (int64_t ir = 0; ir < mc; ir += mr) {
+                    int m = (int)(mc - ir < mr ? mc - ir : mr);
+                    const float *ap = apack + ir * kc;
+                    const float *bias = (first && op->bias && !op->accumulate) ? op->bias + ic + ir : NULL;
+                    int acc = op->accumulate || !first;
+                    if (first && op->bias && op->accumulate)
+                        bias = NULL;
+                    for (int64_t jr = 0; jr < nc; jr += nr) {
+                        int n = (int)(nc - jr < nr ? nc - jr : nr);
+                        float *cp = op->c + (ic + ir) * op->ldc + jc + jr;
+                        k->micro(kc, ap, bpack + jr * kc, cp, op->ldc, m, n, acc, bias);
+                    }
+                }
+            }
+        }
+    }
+    if (op->bias && op->accumulate)
+        for (int64_t i = 0; i < op->M; i++)
+            for (int64_t j = n0; j < n1; j++)
+                op->c[i * op->ldc + j] += op->bias[i];
+}
