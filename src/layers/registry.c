@@ -11,6 +11,9 @@ extern const cnni_op cnni_op_ConvTranspose1d, cnni_op_ConvTranspose2d, cnni_op_C
 /* pooling (pool.c, unpool.c) -- declarations */
 /* activations and dropout (activation.c, dropout.c) -- declarations */
 /* normalisation (norm.c) -- declarations */
+extern const cnni_op cnni_op_BatchNorm1d, cnni_op_BatchNorm2d, cnni_op_BatchNorm3d;
+extern const cnni_op cnni_op_InstanceNorm1d, cnni_op_InstanceNorm2d, cnni_op_InstanceNorm3d;
+extern const cnni_op cnni_op_GroupNorm, cnni_op_LayerNorm;
 /* losses (loss.c) -- declarations */
 /* linear, shape and combination (linear.c, shape.c, combine.c) -- declarations */
 extern const cnni_op cnni_op_Linear, cnni_op_Flatten, cnni_op_Unflatten, cnni_op_Identity;
@@ -23,6 +26,9 @@ static const cnni_op *const table[] = {
     /* pooling -- entries */
     /* activations and dropout -- entries */
     /* normalisation -- entries */
+    &cnni_op_BatchNorm1d, &cnni_op_BatchNorm2d, &cnni_op_BatchNorm3d,
+    &cnni_op_InstanceNorm1d, &cnni_op_InstanceNorm2d, &cnni_op_InstanceNorm3d,
+    &cnni_op_GroupNorm, &cnni_op_LayerNorm,
     /* losses -- entries */
     /* linear, shape and combination -- entries */
     &cnni_op_Linear, &cnni_op_Flatten, &cnni_op_Unflatten, &cnni_op_Identity,

@@ -20,7 +20,8 @@ def save(path, tensors, metadata=None):
     for name, arr in tensors.items():
         if hasattr(arr, "detach"):
             arr = arr.detach().cpu().numpy()
-        arr = np.ascontiguousarray(arr)
+        # ascontiguousarray makes 0-d arrays 1-d; keep scalars scalar.
+        arr = np.ascontiguousarray(arr).reshape(np.shape(arr))
         dt = _NAME[arr.dtype.str]
         b = arr.tobytes()
         header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
