@@ -366,8 +366,14 @@ CNN_API cnn_status cnn_graph_save_state(cnn_graph *g, cnn_tensors *ts);
 /* Adds every parameter gradient to ts under its state_dict name. */
 CNN_API cnn_status cnn_graph_save_grads(cnn_graph *g, cnn_tensors *ts);
 
-/* Threads used by run and train (default 1). */
+/* Threads used by run and train (default 1). Results are bitwise the same
+ * whatever the number. */
 CNN_API cnn_status cnn_graph_set_threads(cnn_graph *g, int n);
+/* The instruction set of the kernels: "auto" (the default: the best this
+ * CPU supports), "avx512", "avx2" or "generic" (portable C). For testing and
+ * comparing; a set the CPU lacks is CNN_ERR_UNSUPPORTED. */
+CNN_API cnn_status cnn_graph_set_isa(cnn_graph *g, const char *isa);
+CNN_API const char *cnn_graph_isa(const cnn_graph *g);
 
 
 /* ---- building a graph from C ----------------------------------------------- *

@@ -2,6 +2,7 @@
  * model-file forms (Sequential lines and named graph lines). */
 #include "graph_internal.h"
 #include "../core/pool.h"
+#include "../core/cpu.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,7 @@ cnn_status cnn_graph_create(cnn_graph **out)
     cnni_rng_seed(&g->init_rng, 0);
     cnni_rng_seed(&g->run_rng, 0);
     g->threads = 1;
+    g->isa = cnni_cpu_best_isa();
     g->loss_node = -1;
     return CNN_OK;
 }

@@ -67,6 +67,7 @@ struct cnn_graph {
     cnni_rng init_rng;       /* parameter initialisation */
     cnni_rng run_rng;        /* dropout, RReLU */
     int threads;
+    int isa;                 /* cnni_isa used by the kernels */
     struct cnni_pool *pool;
 
     /* plan */

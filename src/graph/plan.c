@@ -3,6 +3,7 @@
  * and scratch. Running afterwards allocates nothing. */
 #include "graph_internal.h"
 #include "../core/pool.h"
+#include "../core/cpu.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -49,6 +50,8 @@ cnn_status cnni_infer_node(cnn_graph *g, int i, const cnni_tensor *in, cnni_infe
     inf->n_in = n->n_in;
     inf->in = in;
     inf->backward = backward;
+    inf->threads = g->threads;
+    inf->isa = g->isa;
     cnni_err_clear(&g->err);
     cnn_status st = n->op->infer(n, inf, &g->err);
     for (int k = 0; !st && k < n->n_out; k++) {
@@ -73,6 +76,7 @@ cnn_status cnn_graph_set_threads(cnn_graph *g, int n)
         return cnni_fail(&g->err, CNN_ERR_ARGUMENT, "thread count must be 1 to 256, got %d", n);
     if (n == g->threads && (n == 1 || g->pool))
         return CNN_OK;
+    cnni_graph_drop_plan(g);
     cnni_pool_destroy(g->pool);
     g->pool = NULL;
     g->threads = n;
@@ -279,6 +283,34 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
     cnni_free(saved_off);
     return CNN_OK;
 }
+
+cnn_status cnn_graph_set_isa(cnn_graph *g, const char *isa)
+{
+    if (!g)
+        return CNN_ERR_ARGUMENT;
+    cnni_err_clear(&g->err);
+    cnni_isa best = cnni_cpu_best_isa(), want;
+    if (!isa || !strcmp(isa, "auto"))
+        want = best;
+    else if (!strcmp(isa, "generic"))
+        want = CNNI_ISA_GENERIC;
+    else if (!strcmp(isa, "avx2"))
+        want = CNNI_ISA_AVX2;
+    else if (!strcmp(isa, "avx512"))
+        want = CNNI_ISA_AVX512;
+    else
+        return cnni_fail(&g->err, CNN_ERR_ARGUMENT,
+                         "unknown instruction set '%s' (auto, generic, avx2, avx512)", isa);
+    if (want > best)
+        return cnni_fail(&g->err, CNN_ERR_UNSUPPORTED, "this CPU does not support %s (it has %s)",
+                         cnni_isa_name(want), cnni_isa_name(best));
+    if ((int)want != g->isa)
+        cnni_graph_drop_plan(g);
+    g->isa = (int)want;
+    return CNN_OK;
+}
+
+const char *cnn_graph_isa(const cnn_graph *g) { return g ? cnni_isa_name((cnni_isa)g->isa) : "?"; }
 
 void *cnn_graph_input_data(cnn_graph *g, int i)
 {

@@ -29,6 +29,7 @@ static void fill_exec(cnn_graph *g, int i, cnni_exec *x, float **param, float **
     x->rng = &g->run_rng;
     x->pool = g->pool;
     x->e = &g->err;
+    x->isa = g->isa;
 }
 
 static cnn_status node_failed(cnn_graph *g, int i, cnn_status st)

@@ -7,6 +7,7 @@
  * 'same' splits the total padding d*(k-1) as PyTorch does: left = total/2,
  * the extra element (even kernels) on the right. */
 #include "layer.h"
+#include "../kernels/conv_fast.h"
 #include "../kernels/ref/ref.h"
 
 #include <math.h>
@@ -345,18 +346,27 @@ static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
     /* For both kinds: every element on the "out" side of the geometry meets
      * C/G x kernel-volume weights. */
     inf->macs = g.N * g.O * prod3(g.out) * (g.C / g.G) * kvol;
+    /* Work: [padded-input gradient (non-zero padding modes)] [fast-kernel scratch].
+     * Saved: the padded input, which the weight gradient reads. */
+    size_t pad_bytes = 0;
     if (!o->transposed && o->mode != CNNI_PAD_ZEROS) {
         int64_t pbytes;
         if (!cnni_mul_ok(g.N * g.C, prod3(padded), &pbytes) || !cnni_mul_ok(pbytes, 4, &pbytes))
             return cnni_fail(e, CNN_ERR_OVERFLOW, "padded input is too large");
-        if (inf->backward) {
-            inf->saved_bytes = (size_t)pbytes; /* padded input, for the weight gradient */
-            inf->work_bytes = (size_t)pbytes;  /* padded input gradient */
-        } else {
-            inf->work_bytes = (size_t)pbytes;
-        }
+        pad_bytes = ((size_t)pbytes + 63) & ~(size_t)63;
+        if (inf->backward)
+            inf->saved_bytes = pad_bytes;
     }
+    const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)inf->isa);
+    inf->work_bytes = pad_bytes + cnni_conv_fast_scratch(k, &g, inf->threads);
     return CNN_OK;
+}
+
+static size_t pad_region(const conv_opts *o, const cnni_conv_geom *g)
+{
+    if (o->transposed || o->mode == CNNI_PAD_ZEROS)
+        return 0;
+    return ((size_t)(g->N * g->C * prod3(g->in)) * sizeof(float) + 63) & ~(size_t)63;
 }
 
 static cnn_status conv_forward(const cnni_exec *x)
@@ -372,8 +382,11 @@ static cnn_status conv_forward(const cnni_exec *x)
     const float *w = x->param[0];
     const float *b = o->bias ? x->param[1] : NULL;
     float *out = x->out[0].data;
+    const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)x->isa);
+    size_t pr = pad_region(o, &g);
+    void *scratch = (char *)x->work + pr;
     if (o->transposed) {
-        cnni_ref_convt_forward_f32(&g, in, w, b, out);
+        cnni_convt_fast_forward(k, x->pool, &g, in, w, b, out, scratch);
         return CNN_OK;
     }
     if (o->mode != CNNI_PAD_ZEROS) {
@@ -385,7 +398,7 @@ static cnn_status conv_forward(const cnni_exec *x)
         cnni_ref_pad_forward_f32(&pg, in, buf);
         in = buf;
     }
-    cnni_ref_conv_forward_f32(&g, in, w, b, out);
+    cnni_conv_fast_forward(k, x->pool, &g, in, w, b, out, scratch);
     return CNN_OK;
 }
 
@@ -404,22 +417,25 @@ static cnn_status conv_backward(const cnni_exec *x)
     float *dx = x->din[0].data;
     float *dw = x->grad[0];
     float *db = o->bias ? x->grad[1] : NULL;
+    const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)x->isa);
+    size_t pr = pad_region(o, &g);
+    void *scratch = (char *)x->work + pr;
     if (o->transposed) {
         if (dx)
-            cnni_ref_convt_backward_data_f32(&g, dy, w, dx);
-        cnni_ref_convt_backward_weight_f32(&g, in, dy, dw, db);
+            cnni_convt_fast_backward_data(k, x->pool, &g, dy, w, dx, scratch);
+        cnni_convt_fast_backward_weight(k, x->pool, &g, in, dy, dw, db, scratch);
         return CNN_OK;
     }
     if (o->mode == CNNI_PAD_ZEROS) {
         if (dx)
-            cnni_ref_conv_backward_data_f32(&g, dy, w, dx);
-        cnni_ref_conv_backward_weight_f32(&g, in, dy, dw, db);
+            cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dx, scratch);
+        cnni_conv_fast_backward_weight(k, x->pool, &g, in, dy, dw, db, scratch);
         return CNN_OK;
     }
-    cnni_ref_conv_backward_weight_f32(&g, x->saved, dy, dw, db);
+    cnni_conv_fast_backward_weight(k, x->pool, &g, x->saved, dy, dw, db, scratch);
     if (dx) {
         float *dpad = x->work;
-        cnni_ref_conv_backward_data_f32(&g, dy, w, dpad);
+        cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dpad, scratch);
         cnni_pad_geom pg = {.NC = g.N * g.C, .mode = o->mode};
         to3(o->nsp, x->in[0].shape.dims + 2, 1, pg.in);
         to3(o->nsp, o->pad_lo, 0, pg.lo);

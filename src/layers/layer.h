@@ -67,6 +67,8 @@ typedef struct cnni_infer {
     size_t saved_bytes;      /* kept from forward to backward, per node */
     size_t work_bytes;       /* scratch during one forward or backward call */
     int64_t macs;            /* multiply-adds of one forward pass (summary) */
+    int threads;             /* threads the graph runs with (scratch is per thread) */
+    int isa;                 /* cnni_isa the graph's kernels use */
 } cnni_infer;
 
 /* Everything a forward or backward call needs. */
@@ -88,6 +90,7 @@ typedef struct cnni_exec {
     cnni_rng *rng;            /* the graph's generator for random layers */
     struct cnni_pool *pool;
     cnn_err *e;
+    int isa;                  /* cnni_isa: which fast kernels to use */
 } cnni_exec;
 
 struct cnni_op {
