@@ -10,6 +10,10 @@ extern const cnni_op cnni_op_Conv1d, cnni_op_Conv2d, cnni_op_Conv3d;
 extern const cnni_op cnni_op_ConvTranspose1d, cnni_op_ConvTranspose2d, cnni_op_ConvTranspose3d;
 /* pooling (pool.c, unpool.c) -- declarations */
 /* activations and dropout (activation.c, dropout.c) -- declarations */
+extern const cnni_op cnni_op_Sigmoid, cnni_op_Tanh, cnni_op_ReLU, cnni_op_LeakyReLU, cnni_op_PReLU;
+extern const cnni_op cnni_op_RReLU, cnni_op_Softmax, cnni_op_LogSoftmax, cnni_op_ELU, cnni_op_GELU;
+extern const cnni_op cnni_op_SiLU, cnni_op_ReLU6, cnni_op_Hardtanh, cnni_op_Hardsigmoid;
+extern const cnni_op cnni_op_Hardswish, cnni_op_Softplus, cnni_op_Dropout, cnni_op_Dropout2d;
 /* normalisation (norm.c) -- declarations */
 extern const cnni_op cnni_op_BatchNorm1d, cnni_op_BatchNorm2d, cnni_op_BatchNorm3d;
 extern const cnni_op cnni_op_InstanceNorm1d, cnni_op_InstanceNorm2d, cnni_op_InstanceNorm3d;
@@ -25,6 +29,10 @@ static const cnni_op *const table[] = {
     &cnni_op_ConvTranspose1d, &cnni_op_ConvTranspose2d, &cnni_op_ConvTranspose3d,
     /* pooling -- entries */
     /* activations and dropout -- entries */
+    &cnni_op_Sigmoid, &cnni_op_Tanh, &cnni_op_ReLU, &cnni_op_LeakyReLU, &cnni_op_PReLU,
+    &cnni_op_RReLU, &cnni_op_Softmax, &cnni_op_LogSoftmax, &cnni_op_ELU, &cnni_op_GELU,
+    &cnni_op_SiLU, &cnni_op_ReLU6, &cnni_op_Hardtanh, &cnni_op_Hardsigmoid,
+    &cnni_op_Hardswish, &cnni_op_Softplus, &cnni_op_Dropout, &cnni_op_Dropout2d,
     /* normalisation -- entries */
     &cnni_op_BatchNorm1d, &cnni_op_BatchNorm2d, &cnni_op_BatchNorm3d,
     &cnni_op_InstanceNorm1d, &cnni_op_InstanceNorm2d, &cnni_op_InstanceNorm3d,
