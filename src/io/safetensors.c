@@ -55,7 +55,7 @@ static cnn_status parse_header(const char *fname, const char *hdr, size_t hlen, 
     cnn_status st = cnni_json_parse(hdr, hlen, root, e);
     if (st) {
         cnni_err_prefix(e, "%s: safetensors header", fname);
-        return CNN_ERR_FORMAT;
+        return st == CNN_ERR_NOMEM ? st : CNN_ERR_FORMAT;
     }
     if (root->type != CNNI_JOBJ)
         return cnni_fail(e, CNN_ERR_FORMAT, "%s: safetensors header is not a JSON object", fname);
