@@ -103,10 +103,10 @@ $(TOOL): $(TOOL_OBJ) $(LIB_A)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB_A) $(LDLIBS)
 
 # Unit tests link the static library and may use internal headers.
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h tests/unit/gradcheck.h $(LIB_A)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(BASE) $(WARN) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+	$(Q)$(CC) $(BASE) $(WARN) $(CFLAGS) -Isrc -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
 # Examples are built as a user would: only the public header, the static library.
 $(BUILD)/examples/%: examples/%.c examples/common.h $(LIB_A)
@@ -144,14 +144,17 @@ install: all
 	ln -sf libcnn.so.$(shell sed -n 's/^#define CNN_VERSION_STRING "\(.*\)"/\1/p' include/cnn.h) $(DESTDIR)$(PREFIX)/lib/libcnn.so.$(shell sed -n 's/^#define CNN_VERSION_MAJOR //p' include/cnn.h)
 	ln -sf libcnn.so.$(shell sed -n 's/^#define CNN_VERSION_MAJOR //p' include/cnn.h) $(DESTDIR)$(PREFIX)/lib/libcnn.so
 	install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/cnn
+	install -d $(DESTDIR)$(PREFIX)/share/cnn/fashion-mnist-subset
+	install -m 644 data/fashion-mnist-subset/* $(DESTDIR)$(PREFIX)/share/cnn/fashion-mnist-subset/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define CNN_VERSION_STRING "\(.*\)"/\1/p' include/cnn.h)|g' \
 	    -e 's|@LIBS_PRIVATE@|$(LDLIBS)|g' cnn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cnn.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/cnn.h $(DESTDIR)$(PREFIX)/lib/libcnn.* \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/cnn.pc $(DESTDIR)$(PREFIX)/bin/cnn
+	rm -rf $(DESTDIR)$(PREFIX)/share/cnn
 
 clean:
 	rm -rf build build-san build-fault
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)

@@ -537,11 +537,16 @@ CNN_API const char *cnn_dataset_errmsg(const cnn_dataset *ds);
  *   - a folder of class sub-folders of PNG/JPEG images (class names sorted
  *     as torchvision's ImageFolder does); with "train" and "test"
  *     sub-folders, the split picks one;
- *   - the name "fashion-mnist": Debian's dataset-fashion-mnist files when
- *     installed (/usr/share/datasets/fashion-mnist), else the small subset
- *     shipped with cnn (data/fashion-mnist-subset).
- * Everything read is validated: magic numbers, counts, sizes, label ranges;
- * messages name the file and what was expected. */
+ *   - the name "fashion-mnist": the folder named by the environment
+ *     variable CNN_FASHION_MNIST_DIR if set, else Debian's
+ *     dataset-fashion-mnist files when installed
+ *     (/usr/share/datasets/fashion-mnist), else the small subset shipped
+ *     with cnn (2000 training and 500 test images: data/fashion-mnist-subset
+ *     in a checkout, share/cnn/fashion-mnist-subset when installed).
+ * Images keep one channel when grayscale (with or without alpha) and three
+ * (RGB) otherwise; alpha is dropped. Everything read is validated: magic
+ * numbers, counts, sizes, label ranges; messages name the file and what was
+ * expected. After a failed load ds is empty. */
 CNN_API cnn_status cnn_dataset_load(cnn_dataset *ds, const char *path, int split);
 /* Whether the split exists for path (e.g. a test set next to a training set). */
 CNN_API int cnn_dataset_has_split(const char *path, int split);
@@ -572,8 +577,9 @@ typedef struct cnn_transform {
 } cnn_transform;
 
 /* Copies the samples indices[0..n) into x (n x sample shape, float32) and
- * their targets into y (n x target shape, of the target dtype). t may be
- * NULL; rng is needed only for random transforms. */
+ * their targets into y (n x target shape, of the target dtype; y may be
+ * NULL to skip them). t may be NULL; rng is needed only for random
+ * transforms. Every index is checked before anything is written. */
 CNN_API cnn_status cnn_dataset_batch(cnn_dataset *ds, const int64_t *indices, int64_t n,
                                      const cnn_transform *t, cnn_rng *rng, float *x, void *y);
 

@@ -205,7 +205,8 @@ static void reset_node(cnn_graph *g, const cnni_node *n, cnni_rng *rng)
     cnni_node_param_ptrs(g, n, param, NULL, buffer);
     for (int d = 0; d < n->n_params; d++) {
         const cnni_pentry *p = &g->params[n->params[d].index];
-        memset(buffer[d], 0, (size_t)p->numel * cnni_dtype_size(p->dtype));
+        if (p->numel)
+            memset(buffer[d], 0, (size_t)p->numel * cnni_dtype_size(p->dtype));
     }
     if (n->op->reset)
         n->op->reset(n, param, buffer, rng);

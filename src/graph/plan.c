@@ -248,6 +248,9 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
         cnni_free(saved_off);
         return cnni_fail(e, CNN_ERR_OVERFLOW, "the plan needs more memory than can be addressed");
     }
+    /* Never a NULL arena: empty tensors still get valid (unused) pointers. */
+    if (total == 0)
+        total = 64;
     if (total > g->arena_cap) {
         cnni_afree(g->arena);
         g->arena = cnni_amalloc(total);

@@ -62,8 +62,7 @@ typedef struct cnni_infer {
     int n_in;
     const cnni_tensor *in;   /* data NULL */
     cnni_tensor out[CNNI_MAX_OUT];
-    int training;            /* planned for training-mode forward */
-    int backward;            /* backward will run */
+    int backward;            /* backward may run (after a forward in either mode) */
     size_t saved_bytes;      /* kept from forward to backward, per node */
     size_t work_bytes;       /* scratch during one forward or backward call */
     int64_t macs;            /* multiply-adds of one forward pass (summary) */
@@ -86,7 +85,8 @@ typedef struct cnni_exec {
     void *const *buffer;      /* same indices as param: buffers' data (param[] also points there) */
     void *saved;
     void *work;
-    int training;
+    int training;             /* forward: the mode; backward: always 1, so a layer whose
+                               * gradient depends on the forward's mode records it in saved */
     cnni_rng *rng;            /* the graph's generator for random layers */
     struct cnni_pool *pool;
     cnn_err *e;

@@ -51,10 +51,11 @@ def make_case(name, text, shape, gen, opts=None):
     x32 = torch.randn(*shape, generator=gen).float()
     x = x32.double().requires_grad_(True)
     extra = {k: fn(gen) for k, fn in opts.get("inputs", {}).items()}
+    # A clone, so that an in-place first module does not write into the leaf x.
     if is_graph:
-        y = model(input=x, **extra)
+        y = model(input=x.clone(), **extra)
     else:
-        y = model(x, *extra.values()) if extra else model(x)
+        y = model(x.clone(), *extra.values()) if extra else model(x.clone())
     t = {"input": x32}
     t.update({k: v for k, v in extra.items()})
     if isinstance(y, tuple):

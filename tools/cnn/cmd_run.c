@@ -213,7 +213,8 @@ int cmd_run(int argc, char **argv)
     for (int i = 0; i < nin; i++) {
         cnn_tensor_info info;
         cnn_tensors_get(x, idx[i], &info);
-        memcpy(cnn_graph_input_data(g, i), info.data, info.nbytes);
+        if (info.nbytes)
+            memcpy(cnn_graph_input_data(g, i), info.data, info.nbytes);
     }
     if (cnn_graph_forward(g, o.train)) {
         tool_error(S, "%s", cnn_graph_errmsg(g));
@@ -263,7 +264,8 @@ int cmd_run(int argc, char **argv)
             }
             float *dst = cnn_graph_output_grad(g, i);
             if (dst) {
-                memcpy(dst, info.data, info.nbytes);
+                if (info.nbytes)
+                    memcpy(dst, info.data, info.nbytes);
                 any = 1;
             }
         }

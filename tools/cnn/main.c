@@ -8,6 +8,7 @@
 #include <string.h>
 
 static const tool_cmd commands[] = {
+    {"train", "train a model on a data set (Fashion-MNIST, CIFAR-10, images, tensors)", cmd_train, cmd_train_help},
     {"run", "run a model on tensors from safetensors files (forward, backward)", cmd_run, cmd_run_help},
     {"summary", "print a model's layers, shapes, parameters and memory", cmd_summary, cmd_summary_help},
     {"plot", "draw training curves from a metrics file as SVG", cmd_plot, cmd_plot_help},
