@@ -245,7 +245,14 @@ static cnn_status lex(parser *p, token *t)
         advance(p, n + 1);
         return CNN_OK;
     }
-    if (strchr("()[],=-+.:", c)) {
+    if (c == '/' && peekc(p, 1) == '/') {
+        t->type = T_OP;
+        t->op = 'd'; /* floor division */
+        t->len = 2;
+        advance(p, 2);
+        return CNN_OK;
+    }
+    if (strchr("()[],=-+.:*/%", c)) {
         t->type = T_OP;
         t->op = c;
         t->len = 1;
@@ -314,6 +321,7 @@ static cnn_status parse_dotted(parser *p, const char **out)
 }
 
 static cnn_status parse_value(parser *p, cnni_value **out, int depth);
+static cnn_status parse_atom(parser *p, cnni_value **out, int depth);
 
 static cnn_status parse_args(parser *p, cnni_arg **args, int *nargs, int depth, int oline, int ocol)
 {
@@ -424,7 +432,7 @@ static cnn_status parse_sequence(parser *p, cnni_value *v, char close, int depth
     return next(p);
 }
 
-static cnn_status parse_value(parser *p, cnni_value **out, int depth)
+static cnn_status parse_atom(parser *p, cnni_value **out, int depth)
 {
     if (depth > 32)
         return perr(p, p->tok.line, p->tok.col, "expression nested too deeply");
@@ -435,30 +443,6 @@ static cnn_status parse_value(parser *p, cnni_value **out, int depth)
     v->col = p->tok.col;
     cnn_status st;
     token t = p->tok;
-    if (is_op(p, '-') || is_op(p, '+')) {
-        int neg = is_op(p, '-');
-        st = next(p);
-        if (st)
-            return st;
-        if (p->tok.type == T_INT) {
-            v->kind = CNNI_V_INT;
-            v->i = neg ? -p->tok.i : p->tok.i;
-            v->f = (double)v->i;
-        } else if (p->tok.type == T_FLOAT) {
-            v->kind = CNNI_V_FLOAT;
-            v->f = neg ? -p->tok.f : p->tok.f;
-        } else if (p->tok.type == T_NAME && p->tok.len == 3 && memcmp(p->tok.start, "inf", 3) == 0) {
-            v->kind = CNNI_V_FLOAT;
-            v->f = neg ? -INFINITY : INFINITY;
-        } else {
-            char d[64];
-            describe_tok(&p->tok, d, sizeof d);
-            return perr(p, p->tok.line, p->tok.col, "expected a number after '%c', found %s",
-                        neg ? '-' : '+', d);
-        }
-        *out = v;
-        return next(p);
-    }
     switch (t.type) {
     case T_INT:
         v->kind = CNNI_V_INT;
@@ -549,6 +533,125 @@ static cnn_status parse_value(parser *p, cnni_value **out, int depth)
     char d[64];
     describe_tok(&t, d, sizeof d);
     return perr(p, t.line, t.col, "expected a value, found %s", d);
+}
+
+/* Arithmetic on numbers, as Python evaluates it, so that arguments such as
+ * "16 * 5 * 5" or "-0.5" written in PyTorch code work unchanged. */
+static int is_number(const cnni_value *v) { return v->kind == CNNI_V_INT || v->kind == CNNI_V_FLOAT; }
+
+static cnn_status apply_op(parser *p, char op, int line, int col, cnni_value *a, const cnni_value *b)
+{
+    if (!is_number(a) || !is_number(b))
+        return perr(p, line, col, "'%s' needs numbers on both sides",
+                    op == 'd' ? "//" : (char[]){op, 0});
+    int ints = a->kind == CNNI_V_INT && b->kind == CNNI_V_INT && op != '/';
+    if (ints) {
+        int64_t x = a->i, y = b->i, r = 0;
+        int ok = 1;
+        switch (op) {
+        case '+': ok = cnni_add_ok(x, y, &r); break;
+        case '-': ok = !__builtin_sub_overflow(x, y, &r); break;
+        case '*': ok = cnni_mul_ok(x, y, &r); break;
+        case 'd':
+        case '%':
+            if (y == 0)
+                return perr(p, line, col, "integer division or modulo by zero");
+            if (x == INT64_MIN && y == -1) {
+                ok = 0;
+                break;
+            }
+            r = x / y;
+            if ((x % y != 0) && ((x < 0) != (y < 0)))
+                r--; /* Python floors */
+            if (op == '%')
+                r = x - r * y;
+            break;
+        }
+        if (!ok)
+            return perr(p, line, col, "integer overflow in arithmetic");
+        a->i = r;
+        a->f = (double)r;
+        return CNN_OK;
+    }
+    double x = a->f, y = b->f, r = 0;
+    switch (op) {
+    case '+': r = x + y; break;
+    case '-': r = x - y; break;
+    case '*': r = x * y; break;
+    case '/':
+    case 'd':
+    case '%':
+        if (y == 0)
+            return perr(p, line, col, "float division by zero");
+        r = op == '/' ? x / y : op == 'd' ? floor(x / y) : x - floor(x / y) * y;
+        break;
+    }
+    a->kind = CNNI_V_FLOAT;
+    a->f = r;
+    return CNN_OK;
+}
+
+static cnn_status parse_unary(parser *p, cnni_value **out, int depth)
+{
+    if (is_op(p, '-') || is_op(p, '+')) {
+        int neg = is_op(p, '-');
+        int line = p->tok.line, col = p->tok.col;
+        cnn_status st = next(p);
+        if (st)
+            return st;
+        st = parse_unary(p, out, depth + 1);
+        if (st)
+            return st;
+        cnni_value *v = *out;
+        if (!is_number(v))
+            return perr(p, line, col, "'%c' needs a number", neg ? '-' : '+');
+        if (neg) {
+            if (v->kind == CNNI_V_INT) {
+                if (v->i == INT64_MIN)
+                    return perr(p, line, col, "integer overflow in arithmetic");
+                v->i = -v->i;
+                v->f = (double)v->i;
+            } else {
+                v->f = -v->f;
+            }
+        }
+        v->line = line;
+        v->col = col;
+        return CNN_OK;
+    }
+    if (depth > 32)
+        return perr(p, p->tok.line, p->tok.col, "expression nested too deeply");
+    return parse_atom(p, out, depth);
+}
+
+static cnn_status parse_term(parser *p, cnni_value **out, int depth)
+{
+    cnn_status st = parse_unary(p, out, depth);
+    while (!st && (is_op(p, '*') || is_op(p, '/') || is_op(p, 'd') || is_op(p, '%'))) {
+        char op = p->tok.op;
+        int line = p->tok.line, col = p->tok.col;
+        cnni_value *rhs;
+        if ((st = next(p)) || (st = parse_unary(p, &rhs, depth + 1)))
+            return st;
+        st = apply_op(p, op, line, col, *out, rhs);
+    }
+    return st;
+}
+
+static cnn_status parse_value(parser *p, cnni_value **out, int depth)
+{
+    if (depth > 32)
+        return perr(p, p->tok.line, p->tok.col, "expression nested too deeply");
+    cnn_status st = parse_term(p, out, depth);
+    while (!st && (is_op(p, '+') || is_op(p, '-'))) {
+        char op = p->tok.op;
+        int line = p->tok.line, col = p->tok.col;
+        cnni_value *rhs;
+        if ((st = next(p)) || (st = parse_term(p, &rhs, depth + 1)))
+            return st;
+        st = apply_op(p, op, line, col, *out, rhs);
+    }
+    return st;
 }
 
 static cnn_status parse_statement(parser *p, cnni_stmt *s)

@@ -6,8 +6,11 @@
  *              | "outputs" "=" NAME {"," NAME}              the graph's outputs
  *   call      := NAME{"." NAME} "(" [arg {"," arg} [","]] ")"
  *   arg       := [NAME "="] value
- *   value     := INT | FLOAT | STRING | True | False | None | NAME{"." NAME}
- *              | "(" tuple ")" | "[" list "]" | call | ("-"|"+") number
+ *   value     := term {("+"|"-") term}   term := unary {("*"|"/"|"//"|"%") unary}
+ *   unary     := ("-"|"+") unary | INT | FLOAT | STRING | True | False | None
+ *              | NAME{"." NAME} | "(" tuple ")" | "[" list "]" | call
+ * (arithmetic works on numbers only, with Python's rules: 7 // 2 == 3,
+ *  -7 // 2 == -4, 1 / 2 == 0.5)
  *
  * The parser only builds this syntax tree; what the names mean (modules,
  * arguments, nodes) is decided by the graph builder. */

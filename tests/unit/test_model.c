@@ -80,6 +80,24 @@ int main(void)
         expect_ok("Conv2d(1, 6, 5) \\\n", 2);
     }
 
+    TEST("arithmetic in arguments, as in PyTorch code: Linear(16 * 5 * 5, 120)")
+    {
+        cnn_status st;
+        cnn_graph *g = parse("Linear(16 * 5 * 5, (120 - 20) // 3 + 1 % 2 * 5)\n", &st);
+        CHECKF(st == CNN_OK, "%s", cnn_graph_errmsg(g));
+        cnn_param_info info;
+        CHECK(cnn_graph_param(g, 0, &info) == CNN_OK && info.shape.dims[0] == 38 && info.shape.dims[1] == 400);
+        cnn_graph_destroy(g);
+        g = parse("Conv2d(4, 4, -7 // -2, padding=-(-1), groups=2 ** 1)\n", &st);
+        CHECK_ERR(st, CNN_ERR_PARSE, cnn_graph_errmsg(g), "m.txt:1:49:", "expected a value");
+        cnn_graph_destroy(g);
+        expect_ok("Conv2d(4, 4, -7 // -2, padding=-(-1))\n", 2);
+        expect_ok("LeakyReLU(1 / 8 + 0.5 * 2)\n", 0);
+        EXPECT_ERR("Linear(3 // 0, 2)\n", CNN_ERR_PARSE, "m.txt:1:10:", "division or modulo by zero");
+        EXPECT_ERR("Linear('a' * 2, 2)\n", CNN_ERR_PARSE, "m.txt:1:12:", "'*' needs numbers");
+        EXPECT_ERR("Linear(9223372036854775807 + 1, 2)\n", CNN_ERR_PARSE, "overflow");
+    }
+
     TEST("graph form: names, nested Sequential, parameter names")
     {
         cnn_status st;
