@@ -1,7 +1,7 @@
 /* Linear: y = x W^T + b over the last dimension; any number of leading
  * dimensions (PyTorch's (*, in_features) -> (*, out_features)). */
 #include "layer.h"
-#include "../kernels/ref/linear_ref.h"
+#include "../kernels/linear_fast.h"
 
 #include <math.h>
 #include <string.h>
@@ -56,6 +56,7 @@ static cnn_status linear_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
     inf->out[0].shape.dims[x->ndim - 1] = o->out;
     inf->out[0].dtype = CNN_F32;
     inf->macs = (cnni_numel(x) / (o->in ? o->in : 1)) * o->in * o->out;
+    inf->work_bytes = cnni_linear_fast_scratch(cnni_gemm_kernel_for((cnni_isa)inf->isa), inf->threads);
     return CNN_OK;
 }
 
@@ -71,8 +72,9 @@ static int64_t rows(const cnni_tensor *x)
 static cnn_status linear_forward(const cnni_exec *x)
 {
     const linear_opts *o = x->opts;
-    cnni_ref_linear_forward_f32(rows(&x->in[0]), o->out, o->in, x->in[0].data, x->param[0],
-                                o->bias ? x->param[1] : NULL, x->out[0].data);
+    cnni_linear_fast_forward(cnni_gemm_kernel_for((cnni_isa)x->isa), x->pool, rows(&x->in[0]), o->out,
+                             o->in, x->in[0].data, x->param[0], o->bias ? x->param[1] : NULL,
+                             x->out[0].data, x->work);
     return CNN_OK;
 }
 
@@ -80,11 +82,12 @@ static cnn_status linear_backward(const cnni_exec *x)
 {
     const linear_opts *o = x->opts;
     int64_t m = rows(&x->in[0]);
+    const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)x->isa);
     if (x->din[0].data)
-        cnni_ref_linear_backward_data_f32(m, o->out, o->in, x->dout[0].data, x->param[0],
-                                          x->din[0].data);
-    cnni_ref_linear_backward_weight_f32(m, o->out, o->in, x->in[0].data, x->dout[0].data,
-                                        x->grad[0], o->bias ? x->grad[1] : NULL);
+        cnni_linear_fast_backward_data(k, x->pool, m, o->out, o->in, x->dout[0].data, x->param[0],
+                                       x->din[0].data, x->work);
+    cnni_linear_fast_backward_weight(k, x->pool, m, o->out, o->in, x->in[0].data, x->dout[0].data,
+                                     x->grad[0], o->bias ? x->grad[1] : NULL, x->work);
     return CNN_OK;
 }
 

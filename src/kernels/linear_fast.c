@@ -1,0 +1,118 @@
+/* Linear layers as GEMMs; see linear_fast.h. */
+#include "linear_fast.h"
+#include "../core/pool.h"
+
+#include <string.h>
+
+typedef struct {
+    const cnni_gemm_kernel *k;
+    struct cnni_pool *pool;
+    cnni_gemm_op op;
+    int64_t block;
+    void *scratch;
+} job;
+
+static size_t per_thread(const cnni_gemm_kernel *k) { return (cnni_gemm_scratch_bytes(k) + 63) & ~(size_t)63; }
+
+size_t cnni_linear_fast_scratch(const cnni_gemm_kernel *k, int threads)
+{
+    return per_thread(k) * (size_t)(threads > 0 ? threads : 1) + 64;
+}
+
+static void task(void *ctx, int64_t t)
+{
+    const job *j = ctx;
+    int thr = (int)(t % cnni_pool_threads(j->pool));
+    char *base = (char *)(((uintptr_t)j->scratch + 63) & ~(uintptr_t)63);
+    int64_t n0 = t * j->block, n1 = n0 + j->block < j->op.N ? n0 + j->block : j->op.N;
+    cnni_gemm(j->k, &j->op, n0, n1, base + (size_t)thr * per_thread(j->k));
+}
+
+/* Runs op over column blocks whose width depends only on the shape. */
+static void run(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_gemm_op *op, void *scratch)
+{
+    int64_t N = op->N;
+    int64_t block = N < 4 * k->nr ? N : (N + 3) / 4;
+    block = (block + k->nr - 1) / k->nr * k->nr;
+    if (block > k->nc)
+        block = k->nc;
+    if (block < 1)
+        block = 1;
+    job j = {k, pool, *op, block, scratch};
+    /* Tiny products are not worth waking threads for. */
+    if (op->M * op->N * op->K < 32768)
+        for (int64_t t = 0; t * block < N; t++) {
+            int64_t n0 = t * block, n1 = n0 + block < N ? n0 + block : N;
+            cnni_gemm(k, op, n0, n1, (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63));
+        }
+    else
+        cnni_pool_run(pool, task, &j, (N + block - 1) / block);
+}
+
+void cnni_linear_fast_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool, int64_t M, int64_t N,
+                              int64_t K, const float *x, const float *w, const float *b, float *y,
+                              void *scratch)
+{
+    cnni_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.M = M;
+    op.N = N;
+    op.K = K;
+    op.a = x;
+    op.lda = K;
+    op.b = w;
+    op.ldb = K;
+    op.trans_b = 1;
+    op.c = y;
+    op.ldc = N;
+    run(k, pool, &op, scratch);
+    if (b)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++)
+                y[m * N + n] += b[n];
+}
+
+void cnni_linear_fast_backward_data(const cnni_gemm_kernel *k, struct cnni_pool *pool, int64_t M,
+                                    int64_t N, int64_t K, const float *dy, const float *w, float *dx,
+                                    void *scratch)
+{
+    cnni_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.M = M;
+    op.N = K;
+    op.K = N;
+    op.a = dy;
+    op.lda = N;
+    op.b = w;
+    op.ldb = K;
+    op.c = dx;
+    op.ldc = K;
+    run(k, pool, &op, scratch);
+}
+
+void cnni_linear_fast_backward_weight(const cnni_gemm_kernel *k, struct cnni_pool *pool, int64_t M,
+                                      int64_t N, int64_t K, const float *x, const float *dy, float *dw,
+                                      float *db, void *scratch)
+{
+    cnni_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.M = N;
+    op.N = K;
+    op.K = M;
+    op.a = dy;
+    op.lda = N;
+    op.trans_a = 1;
+    op.b = x;
+    op.ldb = K;
+    op.c = dw;
+    op.ldc = K;
+    op.accumulate = 1;
+    run(k, pool, &op, scratch);
+    if (db)
+        for (int64_t n = 0; n < N; n++) {
+            float s = 0;
+            for (int64_t m = 0; m < M; m++)
+                s += dy[m * N + n];
+            db[n] += s;
+        }
+}

@@ -1,0 +1,77 @@
+/* The fast Linear kernels against the reference ones, for every
+ * instruction set this CPU has, with 1 and 2 threads giving the same bits. */
+#include "gradcheck.h"
+#include "core/pool.h"
+#include "kernels/linear_fast.h"
+#include "kernels/ref/linear_ref.h"
+
+static float *rand_f(int64_t n)
+{
+    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
+    return v;
+}
+
+static double rel(const float *a, const float *b, int64_t n)
+{
+    double s = 1, w = 0;
+    for (int64_t i = 0; i < n; i++)
+        s = fmax(s, fabs(b[i]));
+    for (int64_t i = 0; i < n; i++)
+        w = fmax(w, fabs((double)a[i] - b[i]));
+    return w / s;
+}
+
+int main(int argc, char **argv)
+{
+    gc_init(argc, argv);
+    cnni_pool *p1, *p2;
+    cnni_pool_create(&p1, 1);
+    cnni_pool_create(&p2, 2);
+    for (int isa = 0; isa <= (int)cnni_cpu_best_isa(); isa++) {
+        const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)isa);
+        char name[96];
+        snprintf(name, sizeof name, "fast Linear (%s) vs reference, threads bitwise equal", cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            double worst = 0;
+            for (int t = 0; t < 40; t++) {
+                int64_t M = pick(1, 70), N = pick(1, 150), K = pick(1, 300);
+                if (t % 5 == 0)
+                    M = pick(100, 300);
+                float *x = rand_f(M * K), *w = rand_f(N * K), *b = rand_f(N), *dy = rand_f(M * N);
+                float *y0 = malloc(4 * (size_t)(M * N)), *y1 = malloc(4 * (size_t)(M * N)), *y2 = malloc(4 * (size_t)(M * N));
+                float *dx0 = malloc(4 * (size_t)(M * K)), *dx1 = malloc(4 * (size_t)(M * K)), *dx2 = malloc(4 * (size_t)(M * K));
+                float *dw0 = rand_f(N * K), *db0 = rand_f(N);
+                float *dw1 = malloc(4 * (size_t)(N * K)), *db1 = malloc(4 * (size_t)N);
+                float *dw2 = malloc(4 * (size_t)(N * K)), *db2 = malloc(4 * (size_t)N);
+                memcpy(dw1, dw0, 4 * (size_t)(N * K));
+                memcpy(dw2, dw0, 4 * (size_t)(N * K));
+                memcpy(db1, db0, 4 * (size_t)N);
+                memcpy(db2, db0, 4 * (size_t)N);
+                void *scr = malloc(cnni_linear_fast_scratch(k, 2));
+                cnni_ref_linear_forward_f32(M, N, K, x, w, b, y0);
+                cnni_ref_linear_backward_data_f32(M, N, K, dy, w, dx0);
+                cnni_ref_linear_backward_weight_f32(M, N, K, x, dy, dw0, db0);
+                cnni_linear_fast_forward(k, p1, M, N, K, x, w, b, y1, scr);
+                cnni_linear_fast_backward_data(k, p1, M, N, K, dy, w, dx1, scr);
+                cnni_linear_fast_backward_weight(k, p1, M, N, K, x, dy, dw1, db1, scr);
+                cnni_linear_fast_forward(k, p2, M, N, K, x, w, b, y2, scr);
+                cnni_linear_fast_backward_data(k, p2, M, N, K, dy, w, dx2, scr);
+                cnni_linear_fast_backward_weight(k, p2, M, N, K, x, dy, dw2, db2, scr);
+                double e = fmax(fmax(rel(y1, y0, M * N), rel(dx1, dx0, M * K)), fmax(rel(dw1, dw0, N * K), rel(db1, db0, N)));
+                CHECKF(e < 1e-5, "M=%lld N=%lld K=%lld: error %.3g", (long long)M, (long long)N, (long long)K, e);
+                CHECK(!memcmp(y1, y2, 4 * (size_t)(M * N)) && !memcmp(dx1, dx2, 4 * (size_t)(M * K)) &&
+                      !memcmp(dw1, dw2, 4 * (size_t)(N * K)) && !memcmp(db1, db2, 4 * (size_t)N));
+                worst = fmax(worst, e);
+                free(x), free(w), free(b), free(dy), free(y0), free(y1), free(y2), free(dx0), free(dx1), free(dx2);
+                free(dw0), free(db0), free(dw1), free(db1), free(dw2), free(db2), free(scr);
+            }
+            printf("  %s: worst relative error %.3g\n", cnni_isa_name((cnni_isa)isa), worst);
+        }
+    }
+    cnni_pool_destroy(p1);
+    cnni_pool_destroy(p2);
+    return test_finish();
+}
