@@ -5,7 +5,17 @@
 #include <stdio.h>
 #include <string.h>
 
-int cnn_graph_param_count(const cnn_graph *g) { return g ? g->n_params : 0; }
+/* An attached loss is not part of the model's state (in PyTorch the
+ * criterion is a separate module); its entries come last and are hidden. */
+static int visible_params(const cnn_graph *g)
+{
+    int n = g->n_params;
+    while (g->loss_node >= 0 && n > 0 && g->params[n - 1].node == g->loss_node)
+        n--;
+    return n;
+}
+
+int cnn_graph_param_count(const cnn_graph *g) { return g ? visible_params(g) : 0; }
 
 static void *param_data(const cnn_graph *g, const cnni_pentry *p)
 {
@@ -16,7 +26,7 @@ static void *param_data(const cnn_graph *g, const cnni_pentry *p)
 
 cnn_status cnn_graph_param(const cnn_graph *g, int i, cnn_param_info *info)
 {
-    if (!g || !info || i < 0 || i >= g->n_params)
+    if (!g || !info || i < 0 || i >= visible_params(g))
         return CNN_ERR_ARGUMENT;
     const cnni_pentry *p = &g->params[i];
     info->name = p->name;
@@ -35,8 +45,9 @@ cnn_status cnn_graph_load_state(cnn_graph *g, const cnn_tensors *ts)
     cnn_err *e = &g->err;
     cnni_err_clear(e);
     char sa[128], sb[128];
+    int np = visible_params(g);
     /* Validate everything before changing anything. */
-    for (int i = 0; i < g->n_params; i++) {
+    for (int i = 0; i < np; i++) {
         const cnni_pentry *p = &g->params[i];
         int k = cnn_tensors_find(ts, p->name);
         if (k < 0)
@@ -60,7 +71,7 @@ cnn_status cnn_graph_load_state(cnn_graph *g, const cnn_tensors *ts)
     }
     for (int k = 0; k < ts->n; k++) {
         int found = 0;
-        for (int i = 0; i < g->n_params && !found; i++)
+        for (int i = 0; i < np && !found; i++)
             found = strcmp(g->params[i].name, ts->t[k].name) == 0;
         if (!found)
             return cnni_fail(e, CNN_ERR_NOT_FOUND,
@@ -68,7 +79,7 @@ cnn_status cnn_graph_load_state(cnn_graph *g, const cnn_tensors *ts)
                              "parameter or buffer",
                              ts->t[k].name, cnni_shape_str(&ts->t[k].shape, sa, sizeof sa));
     }
-    for (int i = 0; i < g->n_params; i++) {
+    for (int i = 0; i < np; i++) {
         const cnni_pentry *p = &g->params[i];
         const cnni_named *t = &ts->t[cnn_tensors_find(ts, p->name)];
         void *dst = param_data(g, p);
@@ -101,7 +112,7 @@ cnn_status cnn_graph_save_state(cnn_graph *g, cnn_tensors *ts)
     if (!g || !ts)
         return CNN_ERR_ARGUMENT;
     cnni_err_clear(&g->err);
-    for (int i = 0; i < g->n_params; i++) {
+    for (int i = 0; i < visible_params(g); i++) {
         const cnni_pentry *p = &g->params[i];
         cnn_status st = cnn_tensors_add(ts, p->name, p->dtype, &p->shape, param_data(g, p), NULL);
         if (st)
@@ -115,7 +126,7 @@ cnn_status cnn_graph_save_grads(cnn_graph *g, cnn_tensors *ts)
     if (!g || !ts)
         return CNN_ERR_ARGUMENT;
     cnni_err_clear(&g->err);
-    for (int i = 0; i < g->n_params; i++) {
+    for (int i = 0; i < visible_params(g); i++) {
         const cnni_pentry *p = &g->params[i];
         if (p->kind != CNN_PARAM)
             continue;

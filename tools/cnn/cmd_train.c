@@ -58,6 +58,7 @@ typedef struct {
     const char *loss, *optimizer, *scheduler, *normalize, *augment;
     long long epochs, batch, threads, warmup;
     double lr, momentum, weight_decay, clip;
+    const char *lr_s, *momentum_s, *wd_s; /* as typed, for the optimizer's call */
     int lr_set, momentum_set, wd_set, nesterov, no_shuffle, quiet;
     unsigned long long seed;
 } train_opts;
@@ -99,9 +100,9 @@ static int parse_args(int argc, char **argv, train_opts *o)
         else if (!strcmp(a, "--batch-size")) iv = &o->batch;
         else if (!strcmp(a, "--threads")) { iv = &o->threads; hi = 256; }
         else if (!strcmp(a, "--warmup")) { iv = &o->warmup; lo = 0; }
-        else if (!strcmp(a, "--lr")) { dv = &o->lr; o->lr_set = 1; }
-        else if (!strcmp(a, "--momentum")) { dv = &o->momentum; o->momentum_set = 1; }
-        else if (!strcmp(a, "--weight-decay")) { dv = &o->weight_decay; o->wd_set = 1; }
+        else if (!strcmp(a, "--lr")) { dv = &o->lr; o->lr_set = 1; o->lr_s = i + 1 < argc ? argv[i + 1] : NULL; }
+        else if (!strcmp(a, "--momentum")) { dv = &o->momentum; o->momentum_set = 1; o->momentum_s = i + 1 < argc ? argv[i + 1] : NULL; }
+        else if (!strcmp(a, "--weight-decay")) { dv = &o->weight_decay; o->wd_set = 1; o->wd_s = i + 1 < argc ? argv[i + 1] : NULL; }
         else if (!strcmp(a, "--clip-grad-norm")) dv = &o->clip;
         else if (!strcmp(a, "--nesterov")) flag = &o->nesterov;
         else if (!strcmp(a, "--no-shuffle")) flag = &o->no_shuffle;
@@ -159,26 +160,25 @@ static int optimizer_spec(const train_opts *o, char *buf, size_t n)
         snprintf(buf, n, "%s", name);
         return 1;
     }
-    const char *cls;
-    double lr;
-    if (!strcmp(name, "sgd")) { cls = "SGD"; lr = 0.01; }
-    else if (!strcmp(name, "adam")) { cls = "Adam"; lr = 0.001; }
-    else if (!strcmp(name, "adamw")) { cls = "AdamW"; lr = 0.001; }
-    else if (!strcmp(name, "rmsprop")) { cls = "RMSprop"; lr = 0.01; }
+    const char *cls, *lr;
+    if (!strcmp(name, "sgd")) { cls = "SGD"; lr = "0.01"; }
+    else if (!strcmp(name, "adam")) { cls = "Adam"; lr = "0.001"; }
+    else if (!strcmp(name, "adamw")) { cls = "AdamW"; lr = "0.001"; }
+    else if (!strcmp(name, "rmsprop")) { cls = "RMSprop"; lr = "0.01"; }
     else {
         tool_error("train", "unknown --optimizer '%s' (sgd, adam, adamw, rmsprop, or a call such as "
                             "\"SGD(lr=0.1)\")", name);
         return 0;
     }
     if (o->lr_set)
-        lr = o->lr;
-    size_t u = (size_t)snprintf(buf, n, "%s(lr=%.17g", cls, lr);
+        lr = o->lr_s;
+    size_t u = (size_t)snprintf(buf, n, "%s(lr=%s", cls, lr);
     if (o->momentum_set) {
         if (strcmp(cls, "SGD") && strcmp(cls, "RMSprop")) {
             tool_error("train", "--momentum applies to sgd and rmsprop");
             return 0;
         }
-        u += (size_t)snprintf(buf + u, n - u, ", momentum=%.17g", o->momentum);
+        u += (size_t)snprintf(buf + u, n - u, ", momentum=%s", o->momentum_s);
     }
     if (o->nesterov) {
         if (strcmp(cls, "SGD")) {
@@ -188,7 +188,7 @@ static int optimizer_spec(const train_opts *o, char *buf, size_t n)
         u += (size_t)snprintf(buf + u, n - u, ", nesterov=True");
     }
     if (o->wd_set)
-        u += (size_t)snprintf(buf + u, n - u, ", weight_decay=%.17g", o->weight_decay);
+        u += (size_t)snprintf(buf + u, n - u, ", weight_decay=%s", o->wd_s);
     snprintf(buf + u, n - u, ")");
     return 1;
 }
