@@ -19,6 +19,8 @@ extern const cnni_op cnni_op_BatchNorm1d, cnni_op_BatchNorm2d, cnni_op_BatchNorm
 extern const cnni_op cnni_op_InstanceNorm1d, cnni_op_InstanceNorm2d, cnni_op_InstanceNorm3d;
 extern const cnni_op cnni_op_GroupNorm, cnni_op_LayerNorm;
 /* losses (loss.c) -- declarations */
+extern const cnni_op cnni_op_MSELoss, cnni_op_L1Loss, cnni_op_SmoothL1Loss, cnni_op_CrossEntropyLoss;
+extern const cnni_op cnni_op_NLLLoss, cnni_op_BCELoss, cnni_op_BCEWithLogitsLoss;
 /* linear, shape and combination (linear.c, shape.c, combine.c) -- declarations */
 extern const cnni_op cnni_op_Linear, cnni_op_Flatten, cnni_op_Unflatten, cnni_op_Identity;
 extern const cnni_op cnni_op_Concat, cnni_op_Add;
@@ -38,6 +40,8 @@ static const cnni_op *const table[] = {
     &cnni_op_InstanceNorm1d, &cnni_op_InstanceNorm2d, &cnni_op_InstanceNorm3d,
     &cnni_op_GroupNorm, &cnni_op_LayerNorm,
     /* losses -- entries */
+    &cnni_op_MSELoss, &cnni_op_L1Loss, &cnni_op_SmoothL1Loss, &cnni_op_CrossEntropyLoss,
+    &cnni_op_NLLLoss, &cnni_op_BCELoss, &cnni_op_BCEWithLogitsLoss,
     /* linear, shape and combination -- entries */
     &cnni_op_Linear, &cnni_op_Flatten, &cnni_op_Unflatten, &cnni_op_Identity,
     &cnni_op_Concat, &cnni_op_Add,

@@ -48,14 +48,16 @@ def make_case(name, text, shape, gen, opts=None):
             params["param." + pname] = p.float().clone()
         else:
             params["param." + pname] = p.clone()
-    x32 = torch.randn(*shape, generator=gen).float()
+    x32 = torch.randn(tuple(shape), generator=gen).float()
     x = x32.double().requires_grad_(True)
     extra = {k: fn(gen) for k, fn in opts.get("inputs", {}).items()}
+    # The twin computes in float64; float inputs reach it as float64 too.
+    extra64 = {k: v.double() if v.is_floating_point() else v for k, v in extra.items()}
     # A clone, so that an in-place first module does not write into the leaf x.
     if is_graph:
-        y = model(input=x.clone(), **extra)
+        y = model(input=x.clone(), **extra64)
     else:
-        y = model(x.clone(), *extra.values()) if extra else model(x.clone())
+        y = model(x.clone(), *extra64.values()) if extra else model(x.clone())
     t = {"input": x32}
     t.update({k: v for k, v in extra.items()})
     if isinstance(y, tuple):
@@ -63,7 +65,7 @@ def make_case(name, text, shape, gen, opts=None):
         y = y[0]
     t["want.output"] = y.detach()
     if y.requires_grad:
-        gy32 = torch.randn(*y.shape, generator=gen).float()
+        gy32 = torch.randn(tuple(y.shape), generator=gen).float()
         y.backward(gy32.double())
         t["grad_output"] = gy32
         t["want.grad.input"] = x.grad
