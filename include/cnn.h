@@ -406,6 +406,29 @@ CNN_API cnn_status cnn_graph_add(cnn_graph *g, const char *name, const char *mod
 /* Declares the model's outputs (by default: the last node's). */
 CNN_API cnn_status cnn_graph_set_outputs(cnn_graph *g, int n, const int *values);
 
+/* ---- layers and profiling -------------------------------------------------- */
+typedef struct cnn_layer_info {
+    const char *name;        /* node name ("0", "conv1") */
+    const char *type;        /* module ("Conv2d") */
+    cnn_shape output_shape;  /* of the first output, as planned */
+    int64_t params;          /* parameters and buffers (elements) */
+    int64_t macs;            /* multiply-adds of one forward pass at the planned batch */
+    double forward_seconds;  /* total time in forward, while profiling */
+    double backward_seconds; /* total time in backward, while profiling */
+    int64_t calls;           /* forward calls counted */
+} cnn_layer_info;
+
+CNN_API int cnn_graph_layer_count(const cnn_graph *g);
+/* Layer i (0 <= i < count) in execution order; shapes and MACs need a plan. */
+CNN_API cnn_status cnn_graph_layer(cnn_graph *g, int i, cnn_layer_info *info);
+/* Output k of layer i after a forward pass (intermediate activations), owned
+ * by g and valid until the next plan. */
+CNN_API cnn_status cnn_graph_layer_output(cnn_graph *g, int i, int k, void **data, cnn_shape *shape,
+                                          cnn_dtype *dtype);
+/* Times every layer's forward and backward (on = 1) until turned off;
+ * turning it on resets the totals. */
+CNN_API void cnn_graph_set_profiling(cnn_graph *g, int on);
+
 /* ---- summary -------------------------------------------------------------- */
 enum {
     CNN_SUMMARY_TEXT = 0, /* a table like Keras's model.summary() */

@@ -51,6 +51,7 @@ void cnn_graph_destroy(cnn_graph *g)
     cnni_afree(g->idata);
     cnni_free(g->file);
     cnni_free(g->summary);
+    cnni_free(g->prof);
     cnni_pool_destroy(g->pool);
     cnni_free(g);
 }

@@ -84,6 +84,8 @@ struct cnn_graph {
     size_t scratch_bytes;
     int forward_done;
     char *summary;           /* last cnn_graph_summary text */
+    int profiling;
+    double *prof;            /* per node: forward seconds, backward seconds, calls */
 };
 
 /* Adds a node for op with bound constructor arguments (and bound constant

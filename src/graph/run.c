@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static void fill_exec(cnn_graph *g, int i, cnni_exec *x, float **param, float **grad, void **buffer,
                       int training)
@@ -32,6 +33,27 @@ static void fill_exec(cnn_graph *g, int i, cnni_exec *x, float **param, float **
     x->isa = g->isa;
 }
 
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Profiling records per node; allocated when turned on (outside a step). */
+void cnn_graph_set_profiling(cnn_graph *g, int on)
+{
+    if (!g)
+        return;
+    cnni_free(g->prof);
+    g->prof = NULL;
+    g->profiling = 0;
+    if (on && g->n_nodes) {
+        g->prof = cnni_calloc((size_t)g->n_nodes * 3, sizeof(double));
+        g->profiling = g->prof != NULL;
+    }
+}
+
 static cnn_status node_failed(cnn_graph *g, int i, cnn_status st)
 {
     char where[600];
@@ -52,9 +74,14 @@ cnn_status cnn_graph_forward(cnn_graph *g, int training)
         void *buffer[CNNI_MAX_PARAMS];
         cnni_exec x;
         fill_exec(g, i, &x, param, grad, buffer, training);
+        double t0 = g->profiling ? seconds() : 0;
         cnn_status st = g->nodes[i].op->forward(&x);
         if (st)
             return node_failed(g, i, st);
+        if (g->profiling) {
+            g->prof[3 * i] += seconds() - t0;
+            g->prof[3 * i + 2] += 1;
+        }
     }
     g->forward_done = 1;
     for (int i = 0; i < g->n_vals; i++)
@@ -136,9 +163,12 @@ cnn_status cnn_graph_backward(cnn_graph *g)
         void *buffer[CNNI_MAX_PARAMS];
         cnni_exec x;
         fill_exec(g, i, &x, param, grad, buffer, 1);
+        double t0 = g->profiling ? seconds() : 0;
         cnn_status st = n->op->backward(&x);
         if (st)
             return node_failed(g, i, st);
+        if (g->profiling)
+            g->prof[3 * i + 1] += seconds() - t0;
         for (int k = 0; k < n->n_in; k++) {
             cnni_val *v = &g->vals[n->in[k]];
             if (!np->din[k].data)

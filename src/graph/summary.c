@@ -263,3 +263,45 @@ cnn_status cnn_graph_summary(cnn_graph *g, int format, const char **text)
     *text = g->summary;
     return CNN_OK;
 }
+
+int cnn_graph_layer_count(const cnn_graph *g) { return g ? g->n_nodes : 0; }
+
+cnn_status cnn_graph_layer(cnn_graph *g, int i, cnn_layer_info *info)
+{
+    if (!g || !info || i < 0 || i >= g->n_nodes)
+        return CNN_ERR_ARGUMENT;
+    cnni_err_clear(&g->err);
+    const cnni_node *n = &g->nodes[i];
+    memset(info, 0, sizeof *info);
+    info->name = n->name;
+    info->type = n->op->name;
+    int64_t tr;
+    info->params = node_params(g, n, &tr);
+    if (g->planned) {
+        info->output_shape = g->vals[n->out[0]].t.shape;
+        info->macs = g->np[i].macs;
+    }
+    if (g->prof) {
+        info->forward_seconds = g->prof[3 * i];
+        info->backward_seconds = g->prof[3 * i + 1];
+        info->calls = (int64_t)g->prof[3 * i + 2];
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_graph_layer_output(cnn_graph *g, int i, int k, void **data, cnn_shape *shape, cnn_dtype *dtype)
+{
+    if (!g || i < 0 || i >= g->n_nodes || k < 0 || k >= g->nodes[i].n_out)
+        return CNN_ERR_ARGUMENT;
+    cnni_err_clear(&g->err);
+    if (!g->planned)
+        return cnni_fail(&g->err, CNN_ERR_STATE, "cnn_graph_layer_output: the graph is not planned");
+    const cnni_val *v = &g->vals[g->nodes[i].out[k]];
+    if (data)
+        *data = v->t.data;
+    if (shape)
+        *shape = v->t.shape;
+    if (dtype)
+        *dtype = v->t.dtype;
+    return CNN_OK;
+}

@@ -292,69 +292,6 @@ static int schedule_spec(const train_opts *o, char *buf, size_t n)
     return 1;
 }
 
-static int parse_floats(const char *s, float *v, int max)
-{
-    int n = 0;
-    const char *p = s;
-    while (*p && n < max) {
-        char *end;
-        double d = strtod(p, &end);
-        if (end == p)
-            return -1;
-        v[n++] = (float)d;
-        p = end;
-        if (*p == ',')
-            p++;
-        else if (*p)
-            return -1;
-    }
-    return *p ? -1 : n;
-}
-
-static int parse_transform(const train_opts *o, cnn_transform *t, int channels)
-{
-    memset(t, 0, sizeof *t);
-    if (o->normalize) {
-        float v[16];
-        int n = parse_floats(o->normalize, v, 16);
-        if (n < 2 || n % 2 || (n / 2 != 1 && n / 2 != channels)) {
-            tool_error("train", "--normalize takes MEAN,STD or %d means then %d stds, got '%s'",
-                       channels, channels, o->normalize);
-            return 0;
-        }
-        t->n_norm = n / 2;
-        for (int i = 0; i < n / 2; i++) {
-            t->mean[i] = v[i];
-            t->std[i] = v[n / 2 + i];
-            if (!(t->std[i] > 0)) {
-                tool_error("train", "--normalize: standard deviation %g must be positive", t->std[i]);
-                return 0;
-            }
-        }
-    }
-    if (o->augment) {
-        char buf[128];
-        snprintf(buf, sizeof buf, "%s", o->augment);
-        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-            if (!strncmp(tok, "crop:", 5)) {
-                char *end;
-                long p = strtol(tok + 5, &end, 10);
-                if (*end || p < 1 || p > 64) {
-                    tool_error("train", "--augment crop:P needs a padding from 1 to 64, got '%s'", tok);
-                    return 0;
-                }
-                t->crop_pad = (int)p;
-            } else if (!strcmp(tok, "flip")) {
-                t->flip = 1;
-            } else {
-                tool_error("train", "--augment takes crop:P and/or flip, got '%s'", tok);
-                return 0;
-            }
-        }
-    }
-    return 1;
-}
-
 /* Progress on stderr: a bar redrawn in place on a terminal, nothing until
  * the epoch line otherwise. */
 typedef struct {
@@ -599,7 +536,7 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     cnn_transform tf;
-    if (!parse_transform(&o, &tf, r.xs.ndim ? (int)r.xs.dims[0] : 1)) {
+    if (!tool_parse_transform("train", o.normalize, o.augment, &tf, r.xs.ndim ? (int)r.xs.dims[0] : 1)) {
         rc = EXIT_USAGE;
         goto done;
     }

@@ -9,9 +9,13 @@
 
 static const tool_cmd commands[] = {
     {"train", "train a model on a data set (Fashion-MNIST, CIFAR-10, images, tensors)", cmd_train, cmd_train_help},
+    {"eval", "loss, accuracy and confusion matrix of a trained model on a data set", cmd_eval, cmd_eval_help},
+    {"predict", "the most likely classes of images or tensors", cmd_predict, cmd_predict_help},
     {"run", "run a model on tensors from safetensors files (forward, backward)", cmd_run, cmd_run_help},
     {"summary", "print a model's layers, shapes, parameters and memory", cmd_summary, cmd_summary_help},
+    {"bench", "per-layer forward and backward times, images/s, GFLOP/s", cmd_bench, cmd_bench_help},
     {"plot", "draw training curves from a metrics file as SVG", cmd_plot, cmd_plot_help},
+    {"viz", "pictures of a network's kernels and feature maps", cmd_viz, cmd_viz_help},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -41,6 +41,12 @@ int tool_parse_dims(const char *s, long long *dims, int max);
  * if it is missing. */
 const char *tool_optarg(const char *sub, int argc, char **argv, int *i);
 
+/* "--normalize M,S" and "--augment crop:P,flip" into t (either may be NULL). */
+int tool_parse_transform(const char *sub, const char *normalize, const char *augment, cnn_transform *t,
+                         int channels);
+/* A model file with optional weights; prints the error and returns 0 on failure. */
+int tool_load_model(const char *sub, const char *model, const char *weights, cnn_graph **out);
+
 int cmd_run(int argc, char **argv);
 void cmd_run_help(FILE *out);
 int cmd_summary(int argc, char **argv);
@@ -49,5 +55,13 @@ int cmd_train(int argc, char **argv);
 void cmd_train_help(FILE *out);
 int cmd_plot(int argc, char **argv);
 void cmd_plot_help(FILE *out);
+int cmd_eval(int argc, char **argv);
+void cmd_eval_help(FILE *out);
+int cmd_predict(int argc, char **argv);
+void cmd_predict_help(FILE *out);
+int cmd_bench(int argc, char **argv);
+void cmd_bench_help(FILE *out);
+int cmd_viz(int argc, char **argv);
+void cmd_viz_help(FILE *out);
 
 #endif
