@@ -157,4 +157,7 @@ uninstall:
 clean:
 	rm -rf build build-san build-fault
 
+# Further targets (fuzzing, sanitizers, benchmarks) live in their own fragments.
+include $(sort $(wildcard mk/*.mk))
+
 -include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)
