@@ -8,6 +8,7 @@
  * gradient from the output, which it refuses to do for a negative slope, so
  * their backward fails here too (forward-only use is fine, as in PyTorch). */
 #include "layer.h"
+#include "../kernels/act_fast.h"
 #include "../kernels/ref/activation_ref.h"
 
 #include <math.h>
@@ -73,7 +74,11 @@ static cnn_status elem_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
 static cnn_status elem_forward(const cnni_exec *x)
 {
     const elem_opts *o = x->opts;
-    cnni_ref_act_forward_f32(&o->act, cnni_numel(&x->in[0].shape), x->in[0].data, x->out[0].data);
+    if (cnni_act_fast_supported(&o->act))
+        cnni_act_fast_forward(x->isa, x->pool, &o->act, cnni_numel(&x->in[0].shape), x->in[0].data,
+                              x->out[0].data);
+    else
+        cnni_ref_act_forward_f32(&o->act, cnni_numel(&x->in[0].shape), x->in[0].data, x->out[0].data);
     return CNN_OK;
 }
 
@@ -92,8 +97,12 @@ static cnn_status elem_backward(const cnni_exec *x)
                          o->act.a);
     if (!x->din[0].data)
         return CNN_OK;
-    cnni_ref_act_backward_f32(&o->act, cnni_numel(&x->in[0].shape), x->in[0].data, x->out[0].data,
-                              x->dout[0].data, x->din[0].data);
+    if (cnni_act_fast_supported(&o->act))
+        cnni_act_fast_backward(x->isa, x->pool, &o->act, cnni_numel(&x->in[0].shape), x->in[0].data,
+                               x->out[0].data, x->dout[0].data, x->din[0].data);
+    else
+        cnni_ref_act_backward_f32(&o->act, cnni_numel(&x->in[0].shape), x->in[0].data, x->out[0].data,
+                                  x->dout[0].data, x->din[0].data);
     return CNN_OK;
 }
 

@@ -1,0 +1,170 @@
+/* Elementwise activations: the portable kernel, and the dispatch that picks
+ * an instruction set and splits the work. */
+#include "act_fast.h"
+#include "../core/cpu.h"
+#include "../core/pool.h"
+
+#include <math.h>
+
+#define CHUNK 16384 /* elements per task; fixed, so results never depend on threads */
+
+int cnni_act_fast_supported(const cnni_act *a)
+{
+    switch (a->kind) {
+    case CNNI_ACT_RELU:
+    case CNNI_ACT_LEAKY_RELU:
+    case CNNI_ACT_HARDTANH:
+    case CNNI_ACT_HARDSIGMOID:
+    case CNNI_ACT_HARDSWISH:
+    case CNNI_ACT_SIGMOID:
+    case CNNI_ACT_TANH:
+    case CNNI_ACT_SILU:
+    case CNNI_ACT_ELU:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The scalar definitions; the SIMD kernels use them for tails. */
+static inline float sigmoidf(float v)
+{
+    float e = expf(-fabsf(v)), s = 1.0f / (1.0f + e);
+    return v >= 0 ? s : e * s;
+}
+
+void cnni_act_forward_generic(const cnni_act *a, int64_t n, const float *x, float *y)
+{
+    const float pa = (float)a->a, pb = (float)a->b;
+    switch (a->kind) {
+    case CNNI_ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] > 0 ? x[i] : (x[i] != x[i] ? x[i] : 0.0f);
+        break;
+    case CNNI_ACT_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] > 0 ? x[i] : x[i] * pa;
+        break;
+    case CNNI_ACT_HARDTANH:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] < pa ? pa : (x[i] > pb ? pb : x[i]);
+        break;
+    case CNNI_ACT_HARDSIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] <= -3 ? 0.0f : (x[i] >= 3 ? 1.0f : x[i] / 6 + 0.5f);
+        break;
+    case CNNI_ACT_HARDSWISH:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] <= -3 ? 0.0f : (x[i] >= 3 ? x[i] : x[i] * (x[i] + 3) / 6);
+        break;
+    case CNNI_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = sigmoidf(x[i]);
+        break;
+    case CNNI_ACT_TANH:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = tanhf(x[i]);
+        break;
+    case CNNI_ACT_SILU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] * sigmoidf(x[i]);
+        break;
+    case CNNI_ACT_ELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] > 0 ? x[i] : pa * expm1f(x[i]);
+        break;
+    default:
+        break;
+    }
+}
+
+void cnni_act_backward_generic(const cnni_act *a, int64_t n, const float *x, const float *y, const float *dy,
+                               float *dx)
+{
+    const float pa = (float)a->a, pb = (float)a->b;
+    switch (a->kind) {
+    case CNNI_ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = x[i] > 0 ? dy[i] : 0.0f;
+        break;
+    case CNNI_ACT_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = x[i] > 0 ? dy[i] : dy[i] * pa;
+        break;
+    case CNNI_ACT_HARDTANH: {
+        const float lo = cnni_floor_f(a->a), hi = cnni_ceil_f(a->b);
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = (x[i] <= lo || x[i] >= hi) ? 0.0f : dy[i];
+        break;
+    }
+    case CNNI_ACT_HARDSIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = (x[i] > -3 && x[i] < 3) ? dy[i] / 6 : 0.0f;
+        break;
+    case CNNI_ACT_HARDSWISH:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = x[i] < -3 ? 0.0f : (x[i] <= 3 ? dy[i] * ((x[i] / 3) + 0.5f) : dy[i]);
+        break;
+    case CNNI_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = dy[i] * (1 - y[i]) * y[i];
+        break;
+    case CNNI_ACT_TANH:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = dy[i] * (1 - y[i] * y[i]);
+        break;
+    case CNNI_ACT_SILU:
+        for (int64_t i = 0; i < n; i++) {
+            float s = sigmoidf(x[i]);
+            dx[i] = dy[i] * s * (1 + x[i] * (1 - s));
+        }
+        break;
+    case CNNI_ACT_ELU:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = x[i] > 0 ? dy[i] : dy[i] * (y[i] + pa);
+        break;
+    default:
+        break;
+    }
+    (void)pb;
+}
+
+typedef struct {
+    const cnni_act *a;
+    int64_t n;
+    const float *x, *y, *dy;
+    float *out;
+    cnni_act_fwd_fn fwd;
+    cnni_act_bwd_fn bwd;
+} job;
+
+static void task(void *ctx, int64_t t)
+{
+    const job *j = ctx;
+    int64_t s = t * CHUNK, e = s + CHUNK < j->n ? s + CHUNK : j->n;
+    if (j->fwd)
+        j->fwd(j->a, e - s, j->x + s, j->out + s);
+    else
+        j->bwd(j->a, e - s, j->x + s, j->y + s, j->dy + s, j->out + s);
+}
+
+void cnni_act_fast_forward(int isa, struct cnni_pool *pool, const cnni_act *a, int64_t n, const float *x,
+                           float *y)
+{
+    job j = {a, n, x, NULL, NULL, y,
+             isa == CNNI_ISA_AVX512 ? cnni_act_forward_avx512
+             : isa == CNNI_ISA_AVX2 ? cnni_act_forward_avx2
+                                    : cnni_act_forward_generic,
+             NULL};
+    cnni_pool_run(n >= 4 * CHUNK ? pool : NULL, task, &j, (n + CHUNK - 1) / CHUNK);
+}
+
+void cnni_act_fast_backward(int isa, struct cnni_pool *pool, const cnni_act *a, int64_t n, const float *x,
+                            const float *y, const float *dy, float *dx)
+{
+    job j = {a, n, x, y, dy, dx, NULL,
+             isa == CNNI_ISA_AVX512 ? cnni_act_backward_avx512
+             : isa == CNNI_ISA_AVX2 ? cnni_act_backward_avx2
+                                    : cnni_act_backward_generic};
+    cnni_pool_run(n >= 4 * CHUNK ? pool : NULL, task, &j, (n + CHUNK - 1) / CHUNK);
+}
