@@ -9,6 +9,11 @@
 extern const cnni_op cnni_op_Conv1d, cnni_op_Conv2d, cnni_op_Conv3d;
 extern const cnni_op cnni_op_ConvTranspose1d, cnni_op_ConvTranspose2d, cnni_op_ConvTranspose3d;
 /* pooling (pool.c, unpool.c) -- declarations */
+extern const cnni_op cnni_op_MaxPool1d, cnni_op_MaxPool2d, cnni_op_MaxPool3d;
+extern const cnni_op cnni_op_AvgPool1d, cnni_op_AvgPool2d, cnni_op_AvgPool3d;
+extern const cnni_op cnni_op_AdaptiveMaxPool1d, cnni_op_AdaptiveMaxPool2d, cnni_op_AdaptiveMaxPool3d;
+extern const cnni_op cnni_op_AdaptiveAvgPool1d, cnni_op_AdaptiveAvgPool2d, cnni_op_AdaptiveAvgPool3d;
+extern const cnni_op cnni_op_MaxUnpool1d, cnni_op_MaxUnpool2d, cnni_op_MaxUnpool3d;
 /* activations and dropout (activation.c, dropout.c) -- declarations */
 extern const cnni_op cnni_op_Sigmoid, cnni_op_Tanh, cnni_op_ReLU, cnni_op_LeakyReLU, cnni_op_PReLU;
 extern const cnni_op cnni_op_RReLU, cnni_op_Softmax, cnni_op_LogSoftmax, cnni_op_ELU, cnni_op_GELU;
@@ -30,6 +35,11 @@ static const cnni_op *const table[] = {
     &cnni_op_Conv1d, &cnni_op_Conv2d, &cnni_op_Conv3d,
     &cnni_op_ConvTranspose1d, &cnni_op_ConvTranspose2d, &cnni_op_ConvTranspose3d,
     /* pooling -- entries */
+    &cnni_op_MaxPool1d, &cnni_op_MaxPool2d, &cnni_op_MaxPool3d,
+    &cnni_op_AvgPool1d, &cnni_op_AvgPool2d, &cnni_op_AvgPool3d,
+    &cnni_op_AdaptiveMaxPool1d, &cnni_op_AdaptiveMaxPool2d, &cnni_op_AdaptiveMaxPool3d,
+    &cnni_op_AdaptiveAvgPool1d, &cnni_op_AdaptiveAvgPool2d, &cnni_op_AdaptiveAvgPool3d,
+    &cnni_op_MaxUnpool1d, &cnni_op_MaxUnpool2d, &cnni_op_MaxUnpool3d,
     /* activations and dropout -- entries */
     &cnni_op_Sigmoid, &cnni_op_Tanh, &cnni_op_ReLU, &cnni_op_LeakyReLU, &cnni_op_PReLU,
     &cnni_op_RReLU, &cnni_op_Softmax, &cnni_op_LogSoftmax, &cnni_op_ELU, &cnni_op_GELU,

@@ -9,7 +9,8 @@ by PyTorch in float64 from the same float32 values: "want.output",
 The cases live in tests/torch/ref_*.py, one file per layer family, each with
 a list CASES of (name, model text, input shape) or (name, model text, input
 shape, options) where options may hold "train": True, "inputs": {name: fn}
-for extra model inputs, "tol": float, "init": fn(state_dict) to set weights.
+for extra model inputs, "tol": float, "init": fn(model) to set weights (or
+replace the forward), which also stops the random weights.
 
 Run: /usr/bin/python3 tests/torch/gen_reference.py [ref_FAMILY ...]
 (rewrites the files of every family, or of the named ones)

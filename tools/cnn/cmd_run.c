@@ -177,9 +177,15 @@ int cmd_run(int argc, char **argv)
         }
         cnn_tensor_info info;
         cnn_tensors_get(x, idx[i], &info);
-        /* Integer tensors (indices, class targets) stay int64; the rest float32. */
+        /* Integer tensors (indices, class targets) must be int64, as PyTorch
+         * requires; floating tensors become float32. */
         int is_int = info.dtype == CNN_I64 || info.dtype == CNN_I32 || info.dtype == CNN_U8;
         cnn_dtype want = is_int ? CNN_I64 : CNN_F32;
+        if (is_int && info.dtype != CNN_I64) {
+            tool_error(S, "%s: tensor '%s' is %s; integer inputs (indices, class targets) must be I64",
+                       o.input, name, cnn_dtype_name(info.dtype));
+            goto done;
+        }
         if (info.dtype != want && cnn_tensors_convert(x, idx[i], want)) {
             tool_error(S, "%s: tensor '%s' is %s, expected %s", o.input, name,
                        cnn_dtype_name(info.dtype), cnn_dtype_name(want));
