@@ -61,7 +61,7 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIVE_PY  := $(sort $(wildcard tests/torch/test_*_live.py))
 EXAMPLE_SRC := $(wildcard examples/*.c)
-EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%) $(BUILD)/examples/header_example
 
 LIB_A  := $(BUILD)/libcnn.a
 LIB_SO := $(BUILD)/libcnn.so

@@ -42,16 +42,11 @@
  * #include <string.h>
  *
  * static const char *MODEL =
- *     "Conv2d(1, 4, kernel_size=3, padding=1)
-"
- *     "ReLU()
-"
- *     "MaxPool2d(2)
-"
- *     "Flatten()
-"
- *     "Linear(64, 2)
-";
+ *     "Conv2d(1, 4, kernel_size=3, padding=1)\n"
+ *     "ReLU()\n"
+ *     "MaxPool2d(2)\n"
+ *     "Flatten()\n"
+ *     "Linear(64, 2)\n";
  *
  * // n 1x8x8 images with one bright bar each: label 0 horizontal, 1 vertical.
  * static void make_batch(cnn_rng *rng, int n, float *x, int64_t *y)
@@ -67,8 +62,7 @@
  *
  * static int fail(const char *msg)
  * {
- *     fprintf(stderr, "error: %s
-", msg);
+ *     fprintf(stderr, "error: %s\n", msg);
  *     return 1;
  * }
  *
