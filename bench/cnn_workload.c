@@ -1,0 +1,164 @@
+/* Times one workload with the cnn library and prints the median seconds as
+ * JSON, for bench/run.py to set beside PyTorch's:
+ *   cnn_workload layer MODEL C,H,W BATCH THREADS REPS [train]
+ *   cnn_workload gemm N THREADS REPS [openblas]
+ * "layer" runs forward (and backward with "train") of a one-layer model. */
+#include "cnn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef CNN_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "kernels/gemm.h"
+#include "core/pool.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int layer(int argc, char **argv)
+{
+    if (argc < 7)
+        return 2;
+    const char *model = argv[2];
+    long long dims[8];
+    int nd = 0;
+    for (char *p = argv[3]; *p && nd < 7;) {
+        dims[nd++] = strtoll(p, &p, 10);
+        if (*p == ',')
+            p++;
+    }
+    int batch = atoi(argv[4]), threads = atoi(argv[5]), reps = atoi(argv[6]);
+    int train = argc > 7 && !strcmp(argv[7], "train");
+    cnn_graph *g;
+    cnn_graph_create(&g);
+    if (cnn_graph_parse(g, model, "bench") || cnn_graph_set_threads(g, threads)) {
+        fprintf(stderr, "%s\n", cnn_graph_errmsg(g));
+        return 1;
+    }
+    cnn_shape xs = {nd + 1, {0}};
+    xs.dims[0] = batch;
+    for (int d = 0; d < nd; d++)
+        xs.dims[d + 1] = dims[d];
+    if (cnn_graph_plan(g, 1, &xs, NULL, train ? CNN_PLAN_BACKWARD | CNN_PLAN_INPUT_GRAD : 0)) {
+        fprintf(stderr, "%s\n", cnn_graph_errmsg(g));
+        return 1;
+    }
+    int64_t n = 1;
+    for (int d = 0; d < xs.ndim; d++)
+        n *= xs.dims[d];
+    float *x = cnn_graph_input_data(g, 0);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    cnn_shape os;
+    cnn_graph_output(g, 0, NULL, &os, NULL);
+    int64_t on = 1;
+    for (int d = 0; d < os.ndim; d++)
+        on *= os.dims[d];
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    for (int r = -2; r < reps; r++) {
+        double t0 = now();
+        cnn_graph_forward(g, train);
+        if (train) {
+            float *gy = cnn_graph_output_grad(g, 0);
+            for (int64_t i = 0; i < on; i++)
+                gy[i] = 1e-3f;
+            cnn_graph_zero_grad(g);
+            if (cnn_graph_backward(g)) {
+                fprintf(stderr, "%s\n", cnn_graph_errmsg(g));
+                return 1;
+            }
+        }
+        if (r >= 0)
+            t[r] = now() - t0;
+    }
+    int64_t macs = 0;
+    for (int i = 0; i < cnn_graph_layer_count(g); i++) {
+        cnn_layer_info li;
+        cnn_graph_layer(g, i, &li);
+        macs += li.macs;
+    }
+    printf("{\"seconds\": %.6e, \"macs\": %lld, \"isa\": \"%s\"}\n", median(t, reps), (long long)macs,
+           cnn_graph_isa(g));
+    free(t);
+    cnn_graph_destroy(g);
+    return 0;
+}
+
+static int gemm(int argc, char **argv)
+{
+    if (argc < 5)
+        return 2;
+    int n = atoi(argv[2]), reps = atoi(argv[4]);
+    int blas = argc > 5 && !strcmp(argv[5], "openblas");
+    float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n);
+    float *c = malloc(sizeof(float) * (size_t)n * n);
+    for (int64_t i = 0; i < (int64_t)n * n; i++) {
+        a[i] = (float)(i % 7) / 7;
+        b[i] = (float)(i % 5) / 5;
+    }
+    const cnni_gemm_kernel *k = cnni_gemm_kernel_for(cnni_cpu_best_isa());
+    void *s = malloc(cnni_gemm_scratch_bytes(k));
+    cnni_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.M = op.N = op.K = n;
+    op.a = a;
+    op.lda = n;
+    op.b = b;
+    op.ldb = n;
+    op.c = c;
+    op.ldc = n;
+#ifdef CNN_BENCH_OPENBLAS
+    openblas_set_num_threads(1);
+#endif
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        if (blas) {
+#ifdef CNN_BENCH_OPENBLAS
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+#else
+            fprintf(stderr, "built without OpenBLAS\n");
+            return 1;
+#endif
+        } else {
+            cnni_gemm(k, &op, 0, n, s);
+        }
+        if (r >= 0)
+            t[r] = now() - t0;
+    }
+    printf("{\"seconds\": %.6e, \"macs\": %lld, \"isa\": \"%s\"}\n", median(t, reps), (long long)n * n * n,
+           cnni_isa_name(cnni_cpu_best_isa()));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "layer"))
+        return layer(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "gemm"))
+        return gemm(argc, argv);
+    fprintf(stderr, "usage: cnn_workload layer MODEL C,H,W BATCH THREADS REPS [train]\n"
+                    "       cnn_workload gemm N THREADS REPS [openblas]\n");
+    return 2;
+}

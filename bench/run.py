@@ -1,0 +1,273 @@
+"""make bench: every performance workload of the project, measured on both
+sides (cnn and PyTorch) in one run on this machine, median of repetitions.
+Prints a table with both timings, the ratio, GFLOP/s and the fraction of the
+measured FMA peak, and writes the same numbers to bench/results.json.
+
+Environment: CNN_BENCH_QUICK=1 for fewer repetitions and smaller training
+runs (a smoke test), CNN_BENCH_ONLY=substring to run matching workloads."""
+import gzip
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+CNN = os.path.join(BUILD, "cnn")
+WORKLOAD = os.path.join(BUILD, "bench", "cnn_workload")
+PEAK_CORE = 115.0  # GFLOP/s per core, measured (shared/PERF.md)
+QUICK = os.environ.get("CNN_BENCH_QUICK") == "1"
+ONLY = os.environ.get("CNN_BENCH_ONLY", "")
+REPS = 3 if QUICK else 9
+
+CONVS = [
+    # name, module (cnn syntax = PyTorch syntax), input C,H,W, batch
+    ("ResNet 3x3, 64 ch, 56x56", "Conv2d(64, 64, 3, padding=1, bias=False)", (64, 56, 56), 8),
+    ("ResNet 3x3, 128 ch, 28x28", "Conv2d(128, 128, 3, padding=1, bias=False)", (128, 28, 28), 8),
+    ("ResNet 3x3, 256 ch, 14x14", "Conv2d(256, 256, 3, padding=1, bias=False)", (256, 14, 14), 8),
+    ("1x1, 256 to 64 ch, 56x56", "Conv2d(256, 64, 1, bias=False)", (256, 56, 56), 8),
+    ("VGG first layer, 3 to 64 ch, 224x224", "Conv2d(3, 64, 3, padding=1)", (3, 224, 224), 8),
+    ("LeNet conv1, 1 to 6 ch, k5, 28x28", "Conv2d(1, 6, 5, padding=2)", (1, 28, 28), 64),
+    ("LeNet conv2, 6 to 16 ch, k5, 14x14", "Conv2d(6, 16, 5)", (6, 14, 14), 64),
+    ("depthwise 3x3, 128 ch, 56x56", "Conv2d(128, 128, 3, padding=1, groups=128, bias=False)", (128, 56, 56), 8),
+    ("transposed 3x3 stride 2, 128 to 64 ch", "ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1)",
+     (128, 28, 28), 8),
+]
+
+
+def torch_side():
+    import torch
+    return torch
+
+
+def run_rss(cmd):
+    """Runs cmd and returns (stdout, its peak resident memory in MB) via wait4."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.dup2(w, 1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        try:
+            os.execv(cmd[0], cmd)
+        finally:
+            os._exit(127)
+    os.close(w)
+    chunks = []
+    while True:
+        b = os.read(r, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    _, status, usage = os.wait4(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("%s failed with status %d" % (" ".join(cmd[:3]), os.waitstatus_to_exitcode(status)))
+    return b"".join(chunks).decode(), usage.ru_maxrss / 1024.0
+
+
+def median_time(fn, reps):
+    for _ in range(2):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def cnn_layer(module, shape, batch, threads, train):
+    cmd = [WORKLOAD, "layer", module, ",".join(map(str, shape)), str(batch), str(threads), str(REPS)]
+    if train:
+        cmd.append("train")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def torch_layer(module, shape, batch, threads, train):
+    torch = torch_side()
+    torch.set_num_threads(threads)
+    m = eval("torch.nn." + module)
+    x = torch.randn(batch, *shape, requires_grad=train)
+    if not train:
+        with torch.no_grad():
+            return median_time(lambda: m(x), REPS)
+    y0 = m(x)
+    gy = torch.full_like(y0, 1e-3)
+
+    def step():
+        m.zero_grad(set_to_none=False)
+        x.grad = None
+        m(x).backward(gy)
+    return median_time(step, REPS)
+
+
+def fashion_arrays(n):
+    """The first n Fashion-MNIST training images (uint8) and labels."""
+    d = "/usr/share/datasets/fashion-mnist"
+    if not os.path.exists(os.path.join(d, "train-images-idx3-ubyte.gz")):
+        d = os.path.join(ROOT, "data", "fashion-mnist-subset")
+    with gzip.open(os.path.join(d, "train-images-idx3-ubyte.gz")) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(os.path.join(d, "train-labels-idx1-ubyte.gz")) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    return x[:n], y[:n], d
+
+
+TORCH_TRAIN = r'''
+import gzip, json, os, sys, time
+import numpy as np, torch
+sys.path.insert(0, %(graph)r)
+import graphmodel
+torch.set_num_threads(%(threads)d)
+torch.manual_seed(0)
+d = %(data)r
+with gzip.open(os.path.join(d, "train-images-idx3-ubyte.gz")) as f:
+    x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)[:%(n)d]
+with gzip.open(os.path.join(d, "train-labels-idx1-ubyte.gz")) as f:
+    y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)[:%(n)d]
+# As torchvision's ToTensor: the data set held as float32 in [0, 1].
+ds = torch.utils.data.TensorDataset(torch.tensor(x, dtype=torch.float32) / 255, torch.tensor(y))
+dl = torch.utils.data.DataLoader(ds, batch_size=%(batch)d, shuffle=True)
+model, _, _ = graphmodel.build(open(%(model)r).read())
+opt = %(opt)s
+crit = torch.nn.CrossEntropyLoss()
+model.train()
+t = time.perf_counter()
+seen = 0
+for xb, yb in dl:
+    opt.zero_grad()
+    loss = crit(model(xb), yb)
+    loss.backward()
+    opt.step()
+    seen += xb.shape[0]
+el = time.perf_counter() - t
+print(json.dumps({"images_per_sec": seen / el}))
+'''
+
+
+def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
+    x, y, src = fashion_arrays(n)
+    res = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        # cnn reads the IDX folder directly; a smaller run uses a safetensors slice.
+        data = src
+        if n < 60000 or "subset" in src:
+            import importlib
+            sys.path.insert(0, os.path.join(ROOT, "tests", "torch"))
+            sft = importlib.import_module("sft")
+            data = os.path.join(tmp, "d.st")
+            sft.save(data, {"x": x, "y": y})
+        mt = os.path.join(tmp, "m.jsonl")
+        cmd = [CNN, "train", os.path.join(ROOT, model), "--data", data, "--epochs", "1", "--batch-size",
+               str(batch), "--optimizer", opt_cnn, "--threads", str(threads), "--metrics", mt, "--quiet"]
+        ips_c, rss_c = [], []
+        for _ in range(1 if QUICK else 3):
+            _, rss = run_rss(cmd)
+            rss_c.append(rss)
+            ips_c.append(json.loads(open(mt).read().splitlines()[-1])["images_per_sec"])
+        script = TORCH_TRAIN % {"graph": os.path.join(ROOT, "tests", "torch"), "threads": threads,
+                                "data": src, "n": n, "batch": batch, "model": os.path.join(ROOT, model),
+                                "opt": opt_torch}
+        ips_t, rss_t = [], []
+        for _ in range(1 if QUICK else 3):
+            out, rss = run_rss([sys.executable, "-c", script])
+            ips_t.append(json.loads(out.strip().splitlines()[-1])["images_per_sec"])
+            rss_t.append(rss)
+        res = {"name": name, "cnn_images_per_sec": statistics.median(ips_c),
+               "torch_images_per_sec": statistics.median(ips_t), "cnn_max_rss_mb": max(rss_c),
+               "torch_max_rss_mb": max(rss_t), "samples": n}
+    res["ratio"] = res["cnn_images_per_sec"] / res["torch_images_per_sec"]
+    return res
+
+
+def main():
+    results = {"machine": {"cpu": platform.processor() or open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip(),
+                           "cores": os.cpu_count(), "peak_gflops_per_core": PEAK_CORE},
+               "convolutions": [], "training": [], "gemm": {}, "scaling": []}
+    torch = torch_side()
+    results["machine"]["torch"] = torch.__version__
+
+    def want(name):
+        return not ONLY or ONLY.lower() in name.lower()
+
+    print("cnn vs PyTorch %s on %s, %d cores (FMA peak %.0f GFLOP/s per core); median of %d\n"
+          % (torch.__version__, results["machine"]["cpu"], os.cpu_count(), PEAK_CORE, REPS))
+    print("%-40s %-9s %10s %10s %7s %9s %6s" % ("convolution (2 threads)", "pass", "cnn ms", "torch ms", "ratio",
+                                                "GFLOP/s", "peak"))
+    for name, module, shape, batch in CONVS:
+        if not want(name):
+            continue
+        for train in (False, True):
+            c = cnn_layer(module, shape, batch, 2, train)
+            t = torch_layer(module, shape, batch, 2, train)
+            flops = 2.0 * c["macs"] * (3 if train else 1)
+            gf = flops / c["seconds"] / 1e9
+            r = {"name": name, "pass": "fwd+bwd" if train else "forward", "cnn_ms": c["seconds"] * 1e3,
+                 "torch_ms": t * 1e3, "ratio": t / c["seconds"], "gflops": gf, "peak_fraction": gf / (2 * PEAK_CORE)}
+            results["convolutions"].append(r)
+            print("%-40.40s %-9s %10.3f %10.3f %6.2fx %9.1f %5.0f%%" % (name, r["pass"], r["cnn_ms"], r["torch_ms"],
+                                                                       r["ratio"], gf, 100 * r["peak_fraction"]))
+            sys.stdout.flush()
+    ratios = [r["ratio"] for r in results["convolutions"]]
+    if ratios:
+        results["conv_geomean_ratio"] = float(np.exp(np.mean(np.log(ratios))))
+        print("%-40s %-9s %10s %10s %6.2fx" % ("geometric mean", "", "", "", results["conv_geomean_ratio"]))
+
+    if want("scaling"):
+        print("\n%-40s %-9s %10s %10s %7s" % ("thread scaling (fwd+bwd)", "", "1 thread", "2 threads", "speedup"))
+        for name, module, shape, batch in CONVS[:3]:
+            one = cnn_layer(module, shape, batch, 1, True)["seconds"]
+            two = cnn_layer(module, shape, batch, 2, True)["seconds"]
+            results["scaling"].append({"name": name, "one_ms": one * 1e3, "two_ms": two * 1e3, "speedup": one / two})
+            print("%-40.40s %-9s %10.3f %10.3f %6.2fx" % (name, "", one * 1e3, two * 1e3, one / two))
+
+    if want("gemm"):
+        n = 1024
+        c = json.loads(subprocess.run([WORKLOAD, "gemm", str(n), "1", str(REPS)], capture_output=True, text=True,
+                                      check=True).stdout)
+        gf = 2.0 * c["macs"] / c["seconds"] / 1e9
+        g = {"n": n, "cnn_gflops": gf, "peak_fraction": gf / PEAK_CORE}
+        ob = subprocess.run([WORKLOAD, "gemm", str(n), "1", str(REPS), "openblas"], capture_output=True, text=True)
+        if ob.returncode == 0:
+            o = json.loads(ob.stdout)
+            g["openblas_gflops"] = 2.0 * o["macs"] / o["seconds"] / 1e9
+        results["gemm"] = g
+        print("\nmatrix multiply %dx%dx%d, 1 thread: cnn %.1f GFLOP/s (%.0f%% of one core's peak)%s" % (
+            n, n, n, gf, 100 * g["peak_fraction"],
+            ", OpenBLAS %.1f GFLOP/s, ratio %.2fx" % (g["openblas_gflops"], gf / g["openblas_gflops"])
+            if "openblas_gflops" in g else ""))
+
+    n_train = 12800 if QUICK else 60000
+    trains = [("LeNet-5, batch 64, SGD momentum, 2 threads", "models/lenet5.txt", "SGD(lr=0.1, momentum=0.9)",
+               "torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)", 64, 2, n_train),
+              ("main job CNN, batch 128, Adam, 2 threads", "models/fashion_cnn.txt", "Adam(lr=0.001)",
+               "torch.optim.Adam(model.parameters(), lr=0.001)", 128, 2, 12800 if QUICK else 25600)]
+    for tr in trains:
+        if not want(tr[0]):
+            continue
+        r = train_pair(*tr)
+        results["training"].append(r)
+        print("\n%s, %d images: cnn %.0f images/s, PyTorch %.0f images/s, ratio %.2fx; peak memory cnn %.0f MB, "
+              "PyTorch %.0f MB (%.1fx less)" % (r["name"], r["samples"], r["cnn_images_per_sec"],
+                                                r["torch_images_per_sec"], r["ratio"], r["cnn_max_rss_mb"],
+                                                r["torch_max_rss_mb"], r["torch_max_rss_mb"] / r["cnn_max_rss_mb"]))
+        sys.stdout.flush()
+    out = os.path.join(HERE, "results.json")
+    with open(out + ".tmp", "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(out + ".tmp", out)
+    print("\nwritten to %s" % out)
+
+
+if __name__ == "__main__":
+    main()
