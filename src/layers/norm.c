@@ -20,7 +20,7 @@
  * its special path for empty inputs (no channel check, no running update,
  * but a weight[0] read that fails when the weight is empty). */
 #include "layer.h"
-#include "../kernels/ref/norm_ref.h"
+#include "../kernels/norm_fast.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -413,7 +413,7 @@ static cnn_status norm_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
     /* Saved memory exists only when backward is planned; forward then keeps
      * its statistics there, otherwise in scratch. */
     inf->saved_bytes = (size_t)bytes;
-    inf->work_bytes = inf->backward ? 0 : (size_t)bytes;
+    inf->work_bytes = inf->backward ? cnni_norm_fast_scratch(&g) : (size_t)bytes;
     inf->macs = 2 * prod(in->shape.dims, in->shape.ndim);
     return CNN_OK;
 }
@@ -505,7 +505,7 @@ static cnn_status norm_forward(const cnni_exec *x)
     const float *in = x->in[0].data;
     /* rstd holds the variance until the running statistics have seen it. */
     if (from_batch) {
-        cnni_ref_norm_stats_f32(&g, in, s.mean, s.rstd);
+        cnni_norm_fast_stats(x->isa, x->pool, &g, in, s.mean, s.rstd);
     } else {
         /* An empty input may have another channel count than the running
          * statistics (PyTorch does not check it), and needs no statistics. */
@@ -524,8 +524,8 @@ static cnn_status norm_forward(const cnni_exec *x)
     for (int64_t i = 0; i < nstat; i++)
         s.rstd[i] = 1.0 / sqrt(s.rstd[i] + o->eps);
     *s.from_batch = from_batch;
-    cnni_ref_norm_forward_f32(&g, in, s.mean, s.rstd, o->iw >= 0 ? x->param[o->iw] : NULL,
-                              o->ib >= 0 ? x->param[o->ib] : NULL, x->out[0].data);
+    cnni_norm_fast_forward(x->isa, x->pool, &g, in, s.mean, s.rstd, o->iw >= 0 ? x->param[o->iw] : NULL,
+                           o->ib >= 0 ? x->param[o->ib] : NULL, x->out[0].data);
     return CNN_OK;
 }
 
@@ -537,10 +537,9 @@ static cnn_status norm_backward(const cnni_exec *x)
     if (st)
         return st;
     stats_mem s = stats_at(x->saved, &g);
-    cnni_ref_norm_backward_f32(&g, x->in[0].data, x->dout[0].data, s.mean, s.rstd,
-                               o->iw >= 0 ? x->param[o->iw] : NULL, (int)*s.from_batch,
-                               x->din[0].data, o->iw >= 0 ? x->grad[o->iw] : NULL,
-                               o->ib >= 0 ? x->grad[o->ib] : NULL);
+    cnni_norm_fast_backward(x->isa, x->pool, &g, x->in[0].data, x->dout[0].data, s.mean, s.rstd,
+                            o->iw >= 0 ? x->param[o->iw] : NULL, (int)*s.from_batch, x->din[0].data,
+                            o->iw >= 0 ? x->grad[o->iw] : NULL, o->ib >= 0 ? x->grad[o->ib] : NULL, x->work);
     return CNN_OK;
 }
 

@@ -1,0 +1,336 @@
+/* Normalisation on spans: the driver (statistics, forward, backward) and the
+ * portable span loops. See norm_fast.h. */
+#include "norm_fast.h"
+#include "../core/cpu.h"
+#include "../core/pool.h"
+
+#include <string.h>
+
+/* ---- portable spans: float arithmetic, partial sums flushed to double ---- */
+#define FLUSH 1024
+#define SMALL_STAT 64 /* statistics over at most this many elements use double in backward */
+
+static double g_sum(const float *x, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i += FLUSH) {
+        float a[8] = {0};
+        int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
+        for (; j + 8 <= e; j += 8)
+            for (int k = 0; k < 8; k++)
+                a[k] += x[j + k];
+        for (; j < e; j++)
+            a[0] += x[j];
+        for (int k = 0; k < 8; k++)
+            s += a[k];
+    }
+    return s;
+}
+
+static void g_dev2(const float *x, int64_t n, float hi, float lo, double *sd, double *sd2)
+{
+    double s1 = 0, s2 = 0;
+    for (int64_t i = 0; i < n; i += FLUSH) {
+        float a[8] = {0}, b[8] = {0};
+        int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
+        for (; j + 8 <= e; j += 8)
+            for (int k = 0; k < 8; k++) {
+                float d = (x[j + k] - hi) - lo;
+                a[k] += d;
+                b[k] += d * d;
+            }
+        for (; j < e; j++) {
+            float d = (x[j] - hi) - lo;
+            a[0] += d;
+            b[0] += d * d;
+        }
+        for (int k = 0; k < 8; k++) {
+            s1 += a[k];
+            s2 += b[k];
+        }
+    }
+    *sd = s1;
+    *sd2 = s2;
+}
+
+static void g_affine(const float *x, int64_t n, float hi, float lo, float a, float b, float *y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = ((x[i] - hi) - lo) * a + b;
+}
+
+static void g_sums(const float *x, const float *dy, int64_t n, float hi, float lo, double *sdy, double *sdyx)
+{
+    double s1 = 0, s2 = 0;
+    for (int64_t i = 0; i < n; i += FLUSH) {
+        float a[8] = {0}, b[8] = {0};
+        int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
+        for (; j + 8 <= e; j += 8)
+            for (int k = 0; k < 8; k++) {
+                a[k] += dy[j + k];
+                b[k] += dy[j + k] * ((x[j + k] - hi) - lo);
+            }
+        for (; j < e; j++) {
+            a[0] += dy[j];
+            b[0] += dy[j] * ((x[j] - hi) - lo);
+        }
+        for (int k = 0; k < 8; k++) {
+            s1 += a[k];
+            s2 += b[k];
+        }
+    }
+    *sdy = s1;
+    *sdyx = s2;
+}
+
+static void g_grad(const float *x, const float *dy, int64_t n, float hi, float lo, float r, float w, float c,
+                   float k, float *dx)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = r * (w * dy[i] - c) + k * ((x[i] - hi) - lo);
+}
+
+/* A double as hi + lo floats. */
+static inline void split(double v, float *hi, float *lo)
+{
+    *hi = (float)v;
+    *lo = (float)(v - (double)*hi);
+}
+
+const cnni_norm_spans cnni_norm_spans_generic = {g_sum, g_dev2, g_affine, g_sums, g_grad};
+
+static const cnni_norm_spans *spans_for(int isa)
+{
+    return isa == CNNI_ISA_AVX512 ? &cnni_norm_spans_avx512
+           : isa == CNNI_ISA_AVX2 ? &cnni_norm_spans_avx2
+                                  : &cnni_norm_spans_generic;
+}
+
+/* Offset of channel j of group grp in outer block n. */
+static inline int64_t span_at(const cnni_norm_geom *g, int64_t n, int64_t grp, int64_t j)
+{
+    return ((n * g->G + grp) * g->Cg + j) * g->S;
+}
+
+/* ---- statistics: one task per statistic ---- */
+typedef struct {
+    const cnni_norm_spans *sp;
+    const cnni_norm_geom *g;
+    const float *x, *dy;
+    const double *mean_in, *rstd;
+    double *mean, *var;
+    const float *w, *b;
+    float *y, *dx;
+    double *part; /* backward: per (statistic, channel) sums */
+    int batch_stats;
+} job;
+
+/* Statistic st covers (n, grp) = (st / G, st % G), or channel group st over
+ * every n when across_batch. */
+static void stat_range(const cnni_norm_geom *g, int64_t st, int64_t *n0, int64_t *n1, int64_t *grp)
+{
+    if (g->across_batch) {
+        *n0 = 0;
+        *n1 = g->N;
+        *grp = st;
+    } else {
+        *n0 = st / g->G;
+        *n1 = *n0 + 1;
+        *grp = st % g->G;
+    }
+}
+
+static void stats_task(void *ctx, int64_t st)
+{
+    const job *jb = ctx;
+    const cnni_norm_geom *g = jb->g;
+    int64_t n0, n1, grp;
+    stat_range(g, st, &n0, &n1, &grp);
+    const int64_t cnt = (n1 - n0) * g->Cg * g->S;
+    if (cnt == 0) {
+        jb->mean[st] = 0;
+        jb->var[st] = 0;
+        return;
+    }
+    double s = 0;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t j = 0; j < g->Cg; j++)
+            s += jb->sp->sum(jb->x + span_at(g, n, grp, j), g->S);
+    /* A first mean from float partial sums, then a second pass over the
+     * deviations from it: their mean corrects the first one's rounding. */
+    const double mean = s / (double)cnt;
+    float hi, lo;
+    split(mean, &hi, &lo);
+    double sd = 0, sd2 = 0;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t j = 0; j < g->Cg; j++) {
+            double a, b;
+            jb->sp->dev2(jb->x + span_at(g, n, grp, j), g->S, hi, lo, &a, &b);
+            sd += a;
+            sd2 += b;
+        }
+    const double shift = sd / (double)cnt;
+    jb->mean[st] = (double)hi + (double)lo + shift;
+    const double var = sd2 / (double)cnt - shift * shift;
+    jb->var[st] = var > 0 ? var : 0;
+}
+
+/* Tiny problems are not worth waking threads for. */
+static struct cnni_pool *pool_if(struct cnni_pool *pool, const cnni_norm_geom *g)
+{
+    return g->N * g->G * g->Cg * g->S >= 65536 ? pool : NULL;
+}
+
+void cnni_norm_fast_stats(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                          double *mean, double *var)
+{
+    job jb;
+    memset(&jb, 0, sizeof jb);
+    jb.sp = spans_for(isa);
+    jb.g = g;
+    jb.x = x;
+    jb.mean = mean;
+    jb.var = var;
+    cnni_pool_run(pool_if(pool, g), stats_task, &jb, cnni_norm_nstat(g));
+}
+
+/* ---- forward: one task per (n, group) block ---- */
+static void fwd_task(void *ctx, int64_t t)
+{
+    const job *jb = ctx;
+    const cnni_norm_geom *g = jb->g;
+    const int64_t n = t / g->G, grp = t % g->G;
+    const int64_t st = g->across_batch ? grp : t;
+    const double r = jb->rstd[st];
+    float hi, lo;
+    split(jb->mean_in[st], &hi, &lo);
+    for (int64_t j = 0; j < g->Cg; j++) {
+        const int64_t c = grp * g->Cg + j, off = span_at(g, n, grp, j);
+        const double w = jb->w ? jb->w[c] : 1.0, b = jb->b ? jb->b[c] : 0.0;
+        jb->sp->affine(jb->x + off, g->S, hi, lo, (float)(r * w), (float)b, jb->y + off);
+    }
+}
+
+void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                            const double *mean, const double *rstd, const float *w, const float *b, float *y)
+{
+    job jb;
+    memset(&jb, 0, sizeof jb);
+    jb.sp = spans_for(isa);
+    jb.g = g;
+    jb.x = x;
+    jb.mean_in = mean;
+    jb.rstd = rstd;
+    jb.w = w;
+    jb.b = b;
+    jb.y = y;
+    cnni_pool_run(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
+}
+
+/* ---- backward ----
+ * Pass 1 (per (n, group) block): for each channel, sum dy and dy (x - m).
+ * Pass 2 (per block): with the statistic's totals, dx = r w dy - r A / M -
+ * r^3 B / M (x - m), where A = sum_j w_j sum dy and B = sum_j w_j sum dy (x - m)
+ * over the statistic; with running statistics dx = r w dy.
+ * dw and db add the per-channel sums over n in a fixed order. */
+size_t cnni_norm_fast_scratch(const cnni_norm_geom *g)
+{
+    return (size_t)(g->N * g->G * g->Cg) * 2 * sizeof(double) + 64;
+}
+
+static void sums_task(void *ctx, int64_t t)
+{
+    const job *jb = ctx;
+    const cnni_norm_geom *g = jb->g;
+    const int64_t n = t / g->G, grp = t % g->G;
+    const int64_t st = g->across_batch ? grp : t;
+    float hi, lo;
+    split(jb->mean_in[st], &hi, &lo);
+    for (int64_t j = 0; j < g->Cg; j++) {
+        const int64_t off = span_at(g, n, grp, j);
+        double *p = jb->part + 2 * (t * g->Cg + j);
+        jb->sp->sums(jb->x + off, jb->dy + off, g->S, hi, lo, &p[0], &p[1]);
+    }
+}
+
+static void grad_task(void *ctx, int64_t t)
+{
+    const job *jb = ctx;
+    const cnni_norm_geom *g = jb->g;
+    const int64_t n = t / g->G, grp = t % g->G;
+    const int64_t st = g->across_batch ? grp : t;
+    const double r = jb->rstd[st];
+    float hi, lo;
+    split(jb->mean_in[st], &hi, &lo);
+    double A = 0, B = 0;
+    if (jb->batch_stats) {
+        int64_t n0 = g->across_batch ? 0 : n, n1 = g->across_batch ? g->N : n + 1;
+        for (int64_t nn = n0; nn < n1; nn++)
+            for (int64_t j = 0; j < g->Cg; j++) {
+                const double wj = jb->w ? jb->w[grp * g->Cg + j] : 1.0;
+                const double *p = jb->part + 2 * ((nn * g->G + grp) * g->Cg + j);
+                A += wj * p[0];
+                B += wj * p[1];
+            }
+    }
+    const double M = (double)cnni_norm_count(g);
+    for (int64_t j = 0; j < g->Cg; j++) {
+        const int64_t c = grp * g->Cg + j, off = span_at(g, n, grp, j);
+        const float wj = jb->w ? jb->w[c] : 1.0f;
+        double k = 0, cc = 0;
+        if (jb->batch_stats && M > 0) {
+            k = -r * r * r * B / M;
+            cc = A / M;
+        }
+        if (jb->batch_stats && M <= SMALL_STAT) {
+            /* A statistic over a few elements (LayerNorm over a short row,
+             * GroupNorm with tiny groups): the two terms nearly cancel and r
+             * may be large, so float would lose the result; double is cheap here. */
+            const double m = jb->mean_in[st];
+            for (int64_t i = 0; i < g->S; i++)
+                jb->dx[off + i] = (float)(r * ((double)wj * jb->dy[off + i] - cc) + k * ((double)jb->x[off + i] - m));
+            continue;
+        }
+        jb->sp->grad(jb->x + off, jb->dy + off, g->S, hi, lo, (float)r, wj, (float)cc, (float)k, jb->dx + off);
+    }
+}
+
+void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                             const float *dy, const double *mean, const double *rstd, const float *w,
+                             int batch_stats, float *dx, float *dw, float *db, void *scratch)
+{
+    job jb;
+    memset(&jb, 0, sizeof jb);
+    jb.sp = spans_for(isa);
+    jb.g = g;
+    jb.x = x;
+    jb.dy = dy;
+    jb.mean_in = mean;
+    jb.rstd = rstd;
+    jb.w = w;
+    jb.dx = dx;
+    jb.batch_stats = batch_stats;
+    jb.part = (double *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    struct cnni_pool *p = pool_if(pool, g);
+    const int64_t blocks = g->N * g->G;
+    cnni_pool_run(p, sums_task, &jb, blocks);
+    if (dx)
+        cnni_pool_run(p, grad_task, &jb, blocks);
+    if (!dw && !db)
+        return;
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t j = 0; j < g->Cg; j++) {
+            double aw = 0, ab = 0;
+            for (int64_t n = 0; n < g->N; n++) {
+                const int64_t st = g->across_batch ? grp : n * g->G + grp;
+                const double *pp = jb.part + 2 * ((n * g->G + grp) * g->Cg + j);
+                ab += pp[0];
+                aw += pp[1] * rstd[st];
+            }
+            const int64_t c = grp * g->Cg + j;
+            if (dw)
+                dw[c] += (float)aw;
+            if (db)
+                db[c] += (float)ab;
+        }
+}

@@ -1,0 +1,43 @@
+/* Fast normalisation kernels (BatchNorm, InstanceNorm, GroupNorm,
+ * LayerNorm) with the reference kernels' contract (ref/norm_ref.h), in
+ * float with SIMD span loops and per-statistic sums kept in double; work
+ * is split over statistics and channels in a fixed way, so the results do
+ * not depend on the number of threads. */
+#ifndef CNN_NORM_FAST_H
+#define CNN_NORM_FAST_H
+
+#include "ref/norm_ref.h"
+
+#include <stddef.h>
+
+struct cnni_pool;
+
+/* Scratch bytes the backward needs. */
+size_t cnni_norm_fast_scratch(const cnni_norm_geom *g);
+void cnni_norm_fast_stats(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                          double *mean, double *var);
+void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                            const double *mean, const double *rstd, const float *w, const float *b, float *y);
+void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                             const float *dy, const double *mean, const double *rstd, const float *w,
+                             int batch_stats, float *dx, float *dw, float *db, void *scratch);
+
+/* The span loops each instruction set provides. A mean is passed as two
+ * floats, hi + lo, and deviations are formed as (x - hi) - lo: exact enough
+ * that inputs far from zero with a small spread lose nothing. */
+typedef struct cnni_norm_spans {
+    double (*sum)(const float *x, int64_t n);
+    /* sum of d and of d^2 for d = x - mean: the first corrects the mean's rounding */
+    void (*dev2)(const float *x, int64_t n, float hi, float lo, double *sd, double *sd2);
+    /* y = (x - mean) a + b */
+    void (*affine)(const float *x, int64_t n, float hi, float lo, float a, float b, float *y);
+    void (*sums)(const float *x, const float *dy, int64_t n, float hi, float lo, double *sdy, double *sdyx);
+    /* dx = r (w dy - c) + k (x - mean); w dy - c is exactly 0 where it should be
+     * (a statistic over one element), which r (w dy) - r c would not be */
+    void (*grad)(const float *x, const float *dy, int64_t n, float hi, float lo, float r, float w, float c,
+                 float k, float *dx);
+} cnni_norm_spans;
+
+extern const cnni_norm_spans cnni_norm_spans_generic, cnni_norm_spans_avx2, cnni_norm_spans_avx512;
+
+#endif

@@ -1,0 +1,27 @@
+/* AVX2 + FMA normalisation spans (see norm_simd.h). */
+#include "../norm_fast.h"
+
+#include <immintrin.h>
+
+typedef __m256 V;
+#define W 8
+#define VSET _mm256_set1_ps
+#define VLOAD _mm256_loadu_ps
+#define VSTORE _mm256_storeu_ps
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
+#define VMUL _mm256_mul_ps
+#define VFMADD _mm256_fmadd_ps
+
+static inline double vsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return (double)_mm_cvtss_f32(s);
+}
+#define VSUM vsum
+
+#include "norm_simd.h"
+
+const cnni_norm_spans cnni_norm_spans_avx2 = {s_sum, s_dev2, s_affine, s_sums, s_grad};

@@ -1,0 +1,96 @@
+/* Normalisation span loops written once over a vector type (see
+ * act_simd.h for the macros); included by norm_avx512.c and norm_avx2.c. */
+
+#define FLUSH 1024 /* elements summed in float before adding to double */
+
+static double s_sum(const float *x, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i += FLUSH) {
+        int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
+        V a0 = VSET(0.0f), a1 = VSET(0.0f);
+        for (; j + 2 * W <= e; j += 2 * W) {
+            a0 = VADD(a0, VLOAD(x + j));
+            a1 = VADD(a1, VLOAD(x + j + W));
+        }
+        for (; j + W <= e; j += W)
+            a0 = VADD(a0, VLOAD(x + j));
+        s += VSUM(VADD(a0, a1));
+        for (; j < e; j++)
+            s += x[j];
+    }
+    return s;
+}
+
+/* (x - hi) - lo: the deviation from a mean given as two floats. */
+#define DEV(x) VSUB(VSUB((x), mh), ml)
+
+static void s_dev2(const float *x, int64_t n, float hi, float lo, double *sd, double *sd2)
+{
+    const V mh = VSET(hi), ml = VSET(lo);
+    double s1 = 0, s2 = 0;
+    for (int64_t i = 0; i < n; i += FLUSH) {
+        int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
+        V a = VSET(0.0f), b = VSET(0.0f);
+        for (; j + W <= e; j += W) {
+            V d = DEV(VLOAD(x + j));
+            a = VADD(a, d);
+            b = VFMADD(d, d, b);
+        }
+        s1 += VSUM(a);
+        s2 += VSUM(b);
+        for (; j < e; j++) {
+            float d = (x[j] - hi) - lo;
+            s1 += d;
+            s2 += (double)(d * d);
+        }
+    }
+    *sd = s1;
+    *sd2 = s2;
+}
+
+static void s_affine(const float *x, int64_t n, float hi, float lo, float a, float b, float *y)
+{
+    const V mh = VSET(hi), ml = VSET(lo), va = VSET(a), vb = VSET(b);
+    int64_t j = 0;
+    for (; j + W <= n; j += W)
+        VSTORE(y + j, VFMADD(DEV(VLOAD(x + j)), va, vb));
+    for (; j < n; j++)
+        y[j] = ((x[j] - hi) - lo) * a + b;
+}
+
+static void s_sums(const float *x, const float *dy, int64_t n, float hi, float lo, double *sdy, double *sdyx)
+{
+    const V mh = VSET(hi), ml = VSET(lo);
+    double s1 = 0, s2 = 0;
+    for (int64_t i = 0; i < n; i += FLUSH) {
+        int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
+        V a = VSET(0.0f), b = VSET(0.0f);
+        for (; j + W <= e; j += W) {
+            V g = VLOAD(dy + j);
+            a = VADD(a, g);
+            b = VFMADD(g, DEV(VLOAD(x + j)), b);
+        }
+        s1 += VSUM(a);
+        s2 += VSUM(b);
+        for (; j < e; j++) {
+            s1 += dy[j];
+            s2 += (double)(dy[j] * ((x[j] - hi) - lo));
+        }
+    }
+    *sdy = s1;
+    *sdyx = s2;
+}
+
+static void s_grad(const float *x, const float *dy, int64_t n, float hi, float lo, float r, float w, float c,
+                   float k, float *dx)
+{
+    const V mh = VSET(hi), ml = VSET(lo), vr = VSET(r), vw = VSET(w), vc = VSET(c), vk = VSET(k);
+    int64_t j = 0;
+    for (; j + W <= n; j += W) {
+        V t = VSUB(VMUL(vw, VLOAD(dy + j)), vc);
+        VSTORE(dx + j, VFMADD(vr, t, VMUL(vk, DEV(VLOAD(x + j)))));
+    }
+    for (; j < n; j++)
+        dx[j] = r * (w * dy[j] - c) + k * ((x[j] - hi) - lo);
+}

@@ -1,0 +1,92 @@
+/* The fast normalisation kernels against the reference ones: every layout
+ * (batch, instance, group, layer), batch and running statistics, with and
+ * without affine parameters, inputs far from zero; every instruction set,
+ * and the same bits with 1 and 2 threads. */
+#include "gradcheck.h"
+#include "core/cpu.h"
+#include "core/pool.h"
+#include "kernels/norm_fast.h"
+
+static double rel(const float *a, const float *b, int64_t n)
+{
+    double s = 1, w = 0;
+    for (int64_t i = 0; i < n; i++)
+        s = fmax(s, fabs(b[i]));
+    for (int64_t i = 0; i < n; i++)
+        w = fmax(w, fabs((double)a[i] - b[i]));
+    return w / s;
+}
+
+int main(int argc, char **argv)
+{
+    gc_init(argc, argv);
+    cnni_pool *p1, *p2;
+    cnni_pool_create(&p1, 1);
+    cnni_pool_create(&p2, 2);
+    for (int isa = 0; isa <= (int)cnni_cpu_best_isa(); isa++) {
+        char name[96];
+        snprintf(name, sizeof name, "fast normalisation (%s) vs reference, threads bitwise equal",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            double worst = 0;
+            for (int t = 0; t < 60; t++) {
+                cnni_norm_geom g = {pick(1, 6), pick(1, 6), pick(1, 3), pick(1, 700), (int)pick(0, 1)};
+                if (t % 4 == 0)
+                    g.S = pick(2000, 5000);
+                int64_t n = g.N * g.G * g.Cg * g.S, C = g.G * g.Cg, ns = cnni_norm_nstat(&g);
+                double shift = t % 3 == 0 ? 50 : 0, spread = t % 3 == 0 ? 0.01 : 1;
+                float *x = malloc(4 * (size_t)n), *dy = malloc(4 * (size_t)n), *w = malloc(4 * (size_t)C),
+                      *b = malloc(4 * (size_t)C);
+                for (int64_t i = 0; i < n; i++) {
+                    x[i] = (float)(shift + spread * cnni_rng_uniform_range(&rng, -1, 1));
+                    dy[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
+                }
+                for (int64_t c = 0; c < C; c++) {
+                    w[c] = (float)cnni_rng_uniform_range(&rng, 0.5, 1.5);
+                    b[c] = (float)cnni_rng_uniform_range(&rng, -1, 1);
+                }
+                int affine = (int)pick(0, 1), batch = (int)pick(0, 1);
+                double *m0 = malloc(8 * (size_t)ns), *v0 = malloc(8 * (size_t)ns), *r0 = malloc(8 * (size_t)ns);
+                double *m1 = malloc(8 * (size_t)ns), *v1 = malloc(8 * (size_t)ns), *m2 = malloc(8 * (size_t)ns),
+                       *v2 = malloc(8 * (size_t)ns);
+                cnni_ref_norm_stats_f32(&g, x, m0, v0);
+                cnni_norm_fast_stats(isa, p1, &g, x, m1, v1);
+                cnni_norm_fast_stats(isa, p2, &g, x, m2, v2);
+                double es = 0;
+                for (int64_t i = 0; i < ns; i++) {
+                    es = fmax(es, fabs(m1[i] - m0[i]) / fmax(1e-3, spread));
+                    es = fmax(es, fabs(v1[i] - v0[i]) / fmax(1e-6, v0[i]));
+                    r0[i] = 1.0 / sqrt(v0[i] + 1e-5);
+                }
+                CHECK(!memcmp(m1, m2, 8 * (size_t)ns) && !memcmp(v1, v2, 8 * (size_t)ns));
+                float *y0 = malloc(4 * (size_t)n), *y1 = malloc(4 * (size_t)n), *y2 = malloc(4 * (size_t)n);
+                cnni_ref_norm_forward_f32(&g, x, m0, r0, affine ? w : NULL, affine ? b : NULL, y0);
+                cnni_norm_fast_forward(isa, p1, &g, x, m0, r0, affine ? w : NULL, affine ? b : NULL, y1);
+                cnni_norm_fast_forward(isa, p2, &g, x, m0, r0, affine ? w : NULL, affine ? b : NULL, y2);
+                CHECK(!memcmp(y1, y2, 4 * (size_t)n));
+                float *d0 = malloc(4 * (size_t)n), *d1 = malloc(4 * (size_t)n), *d2 = malloc(4 * (size_t)n);
+                float *dw0 = calloc((size_t)C, 4), *db0 = calloc((size_t)C, 4), *dw1 = calloc((size_t)C, 4),
+                      *db1 = calloc((size_t)C, 4), *dw2 = calloc((size_t)C, 4), *db2 = calloc((size_t)C, 4);
+                void *scr = malloc(cnni_norm_fast_scratch(&g));
+                cnni_ref_norm_backward_f32(&g, x, dy, m0, r0, affine ? w : NULL, batch, d0, dw0, db0);
+                cnni_norm_fast_backward(isa, p1, &g, x, dy, m0, r0, affine ? w : NULL, batch, d1, dw1, db1, scr);
+                cnni_norm_fast_backward(isa, p2, &g, x, dy, m0, r0, affine ? w : NULL, batch, d2, dw2, db2, scr);
+                CHECK(!memcmp(d1, d2, 4 * (size_t)n) && !memcmp(dw1, dw2, 4 * (size_t)C) && !memcmp(db1, db2, 4 * (size_t)C));
+                double e = fmax(fmax(rel(y1, y0, n), rel(d1, d0, n)), fmax(rel(dw1, dw0, C), rel(db1, db0, C)));
+                e = fmax(e, es * 1e-2);
+                CHECKF(e < 1e-5 && es < 1e-3, "N=%lld G=%lld Cg=%lld S=%lld across=%d affine=%d batch=%d shift=%g: error %.3g (stats %.3g)",
+                       (long long)g.N, (long long)g.G, (long long)g.Cg, (long long)g.S, g.across_batch, affine, batch,
+                       shift, e, es);
+                worst = fmax(worst, e);
+                free(x), free(dy), free(w), free(b), free(m0), free(v0), free(r0), free(m1), free(v1), free(m2), free(v2);
+                free(y0), free(y1), free(y2), free(d0), free(d1), free(d2), free(dw0), free(db0), free(dw1), free(db1);
+                free(dw2), free(db2), free(scr);
+            }
+            printf("  %s: worst relative error %.3g\n", cnni_isa_name((cnni_isa)isa), worst);
+        }
+    }
+    cnni_pool_destroy(p1);
+    cnni_pool_destroy(p2);
+    return test_finish();
+}
