@@ -8,7 +8,7 @@
  * (N, C, spatial) or unbatched (C, spatial), as in PyTorch; the kernels see
  * N*C planes either way. */
 #include "layer.h"
-#include "../kernels/ref/pool_ref.h"
+#include "../kernels/pool_fast.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,8 +564,8 @@ static cnn_status pool_forward(const cnni_exec *x)
     float *out = x->out[0].data;
     int64_t *idx = o->return_indices ? (int64_t *)x->out[1].data : (int64_t *)x->saved;
     switch (o->kind) {
-    case P_MAX: cnni_ref_maxpool_forward_f32(&g, in, out, idx); break;
-    case P_AVG: cnni_ref_avgpool_forward_f32(&g, in, out); break;
+    case P_MAX: cnni_pool_fast_max_forward(x->pool, &g, in, out, idx); break;
+    case P_AVG: cnni_pool_fast_avg_forward(x->pool, &g, in, out); break;
     case P_ADAPTIVE_MAX: cnni_ref_adaptive_max_forward_f32(&g, in, out, idx); break;
     case P_ADAPTIVE_AVG: cnni_ref_adaptive_avg_forward_f32(&g, in, out); break;
     }
@@ -592,11 +592,11 @@ static cnn_status pool_backward(const cnni_exec *x)
         if (!idx)
             return cnni_fail(x->e, CNN_ERR_STATE, "backward without the forward pass's indices "
                              "(the graph was not planned for backward)");
-        cnni_ref_argmax_backward_f32(g.NC, cnni_pool_in_plane(&g), cnni_pool_out_plane(&g), dy, idx,
-                                     x->work, dx);
+        cnni_pool_fast_argmax_backward(x->pool, g.NC, cnni_pool_in_plane(&g), cnni_pool_out_plane(&g), dy,
+                                       idx, dx);
         break;
     }
-    case P_AVG: cnni_ref_avgpool_backward_f32(&g, dy, dx); break;
+    case P_AVG: cnni_pool_fast_avg_backward(x->pool, &g, dy, dx); break;
     case P_ADAPTIVE_AVG: cnni_ref_adaptive_avg_backward_f32(&g, dy, dx); break;
     }
     return CNN_OK;

@@ -1,0 +1,158 @@
+/* Pooling split over planes; see pool_fast.h. */
+#include "pool_fast.h"
+#include "../core/pool.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Planes per task: about 64K elements, at least one plane. */
+static int64_t chunk_planes(int64_t plane)
+{
+    int64_t c = plane > 0 ? 65536 / plane : 65536;
+    return c < 1 ? 1 : c;
+}
+
+/* A plain 2-d window with stride = kernel, no padding or dilation, windows
+ * inside the input: the pooling CNNs use most (MaxPool2d(2), AvgPool2d(2)). */
+static int simple_2d(const cnni_pool_geom *g)
+{
+    return g->in[0] == 1 && g->out[0] == 1 && g->k[0] == 1 && g->p[1] == 0 && g->p[2] == 0 &&
+           g->d[1] == 1 && g->d[2] == 1 && g->s[1] == g->k[1] && g->s[2] == g->k[2] &&
+           g->out[1] * g->k[1] <= g->in[1] && g->out[2] * g->k[2] <= g->in[2] && g->divisor == 0;
+}
+
+typedef struct {
+    const cnni_pool_geom *g;
+    const float *x;
+    float *y;
+    int64_t *idx;
+    int64_t planes;   /* per task */
+    int kind;         /* 0 max forward, 1 avg forward, 2 avg backward */
+    int64_t NC, in_plane, out_plane;
+    const int64_t *cidx;
+} job;
+
+static void max_plane_simple(const cnni_pool_geom *g, const float *xc, float *yc, int64_t *ic)
+{
+    const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
+    for (int64_t oy = 0; oy < g->out[1]; oy++)
+        for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t at = oy * kh * W + ox * kw, best = at;
+            float m = -INFINITY;
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++) {
+                    int64_t p = at + a * W + b;
+                    float v = xc[p];
+                    if (v > m || v != v) {
+                        m = v;
+                        best = p;
+                    }
+                }
+            yc[oy * OW + ox] = m;
+            if (ic)
+                ic[oy * OW + ox] = best;
+        }
+}
+
+static void avg_plane_simple(const cnni_pool_geom *g, const float *xc, float *yc)
+{
+    const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
+    const float inv = 1.0f / (float)(kh * kw);
+    for (int64_t oy = 0; oy < g->out[1]; oy++)
+        for (int64_t ox = 0; ox < OW; ox++) {
+            const float *p = xc + oy * kh * W + ox * kw;
+            float s = 0;
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++)
+                    s += p[a * W + b];
+            yc[oy * OW + ox] = s * inv;
+        }
+}
+
+static void avg_plane_simple_backward(const cnni_pool_geom *g, const float *dyc, float *dxc)
+{
+    const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
+    const float inv = 1.0f / (float)(kh * kw);
+    memset(dxc, 0, sizeof(float) * (size_t)cnni_pool_in_plane(g));
+    for (int64_t oy = 0; oy < g->out[1]; oy++)
+        for (int64_t ox = 0; ox < OW; ox++) {
+            float v = dyc[oy * OW + ox] * inv;
+            float *p = dxc + oy * kh * W + ox * kw;
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++)
+                    p[a * W + b] = v;
+        }
+}
+
+static void task(void *ctx, int64_t t)
+{
+    const job *j = ctx;
+    const cnni_pool_geom *g = j->g;
+    int64_t c0 = t * j->planes, c1 = c0 + j->planes < j->NC ? c0 + j->planes : j->NC;
+    const int64_t ip = j->in_plane, op = j->out_plane;
+    if (j->kind == 3) {
+        for (int64_t c = c0; c < c1; c++) {
+            float *dxc = j->y + c * ip;
+            const float *dyc = j->x + c * op;
+            const int64_t *ic = j->cidx + c * op;
+            memset(dxc, 0, sizeof(float) * (size_t)ip);
+            for (int64_t i = 0; i < op; i++)
+                if (ic[i] >= 0 && ic[i] < ip)
+                    dxc[ic[i]] += dyc[i];
+        }
+        return;
+    }
+    if (simple_2d(g)) {
+        for (int64_t c = c0; c < c1; c++) {
+            if (j->kind == 0)
+                max_plane_simple(g, j->x + c * ip, j->y + c * op, j->idx ? j->idx + c * op : NULL);
+            else if (j->kind == 1)
+                avg_plane_simple(g, j->x + c * ip, j->y + c * op);
+            else
+                avg_plane_simple_backward(g, j->x + c * op, j->y + c * ip);
+        }
+        return;
+    }
+    /* Anything else: the reference kernel on this task's planes. */
+    cnni_pool_geom sub = *g;
+    sub.NC = c1 - c0;
+    if (j->kind == 0)
+        cnni_ref_maxpool_forward_f32(&sub, j->x + c0 * ip, j->y + c0 * op, j->idx ? j->idx + c0 * op : NULL);
+    else if (j->kind == 1)
+        cnni_ref_avgpool_forward_f32(&sub, j->x + c0 * ip, j->y + c0 * op);
+    else
+        cnni_ref_avgpool_backward_f32(&sub, j->x + c0 * op, j->y + c0 * ip);
+}
+
+static void run(struct cnni_pool *pool, job *j)
+{
+    j->planes = chunk_planes(j->in_plane > j->out_plane ? j->in_plane : j->out_plane);
+    int64_t tasks = (j->NC + j->planes - 1) / j->planes;
+    cnni_pool_run(tasks > 1 ? pool : NULL, task, j, tasks);
+}
+
+void cnni_pool_fast_max_forward(struct cnni_pool *pool, const cnni_pool_geom *g, const float *x, float *y,
+                                int64_t *idx)
+{
+    job j = {g, x, y, idx, 0, 0, g->NC, cnni_pool_in_plane(g), cnni_pool_out_plane(g), NULL};
+    run(pool, &j);
+}
+
+void cnni_pool_fast_avg_forward(struct cnni_pool *pool, const cnni_pool_geom *g, const float *x, float *y)
+{
+    job j = {g, x, y, NULL, 0, 1, g->NC, cnni_pool_in_plane(g), cnni_pool_out_plane(g), NULL};
+    run(pool, &j);
+}
+
+void cnni_pool_fast_avg_backward(struct cnni_pool *pool, const cnni_pool_geom *g, const float *dy, float *dx)
+{
+    job j = {g, dy, dx, NULL, 0, 2, g->NC, cnni_pool_in_plane(g), cnni_pool_out_plane(g), NULL};
+    run(pool, &j);
+}
+
+void cnni_pool_fast_argmax_backward(struct cnni_pool *pool, int64_t NC, int64_t in_plane, int64_t out_plane,
+                                    const float *dy, const int64_t *idx, float *dx)
+{
+    job j = {NULL, dy, dx, NULL, 0, 3, NC, in_plane, out_plane, idx};
+    run(pool, &j);
+}
