@@ -206,11 +206,51 @@ static size_t thread_scratch(const cnni_gemm_kernel *k, const cnni_conv_geom *g)
     return gemm + col;
 }
 
+/* The weights of every group packed once per call (forward: W, backward
+ * data: W^T), shared read-only by all tasks. */
+static size_t packed_w_bytes(const cnni_gemm_kernel *k, const cnni_conv_geom *g)
+{
+    int64_t K = (g->C / g->G) * vol3(g->k), Og = g->O / g->G;
+    size_t fwd = cnni_gemm_packed_a_bytes(k, Og, K), bwd = cnni_gemm_packed_a_bytes(k, K, Og);
+    size_t one = ((fwd > bwd ? fwd : bwd) + 63) & ~(size_t)63;
+    return one * (size_t)g->G;
+}
+
 size_t cnni_conv_fast_scratch(const cnni_gemm_kernel *k, const cnni_conv_geom *g, int threads)
 {
     int64_t K = (g->C / g->G) * vol3(g->k);
     size_t partial = (size_t)MAX_SLICES * (size_t)g->O * (size_t)K * sizeof(float);
-    return thread_scratch(k, g) * (size_t)(threads > 0 ? threads : 1) + partial + 128;
+    size_t packed = packed_w_bytes(k, g);
+    return thread_scratch(k, g) * (size_t)(threads > 0 ? threads : 1) + (partial > packed ? partial : packed) + 128;
+}
+
+/* The region after the per-thread scratch: packed weights or partial sums. */
+static float *shared_region(const cnni_gemm_kernel *k, const cnni_conv_geom *g, void *scratch,
+                            struct cnni_pool *pool)
+{
+    char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    return (float *)(base + thread_scratch(k, g) * (size_t)cnni_pool_threads(pool));
+}
+
+/* Packs every group's W (or W^T) for the tasks to share; returns the stride
+ * between groups in floats. */
+static int64_t pack_weights(const cnni_gemm_kernel *k, const cnni_conv_geom *g, const float *w, int trans,
+                            float *dst)
+{
+    int64_t K = (g->C / g->G) * vol3(g->k), Og = g->O / g->G;
+    size_t fwd = cnni_gemm_packed_a_bytes(k, Og, K), bwd = cnni_gemm_packed_a_bytes(k, K, Og);
+    int64_t stride = (int64_t)((((fwd > bwd ? fwd : bwd) + 63) & ~(size_t)63) / sizeof(float));
+    for (int64_t grp = 0; grp < g->G; grp++) {
+        cnni_gemm_op op;
+        memset(&op, 0, sizeof op);
+        op.M = trans ? K : Og;
+        op.K = trans ? Og : K;
+        op.a = w + grp * Og * K;
+        op.lda = K;
+        op.trans_a = trans;
+        cnni_gemm_pack_a(k, &op, dst + grp * stride);
+    }
+    return stride;
 }
 
 static void *scratch_of(const cnni_gemm_kernel *k, const cnni_conv_geom *g, void *scratch, int64_t t,
@@ -231,6 +271,8 @@ typedef struct {
     void *scratch;
     int64_t pblocks; /* column blocks per (image, group) */
     int64_t pblock;
+    const float *wpack; /* packed weights, wstride floats per group */
+    int64_t wstride;
 } fwd_job;
 
 static void fwd_task(void *ctx, int64_t t)
@@ -246,8 +288,7 @@ static void fwd_task(void *ctx, int64_t t)
     op.M = Og;
     op.N = P;
     op.K = K;
-    op.a = j->w + grp * Og * K;
-    op.lda = K;
+    op.a_packed = j->wpack + grp * j->wstride;
     op.pack_b = pack_b_im2col;
     op.b_ctx = &src;
     op.c = j->y + (n * g->O + grp * Og) * P;
@@ -261,12 +302,16 @@ void cnni_conv_fast_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool, c
                             const float *x, const float *w, const float *b, float *y, void *scratch)
 {
     int64_t P = vol3(g->out);
-    /* Column blocks of a fixed width: enough tasks for the threads even at
-     * batch 1, always the same split for the same shape. */
-    int64_t pblock = round_up(P < 4 * k->nr ? P : (P + 3) / 4, k->nr);
+    /* A column of C is the same sum however columns are grouped, so the
+     * split may follow the thread count: whole images when there are
+     * enough of them, otherwise pixel blocks too. */
+    int threads = cnni_pool_threads(pool);
+    int64_t pblock = round_up(g->N * g->G >= 2 * threads ? P : (P + 3) / 4, k->nr);
     if (pblock > k->nc)
         pblock = k->nc;
-    fwd_job j = {k, pool, g, x, w, b, y, scratch, (P + pblock - 1) / pblock, pblock};
+    float *wpack = shared_region(k, g, scratch, pool);
+    int64_t wstride = pack_weights(k, g, w, 0, wpack);
+    fwd_job j = {k, pool, g, x, w, b, y, scratch, (P + pblock - 1) / pblock, pblock, wpack, wstride};
     cnni_pool_run(pool, fwd_task, &j, g->N * g->G * j.pblocks);
 }
 
@@ -278,6 +323,8 @@ typedef struct {
     const float *dy, *w;
     float *dx;
     void *scratch;
+    const float *wpack; /* packed W^T, wstride floats per group */
+    int64_t wstride;
 } bwd_job;
 
 static void bwd_data_task(void *ctx, int64_t t)
@@ -297,9 +344,7 @@ static void bwd_data_task(void *ctx, int64_t t)
         op.M = K;
         op.N = pn;
         op.K = Og;
-        op.a = j->w + grp * Og * K;
-        op.lda = K;
-        op.trans_a = 1;
+        op.a_packed = j->wpack + grp * j->wstride;
         op.b = j->dy + (n * g->O + grp * Og) * P + p0;
         op.ldb = P;
         op.c = col;
@@ -314,7 +359,9 @@ void cnni_conv_fast_backward_data(const cnni_gemm_kernel *k, struct cnni_pool *p
                                   const cnni_conv_geom *g, const float *dy, const float *w, float *dx,
                                   void *scratch)
 {
-    bwd_job j = {k, pool, g, dy, w, dx, scratch};
+    float *wpack = shared_region(k, g, scratch, pool);
+    int64_t wstride = pack_weights(k, g, w, 1, wpack);
+    bwd_job j = {k, pool, g, dy, w, dx, scratch, wpack, wstride};
     cnni_pool_run(pool, bwd_data_task, &j, g->N * g->G);
 }
 
@@ -388,8 +435,7 @@ static void weight_grad(const cnni_gemm_kernel *k, struct cnni_pool *pool, const
     int64_t slices = 1;
     while (slices < MAX_SLICES && cblocks * g->G * slices < 8 && NP / (slices * 2) >= 1024)
         slices *= 2;
-    char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    float *partial = (float *)(base + thread_scratch(k, g) * (size_t)cnni_pool_threads(pool));
+    float *partial = shared_region(k, g, scratch, pool);
     wgt_job j = {k, pool, g, x, dy, partial, slices, cblocks, cblock, scratch};
     cnni_pool_run(pool, wgt_task, &j, g->G * slices * cblocks);
     int64_t total = g->O * K;

@@ -95,6 +95,26 @@ void cnni_micro_generic(int64_t kc, const float *a, const float *b, float *c, in
     }
 }
 
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+size_t cnni_gemm_packed_a_bytes(const cnni_gemm_kernel *k, int64_t M, int64_t K)
+{
+    return (size_t)round_up(M, k->mr) * (size_t)K * sizeof(float) + 64;
+}
+
+void cnni_gemm_pack_a(const cnni_gemm_kernel *k, const cnni_gemm_op *op, float *dst)
+{
+    cnni_pack_a_fn pack_a = op->pack_a ? op->pack_a : pack_a_plain;
+    const int64_t mup = round_up(op->M, k->mr);
+    for (int64_t pc = 0; pc < op->K; pc += k->kc) {
+        int64_t kc = op->K - pc < k->kc ? op->K - pc : k->kc;
+        for (int64_t ic = 0; ic < op->M; ic += k->mc) {
+            int64_t mc = op->M - ic < k->mc ? op->M - ic : k->mc;
+            pack_a(op, ic, mc, pc, kc, k->mr, dst + pc * mup + ic * kc);
+        }
+    }
+}
+
 void cnni_gemm(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t n0, int64_t n1, void *scratch)
 {
     const int mr = k->mr, nr = k->nr;
@@ -120,10 +140,14 @@ void cnni_gemm(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t n0, in
             pack_b(op, pc, kc, jc, nc, nr, bpack);
             for (int64_t ic = 0; ic < op->M; ic += k->mc) {
                 int64_t mc = op->M - ic < k->mc ? op->M - ic : k->mc;
-                pack_a(op, ic, mc, pc, kc, mr, apack);
+                const float *ablock = apack;
+                if (op->a_packed)
+                    ablock = op->a_packed + pc * round_up(op->M, mr) + ic * kc;
+                else
+                    pack_a(op, ic, mc, pc, kc, mr, apack);
                 for (int64_t ir = 0; ir < mc; ir += mr) {
                     int m = (int)(mc - ir < mr ? mc - ir : mr);
-                    const float *ap = apack + ir * kc;
+                    const float *ap = ablock + ir * kc;
                     const float *bias = (first && op->bias && !op->accumulate) ? op->bias + ic + ir : NULL;
                     int acc = op->accumulate || !first;
                     if (first && op->bias && op->accumulate)

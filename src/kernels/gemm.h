@@ -38,6 +38,8 @@ struct cnni_gemm_op {
     int64_t ldc;
     int accumulate;          /* C += A B; otherwise C = A B */
     const float *bias;       /* optional: C[m][:] += bias[m] */
+    const float *a_packed;   /* optional: A already packed by cnni_gemm_pack_a (then
+                              * a, pack_a, trans_a are not used) */
 };
 
 /* A microkernel: C tile (m <= MR rows, n <= NR cols, row stride ldc) =/+=
@@ -58,6 +60,12 @@ const cnni_gemm_kernel *cnni_gemm_kernel_for(cnni_isa isa);
 
 /* Scratch one call of cnni_gemm needs (packed A block + packed B block). */
 size_t cnni_gemm_scratch_bytes(const cnni_gemm_kernel *k);
+
+/* A packed once for many products (weights shared by every image): the
+ * whole of A in the driver's order, for each K block the MR-row panels of
+ * all rows. Bytes needed, and the packing (op describes A as for cnni_gemm). */
+size_t cnni_gemm_packed_a_bytes(const cnni_gemm_kernel *k, int64_t M, int64_t K);
+void cnni_gemm_pack_a(const cnni_gemm_kernel *k, const cnni_gemm_op *op, float *dst);
 
 /* Computes the columns [n0, n1) of C (pass 0, op->N for all). Runs on one
  * thread; callers split columns (or separate problems) across threads.
