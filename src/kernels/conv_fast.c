@@ -113,22 +113,20 @@ static void col2im_row(const cnni_conv_geom *g, float *dx, int64_t k, int64_t p0
     }
 }
 
-/* Forward's B = im2col(X_n,g): K x P. */
+/* Forward's B = im2col(X_n,g): K x P, gathered straight into the NR-wide
+ * panels: each row's columns are cut at panel boundaries. */
 static void pack_b_im2col(const cnni_gemm_op *op, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr,
                           float *dst)
 {
     const im2col_src *src = op->b_ctx;
-    float tmp[1024];
-    for (int64_t kk = 0; kk < kc; kk++) {
-        im2col_row(src->g, src->x, k0 + kk, n0, nc, tmp);
+    for (int64_t kk = 0; kk < kc; kk++)
         for (int64_t p = 0; p < nc; p += nr) {
             int cols = (int)(nc - p < nr ? nc - p : nr);
             float *d = dst + p * kc + kk * nr;
-            memcpy(d, tmp + p, sizeof(float) * (size_t)cols);
+            im2col_row(src->g, src->x, k0 + kk, n0 + p, cols, d);
             for (int j = cols; j < nr; j++)
                 d[j] = 0;
         }
-    }
 }
 
 /* Weight gradient's B = im2col(X_g)^T over the batch: (N x P) x K. Rows are

@@ -97,6 +97,14 @@ void cnni_micro_generic(int64_t kc, const float *a, const float *b, float *c, in
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+/* K blocks of nearly equal length (288 = 144 + 144, not 256 + 32): a short
+ * last block would load and store the C tile for little work. */
+static int64_t k_block(const cnni_gemm_kernel *k, int64_t K)
+{
+    int64_t blocks = (K + k->kc - 1) / k->kc;
+    return blocks ? (K + blocks - 1) / blocks : 1;
+}
+
 size_t cnni_gemm_packed_a_bytes(const cnni_gemm_kernel *k, int64_t M, int64_t K)
 {
     return (size_t)round_up(M, k->mr) * (size_t)K * sizeof(float) + 64;
@@ -105,9 +113,9 @@ size_t cnni_gemm_packed_a_bytes(const cnni_gemm_kernel *k, int64_t M, int64_t K)
 void cnni_gemm_pack_a(const cnni_gemm_kernel *k, const cnni_gemm_op *op, float *dst)
 {
     cnni_pack_a_fn pack_a = op->pack_a ? op->pack_a : pack_a_plain;
-    const int64_t mup = round_up(op->M, k->mr);
-    for (int64_t pc = 0; pc < op->K; pc += k->kc) {
-        int64_t kc = op->K - pc < k->kc ? op->K - pc : k->kc;
+    const int64_t mup = round_up(op->M, k->mr), kb = k_block(k, op->K);
+    for (int64_t pc = 0; pc < op->K; pc += kb) {
+        int64_t kc = op->K - pc < kb ? op->K - pc : kb;
         for (int64_t ic = 0; ic < op->M; ic += k->mc) {
             int64_t mc = op->M - ic < k->mc ? op->M - ic : k->mc;
             pack_a(op, ic, mc, pc, kc, k->mr, dst + pc * mup + ic * kc);
@@ -132,10 +140,11 @@ void cnni_gemm(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t n0, in
             }
         return;
     }
+    const int64_t kb = k_block(k, op->K);
     for (int64_t jc = n0; jc < n1; jc += k->nc) {
         int64_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
-        for (int64_t pc = 0; pc < op->K; pc += k->kc) {
-            int64_t kc = op->K - pc < k->kc ? op->K - pc : k->kc;
+        for (int64_t pc = 0; pc < op->K; pc += kb) {
+            int64_t kc = op->K - pc < kb ? op->K - pc : kb;
             int first = pc == 0;
             pack_b(op, pc, kc, jc, nc, nr, bpack);
             for (int64_t ic = 0; ic < op->M; ic += k->mc) {
