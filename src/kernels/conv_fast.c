@@ -204,12 +204,20 @@ static size_t thread_scratch(const cnni_gemm_kernel *k, const cnni_conv_geom *g)
     return gemm + col;
 }
 
+/* Each product uses the kernel height that wastes fewest rows of its M
+ * (the ISA's default kernel k is the tallest, and the largest scratch). */
+static const cnni_gemm_kernel *for_rows(const cnni_gemm_kernel *k, int64_t M)
+{
+    return cnni_gemm_kernel_for_rows(k->isa, M);
+}
+
 /* The weights of every group packed once per call (forward: W, backward
  * data: W^T), shared read-only by all tasks. */
 static size_t packed_w_bytes(const cnni_gemm_kernel *k, const cnni_conv_geom *g)
 {
     int64_t K = (g->C / g->G) * vol3(g->k), Og = g->O / g->G;
-    size_t fwd = cnni_gemm_packed_a_bytes(k, Og, K), bwd = cnni_gemm_packed_a_bytes(k, K, Og);
+    size_t fwd = cnni_gemm_packed_a_bytes(for_rows(k, Og), Og, K);
+    size_t bwd = cnni_gemm_packed_a_bytes(for_rows(k, K), K, Og);
     size_t one = ((fwd > bwd ? fwd : bwd) + 63) & ~(size_t)63;
     return one * (size_t)g->G;
 }
@@ -236,7 +244,8 @@ static int64_t pack_weights(const cnni_gemm_kernel *k, const cnni_conv_geom *g, 
                             float *dst)
 {
     int64_t K = (g->C / g->G) * vol3(g->k), Og = g->O / g->G;
-    size_t fwd = cnni_gemm_packed_a_bytes(k, Og, K), bwd = cnni_gemm_packed_a_bytes(k, K, Og);
+    size_t fwd = cnni_gemm_packed_a_bytes(for_rows(k, Og), Og, K);
+    size_t bwd = cnni_gemm_packed_a_bytes(for_rows(k, K), K, Og);
     int64_t stride = (int64_t)((((fwd > bwd ? fwd : bwd) + 63) & ~(size_t)63) / sizeof(float));
     for (int64_t grp = 0; grp < g->G; grp++) {
         cnni_gemm_op op;
@@ -246,7 +255,7 @@ static int64_t pack_weights(const cnni_gemm_kernel *k, const cnni_conv_geom *g, 
         op.a = w + grp * Og * K;
         op.lda = K;
         op.trans_a = trans;
-        cnni_gemm_pack_a(k, &op, dst + grp * stride);
+        cnni_gemm_pack_a(for_rows(k, op.M), &op, dst + grp * stride);
     }
     return stride;
 }
@@ -293,7 +302,7 @@ static void fwd_task(void *ctx, int64_t t)
     op.ldc = P;
     op.bias = j->b ? j->b + grp * Og : NULL;
     int64_t p0 = pb * j->pblock, p1 = p0 + j->pblock < P ? p0 + j->pblock : P;
-    cnni_gemm(j->k, &op, p0, p1, scratch_of(j->k, g, j->scratch, t, j->pool));
+    cnni_gemm(for_rows(j->k, Og), &op, p0, p1, scratch_of(j->k, g, j->scratch, t, j->pool));
 }
 
 void cnni_conv_fast_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_conv_geom *g,
@@ -347,7 +356,7 @@ static void bwd_data_task(void *ctx, int64_t t)
         op.ldb = P;
         op.c = col;
         op.ldc = pn;
-        cnni_gemm(j->k, &op, 0, pn, scr);
+        cnni_gemm(for_rows(j->k, K), &op, 0, pn, scr);
         for (int64_t r = 0; r < K; r++)
             col2im_row(g, dx, r, p0, pn, col + r * pn);
     }
@@ -398,7 +407,7 @@ static void wgt_task(void *ctx, int64_t t)
     op.c = j->partial + (slice * g->O + grp * Og) * K;
     op.ldc = K;
     int64_t c0 = cb * j->cblock, c1 = c0 + j->cblock < K ? c0 + j->cblock : K;
-    cnni_gemm(j->k, &op, c0, c1, scratch_of(j->k, g, j->scratch, t, j->pool));
+    cnni_gemm(for_rows(j->k, Og), &op, c0, c1, scratch_of(j->k, g, j->scratch, t, j->pool));
 }
 
 /* db[o] += sum over images and pixels of dy[n][o][p]. */

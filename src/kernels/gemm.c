@@ -7,18 +7,39 @@
 #define GENERIC_MR 4
 #define GENERIC_NR 16
 
+/* The first kernel of each instruction set is its default (the tallest). */
 static const cnni_gemm_kernel kernels[] = {
     {CNNI_ISA_GENERIC, GENERIC_MR, GENERIC_NR, 256, 512, 64, cnni_micro_generic},
     {CNNI_ISA_AVX2, 6, 16, 256, 512, 72, cnni_micro_avx2},
+    {CNNI_ISA_AVX2, 4, 16, 256, 512, 64, cnni_micro_avx2_4},
     {CNNI_ISA_AVX512, 12, 32, 256, 512, 96, cnni_micro_avx512},
+    {CNNI_ISA_AVX512, 8, 32, 256, 512, 96, cnni_micro_avx512_8},
+    {CNNI_ISA_AVX512, 4, 32, 256, 512, 96, cnni_micro_avx512_4},
 };
+#define N_KERNELS (sizeof kernels / sizeof kernels[0])
 
 const cnni_gemm_kernel *cnni_gemm_kernel_for(cnni_isa isa)
 {
-    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+    for (size_t i = 0; i < N_KERNELS; i++)
         if (kernels[i].isa == isa)
             return &kernels[i];
     return &kernels[0];
+}
+
+const cnni_gemm_kernel *cnni_gemm_kernel_for_rows(cnni_isa isa, int64_t M)
+{
+    const cnni_gemm_kernel *best = cnni_gemm_kernel_for(isa);
+    int64_t best_waste = (M + best->mr - 1) / best->mr * best->mr - M;
+    for (size_t i = 0; i < N_KERNELS; i++) {
+        if (kernels[i].isa != isa)
+            continue;
+        int64_t waste = (M + kernels[i].mr - 1) / kernels[i].mr * kernels[i].mr - M;
+        if (waste < best_waste) {
+            best = &kernels[i];
+            best_waste = waste;
+        }
+    }
+    return best;
 }
 
 size_t cnni_gemm_scratch_bytes(const cnni_gemm_kernel *k)

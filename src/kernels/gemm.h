@@ -57,6 +57,9 @@ typedef struct cnni_gemm_kernel {
 
 /* The kernel for an instruction set (falls back to generic). */
 const cnni_gemm_kernel *cnni_gemm_kernel_for(cnni_isa isa);
+/* Of the instruction set's kernels, the one whose height wastes fewest
+ * padded rows for a product with M rows (ties go to the taller kernel). */
+const cnni_gemm_kernel *cnni_gemm_kernel_for_rows(cnni_isa isa, int64_t M);
 
 /* Scratch one call of cnni_gemm needs (packed A block + packed B block). */
 size_t cnni_gemm_scratch_bytes(const cnni_gemm_kernel *k);
@@ -79,5 +82,11 @@ void cnni_micro_avx2(int64_t kc, const float *a, const float *b, float *c, int64
                      int accumulate, const float *bias);
 void cnni_micro_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m,
                        int n, int accumulate, const float *bias);
+void cnni_micro_avx512_8(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m,
+                         int n, int accumulate, const float *bias);
+void cnni_micro_avx512_4(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m,
+                         int n, int accumulate, const float *bias);
+void cnni_micro_avx2_4(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,
+                       int accumulate, const float *bias);
 
 #endif

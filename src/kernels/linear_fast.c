@@ -25,7 +25,7 @@ static void task(void *ctx, int64_t t)
     int thr = (int)(t % cnni_pool_threads(j->pool));
     char *base = (char *)(((uintptr_t)j->scratch + 63) & ~(uintptr_t)63);
     int64_t n0 = t * j->block, n1 = n0 + j->block < j->op.N ? n0 + j->block : j->op.N;
-    cnni_gemm(j->k, &j->op, n0, n1, base + (size_t)thr * per_thread(j->k));
+    cnni_gemm(cnni_gemm_kernel_for_rows(j->k->isa, j->op.M), &j->op, n0, n1, base + (size_t)thr * per_thread(j->k));
 }
 
 /* Runs op over column blocks whose width depends only on the shape. */
@@ -43,7 +43,8 @@ static void run(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_ge
     if (op->M * op->N * op->K < 32768)
         for (int64_t t = 0; t * block < N; t++) {
             int64_t n0 = t * block, n1 = n0 + block < N ? n0 + block : N;
-            cnni_gemm(k, op, n0, n1, (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63));
+            cnni_gemm(cnni_gemm_kernel_for_rows(k->isa, op->M), op, n0, n1,
+                      (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63));
         }
     else
         cnni_pool_run(pool, task, &j, (N + block - 1) / block);
