@@ -7,6 +7,7 @@
  * 'same' splits the total padding d*(k-1) as PyTorch does: left = total/2,
  * the extra element (even kernels) on the right. */
 #include "layer.h"
+#include "../kernels/conv_direct.h"
 #include "../kernels/conv_fast.h"
 #include "../kernels/ref/ref.h"
 
@@ -358,7 +359,15 @@ static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
             inf->saved_bytes = pad_bytes;
     }
     const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)inf->isa);
-    inf->work_bytes = pad_bytes + cnni_conv_fast_scratch(k, &g, inf->threads);
+    size_t scratch = cnni_conv_fast_scratch(k, &g, inf->threads);
+    if (!o->transposed) {
+        size_t d = 0;
+        if (cnni_conv_direct_applies(inf->isa, &g) || cnni_conv_direct_applies_bwd(inf->isa, &g))
+            d = cnni_conv_direct_scratch(inf->isa, &g, inf->threads);
+        if (d > scratch)
+            scratch = d;
+    }
+    inf->work_bytes = pad_bytes + scratch;
     return CNN_OK;
 }
 
@@ -398,7 +407,10 @@ static cnn_status conv_forward(const cnni_exec *x)
         cnni_ref_pad_forward_f32(&pg, in, buf);
         in = buf;
     }
-    cnni_conv_fast_forward(k, x->pool, &g, in, w, b, out, scratch);
+    if (cnni_conv_direct_applies(x->isa, &g))
+        cnni_conv_direct_forward(x->isa, x->pool, &g, in, w, b, out, scratch);
+    else
+        cnni_conv_fast_forward(k, x->pool, &g, in, w, b, out, scratch);
     return CNN_OK;
 }
 
@@ -426,8 +438,11 @@ static cnn_status conv_backward(const cnni_exec *x)
         cnni_convt_fast_backward_weight(k, x->pool, &g, in, dy, dw, db, scratch);
         return CNN_OK;
     }
+    int direct_bwd = cnni_conv_direct_applies_bwd(x->isa, &g);
     if (o->mode == CNNI_PAD_ZEROS) {
-        if (dx)
+        if (dx && direct_bwd)
+            cnni_conv_direct_backward_data(x->isa, x->pool, &g, dy, w, dx, scratch);
+        else if (dx)
             cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dx, scratch);
         cnni_conv_fast_backward_weight(k, x->pool, &g, in, dy, dw, db, scratch);
         return CNN_OK;
@@ -435,7 +450,10 @@ static cnn_status conv_backward(const cnni_exec *x)
     cnni_conv_fast_backward_weight(k, x->pool, &g, x->saved, dy, dw, db, scratch);
     if (dx) {
         float *dpad = x->work;
-        cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dpad, scratch);
+        if (direct_bwd)
+            cnni_conv_direct_backward_data(x->isa, x->pool, &g, dy, w, dpad, scratch);
+        else
+            cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dpad, scratch);
         cnni_pad_geom pg = {.NC = g.N * g.C, .mode = o->mode};
         to3(o->nsp, x->in[0].shape.dims + 2, 1, pg.in);
         to3(o->nsp, o->pad_lo, 0, pg.lo);

@@ -32,6 +32,12 @@ def random_config(rng, allow_invalid):
     groups = rng.choice([1, 1, 2, 3])
     cin = groups * rng.randint(1, 3)
     cout = groups * rng.randint(1, 3)
+    if rng.random() < 0.25:
+        # wide layers: at least 24 channels per group on the output side, or
+        # both sides, reach the direct kernels (forward and backward data)
+        cout = groups * rng.randint(24, 40)
+        if rng.random() < 0.6:
+            cin = groups * rng.randint(24, 36)
     kw = {}
     k = rand_tuple(rng, nsp, 1, 4 if nsp < 3 else 3)
     if rng.random() < 0.6:

@@ -1,0 +1,45 @@
+/* Direct convolution without im2col, for layers with at least 32 output
+ * channels per group: output channels along the SIMD lanes (a block of 32),
+ * up to 14 consecutive pixels of one output row broadcast from a zero-padded
+ * copy of the input, the reduction over (input channel, kernel tap) read
+ * through a table of offsets. Weights are packed once per call as K x 32
+ * blocks. Works for any stride, dilation, padding and groups; the backward
+ * data pass at stride 1 runs the same kernel on the padded output gradient
+ * with the weights flipped and transposed.
+ * Tasks (image, group, channel block, row) never share outputs, so results do
+ * not depend on the number of threads. Falls back to nothing: callers check
+ * cnni_conv_direct_applies() and otherwise use conv_fast.h. */
+#ifndef CNN_CONV_DIRECT_H
+#define CNN_CONV_DIRECT_H
+
+#include "ref/ref.h"
+
+#include <stddef.h>
+
+struct cnni_pool;
+
+#define CNNI_DIRECT_NR 32
+#define CNNI_DIRECT_MAX_MR 14
+
+/* One tile: acc(pixel r, channel j) = sum_k x[base + r*s + off[k]] * w[k*32 + j];
+ * stored to y[j*ldy + r] for j < nvalid (added to y when accumulate), with
+ * bias[j] added when bias is non-NULL. */
+typedef void (*cnni_direct_tile_fn)(int64_t K, const int64_t *off, const float *base, int64_t s,
+                                    const float *w, float *y, int64_t ldy, int nvalid, const float *bias,
+                                    int accumulate);
+
+/* The tile kernel of an instruction set for mr pixels (1..max), or NULL. */
+cnni_direct_tile_fn cnni_direct_tile_for(int isa, int mr);
+int cnni_direct_max_mr(int isa);
+
+/* Whether the direct kernels serve this forward (and this backward data). */
+int cnni_conv_direct_applies(int isa, const cnni_conv_geom *g);
+int cnni_conv_direct_applies_bwd(int isa, const cnni_conv_geom *g);
+size_t cnni_conv_direct_scratch(int isa, const cnni_conv_geom *g, int threads);
+void cnni_conv_direct_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                              const float *w, const float *b, float *y, void *scratch);
+/* dx overwritten; stride 1 only (see applies_bwd). */
+void cnni_conv_direct_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
+                                    const float *w, float *dx, void *scratch);
+
+#endif
