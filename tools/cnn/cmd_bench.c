@@ -14,7 +14,7 @@ void cmd_bench_help(FILE *out)
                  "input at batch N (default 64): forward only, or forward and backward with\n"
                  "--train. Prints each layer's mean time, its share, and GFLOP/s (2 x its\n"
                  "multiply-adds; backward counted as twice the forward's work), then the\n"
-                 "totals and images per second.\n");
+                 "totals and images per second. --threads defaults to all cores.\n");
 }
 
 static double now(void)
@@ -28,7 +28,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *S = "bench";
     const char *model = NULL, *shape_s = NULL, *isa = NULL;
-    long long batch = 64, threads = 1, iters = 20, warm = 3;
+    long long batch = 64, threads = tool_default_threads(), iters = 20, warm = 3;
     int train = 0, json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -12,7 +12,8 @@ void cmd_eval_help(FILE *out)
                  "                [--normalize M,S] [--loss L] [--threads N] [--json]\n\n"
                  "Evaluates MODEL in eval mode on DATA (the test split by default when DATA has one)\n"
                  "and prints the loss, the accuracy and a confusion matrix (rows: true class,\n"
-                 "columns: predicted class). --loss takes the names of cnn train.\n");
+                 "columns: predicted class). --loss takes the names of cnn train; --threads\n"
+                 "defaults to all cores.\n");
 }
 
 static const char *loss_call(const char *name, cnn_dtype ydt)
@@ -34,7 +35,7 @@ int cmd_eval(int argc, char **argv)
 {
     const char *S = "eval";
     const char *model = NULL, *weights = NULL, *data = NULL, *split = NULL, *normalize = NULL, *loss = NULL;
-    long long batch = 256, threads = 1;
+    long long batch = 256, threads = tool_default_threads();
     int json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], **sv = NULL;

@@ -25,7 +25,7 @@ void cmd_run_help(FILE *out)
             "  --train         training mode (batch statistics, dropout); eval mode otherwise\n"
             "  --state-out S   all parameters and buffers after the run (running statistics)\n"
             "  --seed N        seed for initialisation and random layers (default 0)\n"
-            "  --threads N     threads to use (default 1)\n\n"
+            "  --threads N     threads to use (default: all cores)\n\n"
             "Files are written under a temporary name and renamed when complete: on any error\n"
             "no output file is left behind.\n");
 }
@@ -41,7 +41,7 @@ static int parse(int argc, char **argv, run_opts *o)
 {
     const char *S = "run";
     memset(o, 0, sizeof *o);
-    o->threads = 1;
+    o->threads = tool_default_threads();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = NULL;

@@ -42,7 +42,7 @@ void cmd_train_help(FILE *out)
             "  --warmup N           linear warm-up over the first N epochs (LinearLR), then S\n"
             "  --clip-grad-norm X   clip the gradients' total 2-norm to X every step\n"
             "  --seed S             initialisation, data order, augmentation, dropout (default 0)\n"
-            "  --threads N          threads (default: 1)\n"
+            "  --threads N          threads (default: all cores)\n"
             "output:\n"
             "  --save OUT           final weights as safetensors (loads into PyTorch)\n"
             "  --checkpoint FILE    checkpoint after every epoch and on Ctrl-C\n"
@@ -76,7 +76,7 @@ static int parse_args(int argc, char **argv, train_opts *o)
     memset(o, 0, sizeof *o);
     o->epochs = 10;
     o->batch = 64;
-    o->threads = 1;
+    o->threads = tool_default_threads();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **sv = NULL;

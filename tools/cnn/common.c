@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int parse_floats(const char *s, float *v, int max)
 {
@@ -99,4 +100,10 @@ fail:
     cnn_tensors_destroy(ts);
     cnn_graph_destroy(g);
     return 0;
+}
+
+int tool_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }

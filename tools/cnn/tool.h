@@ -44,6 +44,9 @@ const char *tool_optarg(const char *sub, int argc, char **argv, int *i);
 /* "--normalize M,S" and "--augment crop:P,flip" into t (either may be NULL). */
 int tool_parse_transform(const char *sub, const char *normalize, const char *augment, cnn_transform *t,
                          int channels);
+/* Default for --threads: the processors online (1..256), as PyTorch uses
+ * every core unless told otherwise. */
+int tool_default_threads(void);
 /* A model file with optional weights; prints the error and returns 0 on failure. */
 int tool_load_model(const char *sub, const char *model, const char *weights, cnn_graph **out);
 

@@ -1,0 +1,79 @@
+"""The model files shipped in models/ against PyTorch: each is built in
+PyTorch from the same text (graphmodel.py), given random weights and random
+batch-norm running statistics, and compared in eval mode (output, input
+gradient, every parameter gradient) and, for models without dropout, in
+train mode too (batch statistics and the updated running statistics)."""
+import glob
+import os
+import random
+import warnings
+
+import numpy as np
+import torch
+
+import common
+import graphmodel
+
+TOL = 1e-5
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def main():
+    warnings.filterwarnings("ignore")
+    seed = common.test_seed()
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    t = common.Tally()
+    files = sorted(glob.glob(os.path.join(ROOT, "models", "*.txt")))
+    t.ok(len(files) >= 4, "expected the model files in models/, found %d" % len(files))
+    worst = 0.0
+    compared = 0
+    for path in files:
+        text = open(path).read()
+        name = os.path.basename(path)
+        m, _, is_graph = graphmodel.build(text)
+        m = m.double()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(p.float().double())
+            for k, b in m.named_buffers():
+                if k.endswith("running_mean"):
+                    b.copy_(torch.randn(b.shape).float().double() * 0.1)
+                elif k.endswith("running_var"):
+                    b.copy_(torch.rand(b.shape).float().double() + 0.5)
+        has_dropout = any(type(mod).__name__.startswith("Dropout") for mod in m.modules())
+        batch = rng.randint(2, 4)
+        for train in ([False] if has_dropout else [False, True]):
+            m.train(train)
+            m.zero_grad()
+            weights = {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in m.state_dict().items()}
+            x32 = torch.randn(batch, 1, 28, 28).float()
+            x = x32.double().requires_grad_(True)
+            y = m(input=x) if is_graph else m(x)
+            gy32 = torch.randn(*y.shape).float()
+            y.backward(gy32.double())
+            r = common.run_cnn(text, {"input": x32.numpy()}, weights, gy32.numpy(), train=train,
+                               state_out=train, threads=2)
+            mode = "train" if train else "eval"
+            if not t.ok(r.rc == 0, "%s (%s): cnn failed (%d): %s" % (name, mode, r.rc, r.stderr.strip()[:400])):
+                continue
+            compared += 1
+            pairs = [("output", r.output.get("output"), y.detach().numpy()),
+                     ("grad input", r.grads.get("input"), x.grad.numpy())]
+            for pname, p in m.named_parameters():
+                pairs.append(("grad " + pname, r.grads.get(pname), p.grad.numpy()))
+            if train:
+                for k, b in m.named_buffers():
+                    if "running" in k:
+                        pairs.append(("state " + k, r.state.get(k), b.numpy()))
+            for what, got, want in pairs:
+                e = common.max_rel_err(got, want) if got is not None else float("inf")
+                worst = max(worst, e)
+                t.ok(e <= TOL, "%s (%s): %s differs, relative error %.3g" % (name, mode, what, e))
+    print("%d model files, %d runs compared with PyTorch (worst relative error %.3g)"
+          % (len(files), compared, worst))
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
