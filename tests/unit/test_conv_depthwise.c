@@ -1,0 +1,197 @@
+/* The depthwise convolution kernels against the reference ones, on random
+ * geometries with one input channel per group: 1-3 spatial dims, channel
+ * multipliers 1 to 6, kernels 1 to 5, stride, dilation, padding up to and
+ * beyond the dilated kernel, an extra row or column of right padding, rows
+ * wider than one block of vectors; forward, backward data and backward
+ * weight and bias, for every instruction set this CPU has, and the same
+ * bits with 1, 2 and 3 threads. */
+#include "gradcheck.h"
+#include "core/cpu.h"
+#include "core/pool.h"
+#include "kernels/conv_depthwise.h"
+
+static float *rand_f(int64_t n)
+{
+    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
+    return v;
+}
+
+static int64_t vol(const int64_t *v) { return v[0] * v[1] * v[2]; }
+
+/* Largest difference relative to max(1, largest reference value). */
+static double rel(const float *a, const float *b, int64_t n)
+{
+    double s = 1, w = 0;
+    for (int64_t i = 0; i < n; i++)
+        s = fmax(s, fabs(b[i]));
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (!(e <= w))
+            w = e;
+    }
+    return w / s;
+}
+
+static void random_geom(cnni_conv_geom *g, int nsp, int t)
+{
+    memset(g, 0, sizeof *g);
+    g->C = g->G = pick(1, 6);
+    g->O = g->C * (t % 5 == 4 ? pick(4, 6) : pick(1, 3));
+    g->N = pick(1, 3);
+    for (int i = 0; i < 3; i++) {
+        if (i < 3 - nsp) {
+            g->in[i] = g->out[i] = g->k[i] = g->s[i] = g->d[i] = 1;
+            continue;
+        }
+        g->k[i] = pick(1, nsp == 3 ? 3 : 5);
+        g->s[i] = t % 3 == 0 ? 1 : pick(1, 3);
+        g->d[i] = pick(1, 2);
+        int64_t span = g->d[i] * (g->k[i] - 1) + 1;
+        /* Padding past the kernel's span now and then: its backward crops. */
+        g->p[i] = t % 7 == 3 ? pick(0, span + 2) : pick(0, span - 1);
+        int64_t room = nsp == 3 ? 6 : nsp == 2 ? 24 : 90;
+        int64_t lo = span - 2 * g->p[i] > 1 ? span - 2 * g->p[i] : 1;
+        g->in[i] = pick(lo, lo + room);
+        int64_t hi = g->p[i] + pick(0, 1);
+        g->out[i] = (g->in[i] + g->p[i] + hi - span) / g->s[i] + 1;
+    }
+}
+
+static void describe(const cnni_conv_geom *g, int nsp, char *buf, size_t n)
+{
+    snprintf(buf, n, "%dd N=%lld C=%lld O=%lld in=%lldx%lldx%lld k=%lldx%lldx%lld s=%lldx%lldx%lld "
+                     "d=%lldx%lldx%lld p=%lldx%lldx%lld out=%lldx%lldx%lld",
+             nsp, (long long)g->N, (long long)g->C, (long long)g->O, (long long)g->in[0], (long long)g->in[1],
+             (long long)g->in[2], (long long)g->k[0], (long long)g->k[1], (long long)g->k[2], (long long)g->s[0],
+             (long long)g->s[1], (long long)g->s[2], (long long)g->d[0], (long long)g->d[1], (long long)g->d[2],
+             (long long)g->p[0], (long long)g->p[1], (long long)g->p[2], (long long)g->out[0],
+             (long long)g->out[1], (long long)g->out[2]);
+}
+
+#define NTHREADS 3
+
+/* One geometry on one instruction set: the error against the reference, and
+ * whether 1, 2 and 3 threads gave the same bits. */
+static double one_case(int isa, cnni_pool **pools, const cnni_conv_geom *g, int with_bias, int *bitwise_ok)
+{
+    int64_t nx = g->N * g->C * vol(g->in), ny = g->N * g->O * vol(g->out), nw = g->O * vol(g->k);
+    float *x = rand_f(nx), *w = rand_f(nw), *b = with_bias ? rand_f(g->O) : NULL, *dy = rand_f(ny);
+    float *dw0 = rand_f(nw), *db0 = rand_f(g->O);
+    float *y_ref = malloc(4 * (size_t)ny), *dx_ref = malloc(4 * (size_t)nx);
+    float *dw_ref = malloc(4 * (size_t)nw), *db_ref = malloc(4 * (size_t)g->O);
+    memcpy(dw_ref, dw0, 4 * (size_t)nw);
+    memcpy(db_ref, db0, 4 * (size_t)g->O);
+    cnni_ref_conv_forward_f32(g, x, w, b, y_ref);
+    cnni_ref_conv_backward_data_f32(g, dy, w, dx_ref);
+    cnni_ref_conv_backward_weight_f32(g, x, dy, dw_ref, with_bias ? db_ref : NULL);
+    float *y[NTHREADS], *dx[NTHREADS], *dw[NTHREADS], *db[NTHREADS];
+    void *scr = malloc(cnni_conv_dw_scratch(g, NTHREADS));
+    for (int t = 0; t < NTHREADS; t++) {
+        y[t] = malloc(4 * (size_t)ny);
+        dx[t] = malloc(4 * (size_t)nx);
+        dw[t] = malloc(4 * (size_t)nw);
+        db[t] = malloc(4 * (size_t)g->O);
+        memcpy(dw[t], dw0, 4 * (size_t)nw);
+        memcpy(db[t], db0, 4 * (size_t)g->O);
+        /* Poison: the kernels must overwrite y and dx completely. */
+        for (int64_t i = 0; i < ny; i++)
+            y[t][i] = NAN;
+        for (int64_t i = 0; i < nx; i++)
+            dx[t][i] = NAN;
+        cnni_conv_dw_forward(isa, pools[t], g, x, w, b, y[t], scr);
+        cnni_conv_dw_backward_data(isa, pools[t], g, dy, w, dx[t], scr);
+        cnni_conv_dw_backward_weight(isa, pools[t], g, x, dy, dw[t], with_bias ? db[t] : NULL, scr);
+    }
+    double e = fmax(fmax(rel(y[0], y_ref, ny), rel(dx[0], dx_ref, nx)), rel(dw[0], dw_ref, nw));
+    if (with_bias)
+        e = fmax(e, rel(db[0], db_ref, g->O));
+    else if (memcmp(db[0], db0, 4 * (size_t)g->O))
+        e = INFINITY; /* no bias: db untouched */
+    for (int t = 1; t < NTHREADS; t++)
+        if (memcmp(y[t], y[0], 4 * (size_t)ny) || memcmp(dx[t], dx[0], 4 * (size_t)nx) ||
+            memcmp(dw[t], dw[0], 4 * (size_t)nw) || memcmp(db[t], db[0], 4 * (size_t)g->O))
+            *bitwise_ok = 0;
+    for (int t = 0; t < NTHREADS; t++)
+        free(y[t]), free(dx[t]), free(dw[t]), free(db[t]);
+    free(x), free(w), free(b), free(dy), free(dw0), free(db0), free(y_ref), free(dx_ref), free(dw_ref), free(db_ref);
+    free(scr);
+    return e;
+}
+
+int main(int argc, char **argv)
+{
+    gc_init(argc, argv);
+    cnni_pool *pools[NTHREADS];
+    for (int t = 0; t < NTHREADS; t++)
+        cnni_pool_create(&pools[t], t + 1);
+    TEST("depthwise applies exactly when each group has one input channel")
+    {
+        cnni_conv_geom g = {.N = 2, .C = 8, .O = 16, .G = 8};
+        CHECK(cnni_conv_dw_applies(&g));
+        g.G = 4;
+        CHECK(!cnni_conv_dw_applies(&g));
+        g.C = g.G = 1;
+        CHECK(cnni_conv_dw_applies(&g));
+    }
+    cnni_isa best = cnni_cpu_best_isa();
+    for (int isa = 0; isa <= (int)best; isa++) {
+        char name[160];
+        snprintf(name, sizeof name,
+                 "depthwise convolution (%s) vs reference, forward and backward, 1/2/3 threads bitwise equal",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            double worst = 0;
+            int bitwise = 1;
+            for (int t = 0; t < 90; t++) {
+                int nsp = t % 6 < 3 ? 2 : t % 6 == 3 ? 1 : t % 6 == 4 ? 3 : 2;
+                cnni_conv_geom g;
+                random_geom(&g, nsp, t);
+                double e = one_case(isa, pools, &g, t % 2, &bitwise);
+                char d[256];
+                describe(&g, nsp, d, sizeof d);
+                CHECKF(e <= 1e-5, "%s: error %.3g", d, e);
+                worst = fmax(worst, e);
+            }
+            CHECK(bitwise);
+            printf("  %s: worst relative error %.3g over 90 geometries\n", cnni_isa_name((cnni_isa)isa), worst);
+        }
+        snprintf(name, sizeof name, "depthwise convolution (%s): MobileNet-like and LeNet-like layers",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            /* 3x3 pad 1 at strides 1 and 2 on 56x56 and 29x29 (odd), LeNet's
+             * conv1 (1 to 6 channels, 5x5 pad 2, 28x28), a 7x7 on 20x70. */
+            static const int64_t cases[][8] = {
+                /* C, m, H, W, k, s, p, N */
+                {32, 1, 56, 56, 3, 1, 1, 2}, {16, 1, 29, 29, 3, 2, 1, 2}, {1, 6, 28, 28, 5, 1, 2, 4},
+                {8, 2, 20, 70, 7, 1, 3, 1},  {4, 3, 33, 47, 3, 2, 0, 2},
+            };
+            int bitwise = 1;
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                const int64_t *c = cases[i];
+                cnni_conv_geom g = {.N = c[7], .C = c[0], .G = c[0], .O = c[0] * c[1]};
+                g.in[0] = g.out[0] = g.k[0] = g.s[0] = g.d[0] = 1;
+                g.in[1] = c[2];
+                g.in[2] = c[3];
+                for (int a = 1; a < 3; a++) {
+                    g.k[a] = c[4];
+                    g.s[a] = c[5];
+                    g.p[a] = c[6];
+                    g.d[a] = 1;
+                    g.out[a] = (g.in[a] + 2 * g.p[a] - g.k[a]) / g.s[a] + 1;
+                }
+                double e = one_case(isa, pools, &g, (int)(i % 2), &bitwise);
+                char d[256];
+                describe(&g, 2, d, sizeof d);
+                CHECKF(e <= 1e-5, "%s: error %.3g", d, e);
+            }
+            CHECK(bitwise);
+        }
+    }
+    for (int t = 0; t < NTHREADS; t++)
+        cnni_pool_destroy(pools[t]);
+    return test_finish();
+}
