@@ -14,40 +14,62 @@ static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
 /* ---- portable plane loops ---- */
 static void g_forward(const cnni_dw_plane *p, float *y, float bias, int accumulate)
 {
-    const int64_t s = p->s2, n = p->out2;
-    for (int64_t z0 = 0; z0 < p->out0; z0++)
+    const cnni_conv_geom *g = p->g;
+    const int64_t s = g->s[2], n = g->out[2], k1 = g->k[1], k2 = g->k[2];
+    for (int64_t i = 0; !p->in_place && i < g->k[0] * p->ring_rows; i++)
+        p->tags[i] = -1;
+    for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
-            const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
-            float *yr = y + (z0 * p->out1 + z1) * n;
+            float *yr = y + (z0 * g->out[1] + z1) * n;
             if (!accumulate)
                 for (int64_t z2 = 0; z2 < n; z2++)
                     yr[z2] = bias;
-            for (int64_t t = 0; t < p->ntaps; t++) {
-                const float *xt = xr + p->off[t];
-                const float wt = p->w[t];
-                if (s == 1)
-                    for (int64_t z2 = 0; z2 < n; z2++)
-                        yr[z2] += xt[z2] * wt;
-                else
-                    for (int64_t z2 = 0; z2 < n; z2++)
-                        yr[z2] += xt[z2 * s] * wt;
+            for (int64_t t0 = 0; t0 < g->k[0]; t0++) {
+                const int64_t i0 = z0 * g->s[0] - g->p[0] + t0 * g->d[0];
+                if (i0 < 0 || i0 >= g->in[0])
+                    continue;
+                for (int64_t t1 = 0; t1 < k1; t1++) {
+                    const int64_t i1 = z1 * g->s[1] - g->p[1] + t1 * g->d[1];
+                    if (i1 < 0 || i1 >= g->in[1])
+                        continue;
+                    const float *xr = cnni_dw_row(p, t0, i0, i1);
+                    for (int64_t t2 = 0; t2 < k2; t2++) {
+                        const float *xt = xr + t2 * g->d[2];
+                        const float wt = p->w[(t0 * k1 + t1) * k2 + t2];
+                        for (int64_t z2 = 0; z2 < n; z2++)
+                            yr[z2] += xt[z2 * s] * wt;
+                    }
+                }
             }
         }
 }
 
 static void g_weight(const cnni_dw_plane *p, const float *dy, double *dw, double *db)
 {
-    const int64_t s = p->s2, n = p->out2;
-    for (int64_t z0 = 0; z0 < p->out0; z0++)
+    const cnni_conv_geom *g = p->g;
+    const int64_t s = g->s[2], n = g->out[2], k1 = g->k[1], k2 = g->k[2];
+    for (int64_t i = 0; !p->in_place && i < g->k[0] * p->ring_rows; i++)
+        p->tags[i] = -1;
+    for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
-            const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
-            const float *dr = dy + (z0 * p->out1 + z1) * n;
-            for (int64_t t = 0; t < p->ntaps; t++) {
-                const float *xt = xr + p->off[t];
-                float acc = 0;
-                for (int64_t z2 = 0; z2 < n; z2++)
-                    acc += xt[z2 * s] * dr[z2];
-                dw[t] += acc;
+            const float *dr = dy + (z0 * g->out[1] + z1) * n;
+            for (int64_t t0 = 0; t0 < g->k[0]; t0++) {
+                const int64_t i0 = z0 * g->s[0] - g->p[0] + t0 * g->d[0];
+                if (i0 < 0 || i0 >= g->in[0])
+                    continue;
+                for (int64_t t1 = 0; t1 < k1; t1++) {
+                    const int64_t i1 = z1 * g->s[1] - g->p[1] + t1 * g->d[1];
+                    if (i1 < 0 || i1 >= g->in[1])
+                        continue;
+                    const float *xr = cnni_dw_row(p, t0, i0, i1);
+                    for (int64_t t2 = 0; t2 < k2; t2++) {
+                        const float *xt = xr + t2 * g->d[2];
+                        float acc = 0;
+                        for (int64_t z2 = 0; z2 < n; z2++)
+                            acc += xt[z2 * s] * dr[z2];
+                        dw[(t0 * k1 + t1) * k2 + t2] += acc;
+                    }
+                }
             }
             if (db) {
                 float acc = 0;
@@ -60,12 +82,14 @@ static void g_weight(const cnni_dw_plane *p, const float *dy, double *dw, double
 
 static void g_scatter(const cnni_dw_plane *p, float *xp, const float *dy)
 {
-    const int64_t s = p->s2, n = p->out2;
-    for (int64_t z0 = 0; z0 < p->out0; z0++)
+    const cnni_conv_geom *g = p->g;
+    const int64_t s = g->s[2], n = g->out[2], ntaps = vol3(g->k);
+    const int64_t step0 = g->s[0] * p->pd[1] * p->pd[2], step1 = g->s[1] * p->pd[2];
+    for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
-            float *xr = xp + z0 * p->step0 + z1 * p->step1;
-            const float *dr = dy + (z0 * p->out1 + z1) * n;
-            for (int64_t t = 0; t < p->ntaps; t++) {
+            float *xr = xp + z0 * step0 + z1 * step1;
+            const float *dr = dy + (z0 * g->out[1] + z1) * n;
+            for (int64_t t = 0; t < ntaps; t++) {
                 float *xt = xr + p->off[t];
                 const float wt = p->w[t];
                 for (int64_t z2 = 0; z2 < n; z2++)
@@ -74,7 +98,14 @@ static void g_scatter(const cnni_dw_plane *p, float *xp, const float *dy)
         }
 }
 
-const cnni_dw_kernels cnni_dw_kernels_generic = {g_forward, g_weight, g_scatter};
+static void g_copy(float *d, int64_t width, const float *s, int64_t lo, int64_t len)
+{
+    memset(d, 0, sizeof(float) * (size_t)lo);
+    memcpy(d + lo, s, sizeof(float) * (size_t)len);
+    memset(d + lo + len, 0, sizeof(float) * (size_t)(width - lo - len));
+}
+
+const cnni_dw_kernels cnni_dw_kernels_generic = {g_forward, g_weight, g_scatter, g_copy};
 
 static const cnni_dw_kernels *kernels_for(int isa)
 {
@@ -85,13 +116,7 @@ static const cnni_dw_kernels *kernels_for(int isa)
 
 int cnni_conv_dw_applies(const cnni_conv_geom *g) { return g->C == g->G && g->N > 0; }
 
-/* ---- plane layout ----
- * The extent of the input the outputs read, per dim: the padded plane. */
-static void padded_dims(const cnni_conv_geom *g, int64_t *pd)
-{
-    for (int i = 0; i < 3; i++)
-        pd[i] = (g->out[i] - 1) * g->s[i] + (g->k[i] - 1) * g->d[i] + 1;
-}
+static int stride_one(const cnni_conv_geom *g) { return g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1; }
 
 /* The stride-1 backward data pass as a forward conv of dy: the roles of in
  * and out swap and the padding becomes d*(k-1) - p (negative: a crop). */
@@ -105,103 +130,66 @@ static void flipped_geom(const cnni_conv_geom *g, cnni_conv_geom *f)
     }
 }
 
-static int stride_one(const cnni_conv_geom *g) { return g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1; }
-
-/* Where a plane is read: the input itself when no padding is needed. */
-typedef struct {
-    int in_place;
-    int64_t pd[3];   /* padded extents */
-    int64_t L1, L2;  /* floats per step of dim 0 and dim 1 in the plane read */
-} layout;
-
-static void make_layout(const cnni_conv_geom *g, int allow_in_place, layout *l)
+/* The extent of the input the outputs read, per dim. */
+static void padded_dims(const cnni_conv_geom *g, int64_t *pd)
 {
-    padded_dims(g, l->pd);
-    l->in_place = allow_in_place;
     for (int i = 0; i < 3; i++)
-        if (g->p[i] != 0 || l->pd[i] > g->in[i])
-            l->in_place = 0;
-    const int64_t *dims = l->in_place ? g->in : l->pd;
-    l->L2 = dims[2];
-    l->L1 = dims[1] * dims[2];
-}
-
-/* Offset of every tap in the plane read, in the weights' order. */
-static void tap_offsets(const cnni_conv_geom *g, const layout *l, int64_t *off)
-{
-    int64_t t = 0;
-    for (int64_t t0 = 0; t0 < g->k[0]; t0++)
-        for (int64_t t1 = 0; t1 < g->k[1]; t1++)
-            for (int64_t t2 = 0; t2 < g->k[2]; t2++)
-                off[t++] = t0 * g->d[0] * l->L1 + t1 * g->d[1] * l->L2 + t2 * g->d[2];
-}
-
-/* Fills rows [ra, rb) of dim 1 (every row of dim 0) of the zero-padded copy
- * xp (extents pd) of the plane x (extents g->in, left padding g->p). */
-static void pad_rows(const cnni_conv_geom *g, const int64_t *pd, const float *x, float *xp, int64_t ra, int64_t rb)
-{
-    const int64_t W = g->in[2], p2 = g->p[2];
-    int64_t lo = p2 < 0 ? 0 : p2, hi = p2 + W < pd[2] ? p2 + W : pd[2];
-    if (hi < lo)
-        hi = lo;
-    for (int64_t a = 0; a < pd[0]; a++) {
-        int64_t ia = a - g->p[0];
-        for (int64_t b = ra; b < rb; b++) {
-            int64_t ib = b - g->p[1];
-            float *d = xp + (a * pd[1] + b) * pd[2];
-            if (ia < 0 || ia >= g->in[0] || ib < 0 || ib >= g->in[1] || hi == lo) {
-                memset(d, 0, sizeof(float) * (size_t)pd[2]);
-                continue;
-            }
-            memset(d, 0, sizeof(float) * (size_t)lo);
-            memcpy(d + lo, x + (ia * g->in[1] + ib) * W + (lo - p2), sizeof(float) * (size_t)(hi - lo));
-            memset(d + hi, 0, sizeof(float) * (size_t)(pd[2] - hi));
-        }
-    }
-}
-
-/* The plane to read for output rows z1 in [z1a, z1b): x itself, or the
- * rows of its padded copy in buf that those outputs reach. */
-static const float *plane_view(const cnni_conv_geom *g, const layout *l, const float *x, float *buf, int64_t z1a,
-                               int64_t z1b)
-{
-    if (l->in_place)
-        return x;
-    int64_t ra = z1a * g->s[1], rb = (z1b - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
-    pad_rows(g, l->pd, x, buf, ra, rb);
-    return buf;
-}
-
-static void plane_init(cnni_dw_plane *p, const cnni_conv_geom *g, const layout *l, const int64_t *off)
-{
-    memset(p, 0, sizeof *p);
-    p->step0 = g->s[0] * l->L1;
-    p->step1 = g->s[1] * l->L2;
-    p->s2 = g->s[2];
-    p->out0 = g->out[0];
-    p->out1 = g->out[1];
-    p->out2 = g->out[2];
-    p->z1a = 0;
-    p->z1b = g->out[1];
-    p->off = off;
-    p->ntaps = vol3(g->k);
+        pd[i] = (g->out[i] - 1) * g->s[i] + (g->k[i] - 1) * g->d[i] + 1;
 }
 
 /* ---- scratch ----
- * [tap offsets][flipped weights][weight-gradient partial sums][per-thread plane] */
-static size_t plane_bytes(const cnni_conv_geom *g)
+ * shared: [tap offsets][flipped weights][partial sums][zero row]
+ * per thread: [ring rows][ring tags][row list][scatter plane] */
+static int64_t ring_width(const cnni_conv_geom *g)
 {
     int64_t pd[3];
     padded_dims(g, pd);
-    size_t b = (size_t)vol3(pd);
+    return (pd[2] + 15) / 16 * 16;
+}
+
+/* Enough rows for one output row's window and the next one's new rows; a
+ * power of two, so a row's slot is a mask away. */
+static int64_t ring_rows(const cnni_conv_geom *g)
+{
+    int64_t need = (g->k[1] - 1) * g->d[1] + 1 + g->s[1], r = 1;
+    while (r < need)
+        r *= 2;
+    return r;
+}
+
+static size_t rows_bytes(const cnni_conv_geom *g)
+{
+    const size_t slots = (size_t)(g->k[0] * ring_rows(g));
+    return align64(slots * (size_t)ring_width(g) * sizeof(float)) + align64(slots * sizeof(int64_t)) +
+           align64((size_t)(g->k[0] * g->k[1]) * (sizeof(float *) + sizeof(int64_t)));
+}
+
+static size_t thread_bytes(const cnni_conv_geom *g)
+{
+    size_t b = rows_bytes(g);
     if (stride_one(g)) {
         cnni_conv_geom f;
         flipped_geom(g, &f);
-        padded_dims(&f, pd);
-        if ((size_t)vol3(pd) > b)
-            b = (size_t)vol3(pd);
+        size_t r = rows_bytes(&f);
+        b = r > b ? r : b;
+    } else {
+        int64_t pd[3];
+        padded_dims(g, pd);
+        size_t sc = align64((size_t)vol3(pd) * sizeof(float));
+        b = sc > b ? sc : b;
     }
-    return align64(b * sizeof(float));
+    return b;
+}
+
+static size_t zero_bytes(const cnni_conv_geom *g)
+{
+    int64_t w = ring_width(g);
+    if (stride_one(g)) {
+        cnni_conv_geom f;
+        flipped_geom(g, &f);
+        w = ring_width(&f) > w ? ring_width(&f) : w;
+    }
+    return align64((size_t)w * sizeof(float));
 }
 
 static size_t off_bytes(const cnni_conv_geom *g) { return align64((size_t)vol3(g->k) * sizeof(int64_t)); }
@@ -213,19 +201,21 @@ static size_t partial_bytes(const cnni_conv_geom *g)
 
 size_t cnni_conv_dw_scratch(const cnni_conv_geom *g, int threads)
 {
-    return 64 + off_bytes(g) + wflip_bytes(g) + partial_bytes(g) +
-           plane_bytes(g) * (size_t)(threads > 0 ? threads : 1);
+    return 64 + off_bytes(g) + wflip_bytes(g) + partial_bytes(g) + zero_bytes(g) +
+           thread_bytes(g) * (size_t)(threads > 0 ? threads : 1);
 }
 
 typedef struct {
     int64_t *off;
     float *wflip;
     double *partial;
-    char *planes;
-    size_t plane;
+    float *zero;
+    char *threads;
+    size_t thread;
+    int nthreads;
 } regions;
 
-static void carve(const cnni_conv_geom *g, void *scratch, regions *r)
+static void carve(const cnni_conv_geom *g, struct cnni_pool *pool, void *scratch, regions *r)
 {
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     r->off = (int64_t *)base;
@@ -234,8 +224,42 @@ static void carve(const cnni_conv_geom *g, void *scratch, regions *r)
     base += wflip_bytes(g);
     r->partial = (double *)base;
     base += partial_bytes(g);
-    r->planes = base;
-    r->plane = plane_bytes(g);
+    r->zero = (float *)base;
+    memset(r->zero, 0, zero_bytes(g));
+    base += zero_bytes(g);
+    r->threads = base;
+    r->thread = thread_bytes(g);
+    r->nthreads = cnni_pool_threads(pool);
+}
+
+/* The plane description of a call, for geometry pg (x, w, rows and the
+ * thread's ring are set per task). */
+static void plane_init(cnni_dw_plane *p, int isa, const cnni_conv_geom *pg, const regions *r)
+{
+    memset(p, 0, sizeof *p);
+    p->g = pg;
+    p->z1a = 0;
+    p->z1b = pg->out[1];
+    int64_t pd[3];
+    padded_dims(pg, pd);
+    p->in_place = pg->p[2] == 0 && pd[2] <= pg->in[2];
+    p->width = ring_width(pg);
+    p->ring_rows = ring_rows(pg);
+    p->zero = r->zero;
+    p->copy = kernels_for(isa)->copy;
+}
+
+/* Points the plane's ring and row list at thread t's scratch. */
+static void plane_thread(cnni_dw_plane *p, const regions *r, int64_t task)
+{
+    char *base = r->threads + (size_t)(task % r->nthreads) * r->thread;
+    const size_t slots = (size_t)(p->g->k[0] * p->ring_rows);
+    p->ring = (float *)base;
+    base += align64(slots * (size_t)p->width * sizeof(float));
+    p->tags = (int64_t *)base;
+    base += align64(slots * sizeof(int64_t));
+    p->rows = (const float **)base;
+    p->wrow = (int64_t *)(base + (size_t)(p->g->k[0] * p->g->k[1]) * sizeof(float *));
 }
 
 /* ---- forward, and backward data at stride 1 ----
@@ -244,41 +268,35 @@ static void carve(const cnni_conv_geom *g, void *scratch, regions *r)
  * the m dy planes c*m + j. */
 typedef struct {
     const cnni_dw_kernels *kn;
-    const cnni_conv_geom *g; /* the geometry the planes are convolved in */
-    layout l;
-    const int64_t *off;
+    cnni_dw_plane proto;
     const float *src, *w, *b;
     float *dst;
     int64_t m, src_ch, dst_ch; /* multiplier; channels per image on each side */
     int sum_over_m;            /* backward data: m sources into one output */
     int64_t chunks;
-    char *planes;
-    size_t plane;
-    int nthreads;
+    const regions *r;
 } fwd_job;
 
 static void fwd_task(void *ctx, int64_t t)
 {
     const fwd_job *j = ctx;
-    const cnni_conv_geom *g = j->g;
+    const cnni_conv_geom *g = j->proto.g;
     const int64_t chunk = t % j->chunks, nc = t / j->chunks;
     const int64_t C = j->sum_over_m ? j->dst_ch : j->src_ch, c = nc % C, n = nc / C;
     const int64_t iv = vol3(g->in), ov = vol3(g->out), kv = vol3(g->k);
-    float *buf = (float *)(j->planes + (size_t)(t % j->nthreads) * j->plane);
-    cnni_dw_plane p;
-    plane_init(&p, g, &j->l, j->off);
+    cnni_dw_plane p = j->proto;
+    plane_thread(&p, j->r, t);
     cnni_split(g->out[1], j->chunks, chunk, &p.z1a, &p.z1b);
     if (p.z1a >= p.z1b)
         return;
-    if (!j->sum_over_m)
-        p.x = plane_view(g, &j->l, j->src + (n * j->src_ch + c) * iv, buf, p.z1a, p.z1b);
     for (int64_t q = 0; q < j->m; q++) {
         const int64_t o = c * j->m + q;
         float *y;
         if (j->sum_over_m) {
-            p.x = plane_view(g, &j->l, j->src + (n * j->src_ch + o) * iv, buf, p.z1a, p.z1b);
+            p.x = j->src + (n * j->src_ch + o) * iv;
             y = j->dst + (n * j->dst_ch + c) * ov;
         } else {
+            p.x = j->src + (n * j->src_ch + c) * iv;
             y = j->dst + (n * j->dst_ch + o) * ov;
         }
         p.w = j->w + o * kv;
@@ -293,10 +311,7 @@ static void run_planes(int isa, struct cnni_pool *pool, const cnni_conv_geom *pg
     fwd_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    j.g = pg;
-    make_layout(pg, 1, &j.l);
-    tap_offsets(pg, &j.l, r->off);
-    j.off = r->off;
+    plane_init(&j.proto, isa, pg, r);
     j.src = src;
     j.w = w;
     j.b = b;
@@ -305,12 +320,10 @@ static void run_planes(int isa, struct cnni_pool *pool, const cnni_conv_geom *pg
     j.src_ch = src_ch;
     j.dst_ch = dst_ch;
     j.sum_over_m = sum_over_m;
-    j.planes = r->planes;
-    j.plane = r->plane;
-    j.nthreads = cnni_pool_threads(pool);
+    j.r = r;
     /* Each output is summed by one task in a fixed order, so the split may
      * follow the thread count: row chunks only when planes are few. */
-    const int64_t planes = pg->N * (sum_over_m ? dst_ch : src_ch), want = 4 * (int64_t)j.nthreads;
+    const int64_t planes = pg->N * (sum_over_m ? dst_ch : src_ch), want = 4 * (int64_t)cnni_pool_threads(pool);
     j.chunks = planes >= want ? 1 : (want + planes - 1) / planes;
     if (j.chunks > pg->out[1])
         j.chunks = pg->out[1];
@@ -321,34 +334,29 @@ void cnni_conv_dw_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom 
                           const float *w, const float *b, float *y, void *scratch)
 {
     regions r;
-    carve(g, scratch, &r);
+    carve(g, pool, scratch, &r);
     run_planes(isa, pool, g, 0, g->O / g->G, g->C, g->O, x, w, b, y, &r);
 }
 
 /* ---- backward data at stride > 1: scatter into a padded plane, then crop ---- */
 typedef struct {
     const cnni_dw_kernels *kn;
-    const cnni_conv_geom *g;
-    layout l;
-    const int64_t *off;
+    cnni_dw_plane proto;
     const float *dy, *w;
     float *dx;
-    char *planes;
-    size_t plane;
-    int nthreads;
+    const regions *r;
 } scatter_job;
 
 static void scatter_task(void *ctx, int64_t t)
 {
     const scatter_job *j = ctx;
-    const cnni_conv_geom *g = j->g;
+    const cnni_conv_geom *g = j->proto.g;
     const int64_t c = t % g->C, n = t / g->C, m = g->O / g->G;
     const int64_t iv = vol3(g->in), ov = vol3(g->out), kv = vol3(g->k);
-    const int64_t *pd = j->l.pd;
-    float *buf = (float *)(j->planes + (size_t)(t % j->nthreads) * j->plane);
+    const int64_t *pd = j->proto.pd;
+    float *buf = (float *)(j->r->threads + (size_t)(t % j->r->nthreads) * j->r->thread);
     memset(buf, 0, sizeof(float) * (size_t)vol3(pd));
-    cnni_dw_plane p;
-    plane_init(&p, g, &j->l, j->off);
+    cnni_dw_plane p = j->proto;
     for (int64_t q = 0; q < m; q++) {
         const int64_t o = c * m + q;
         p.w = j->w + o * kv;
@@ -376,7 +384,7 @@ void cnni_conv_dw_backward_data(int isa, struct cnni_pool *pool, const cnni_conv
                                 const float *w, float *dx, void *scratch)
 {
     regions r;
-    carve(g, scratch, &r);
+    carve(g, pool, scratch, &r);
     const int64_t kv = vol3(g->k), m = g->O / g->G;
     if (stride_one(g)) {
         cnni_conv_geom f;
@@ -390,50 +398,47 @@ void cnni_conv_dw_backward_data(int isa, struct cnni_pool *pool, const cnni_conv
     scatter_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    j.g = g;
-    make_layout(g, 0, &j.l);
-    tap_offsets(g, &j.l, r.off);
-    j.off = r.off;
+    plane_init(&j.proto, CNNI_ISA_GENERIC, g, &r);
+    padded_dims(g, j.proto.pd);
+    int64_t t = 0;
+    for (int64_t t0 = 0; t0 < g->k[0]; t0++)
+        for (int64_t t1 = 0; t1 < g->k[1]; t1++)
+            for (int64_t t2 = 0; t2 < g->k[2]; t2++)
+                r.off[t++] = (t0 * g->d[0] * j.proto.pd[1] + t1 * g->d[1]) * j.proto.pd[2] + t2 * g->d[2];
+    j.proto.off = r.off;
     j.dy = dy;
     j.w = w;
     j.dx = dx;
-    j.planes = r.planes;
-    j.plane = r.plane;
-    j.nthreads = cnni_pool_threads(pool);
+    j.r = &r;
     cnni_pool_run(pool, scatter_task, &j, g->N * g->C);
 }
 
 /* ---- backward weight: task (channel, batch slice) ---- */
 typedef struct {
     const cnni_dw_kernels *kn;
-    const cnni_conv_geom *g;
-    layout l;
-    const int64_t *off;
+    cnni_dw_plane proto;
     const float *x, *dy;
     int want_db;
     double *partial; /* [slice][O][kv + 1]: taps, then the bias */
     int64_t slices;
-    char *planes;
-    size_t plane;
-    int nthreads;
+    const regions *r;
 } wgt_job;
 
 static void wgt_task(void *ctx, int64_t t)
 {
     const wgt_job *j = ctx;
-    const cnni_conv_geom *g = j->g;
+    const cnni_conv_geom *g = j->proto.g;
     const int64_t o = t % g->O, slice = t / g->O, m = g->O / g->G, c = o / m;
     const int64_t iv = vol3(g->in), ov = vol3(g->out), kv = vol3(g->k);
-    float *buf = (float *)(j->planes + (size_t)(t % j->nthreads) * j->plane);
     double *acc = j->partial + (slice * g->O + o) * (kv + 1);
     for (int64_t i = 0; i <= kv; i++)
         acc[i] = 0;
     int64_t n0, n1;
     cnni_split(g->N, j->slices, slice, &n0, &n1);
-    cnni_dw_plane p;
-    plane_init(&p, g, &j->l, j->off);
+    cnni_dw_plane p = j->proto;
+    plane_thread(&p, j->r, t);
     for (int64_t n = n0; n < n1; n++) {
-        p.x = plane_view(g, &j->l, j->x + (n * g->C + c) * iv, buf, 0, g->out[1]);
+        p.x = j->x + (n * g->C + c) * iv;
         j->kn->weight(&p, j->dy + (n * g->O + o) * ov, acc, j->want_db ? acc + kv : NULL);
     }
 }
@@ -442,21 +447,16 @@ void cnni_conv_dw_backward_weight(int isa, struct cnni_pool *pool, const cnni_co
                                   const float *dy, float *dw, float *db, void *scratch)
 {
     regions r;
-    carve(g, scratch, &r);
+    carve(g, pool, scratch, &r);
     wgt_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    j.g = g;
-    make_layout(g, 1, &j.l);
-    tap_offsets(g, &j.l, r.off);
-    j.off = r.off;
+    plane_init(&j.proto, isa, g, &r);
     j.x = x;
     j.dy = dy;
     j.want_db = db != NULL;
     j.partial = r.partial;
-    j.planes = r.planes;
-    j.plane = r.plane;
-    j.nthreads = cnni_pool_threads(pool);
+    j.r = &r;
     /* Enough tasks for any thread count, chosen from the shape alone: the
      * slices' partial sums are added in a fixed order below. */
     j.slices = 1;

@@ -61,4 +61,4 @@ static inline void scatter2_add(float *p, V v, int n)
 
 #include "conv_depthwise_simd.h"
 
-const cnni_dw_kernels cnni_dw_kernels_avx2 = {k_forward, k_weight, k_scatter};
+const cnni_dw_kernels cnni_dw_kernels_avx2 = {k_forward, k_weight, k_scatter, k_copy};

@@ -54,4 +54,4 @@ static inline void scatter2_add(float *p, V v, int n)
 
 #include "conv_depthwise_simd.h"
 
-const cnni_dw_kernels cnni_dw_kernels_avx512 = {k_forward, k_weight, k_scatter};
+const cnni_dw_kernels cnni_dw_kernels_avx512 = {k_forward, k_weight, k_scatter, k_copy};
