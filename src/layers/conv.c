@@ -7,6 +7,7 @@
  * 'same' splits the total padding d*(k-1) as PyTorch does: left = total/2,
  * the extra element (even kernels) on the right. */
 #include "layer.h"
+#include "../kernels/conv_depthwise.h"
 #include "../kernels/conv_direct.h"
 #include "../kernels/conv_fast.h"
 #include "../kernels/ref/ref.h"
@@ -359,6 +360,10 @@ static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
             inf->saved_bytes = pad_bytes;
     }
     const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)inf->isa);
+    if (!o->transposed && cnni_conv_dw_applies(&g)) {
+        inf->work_bytes = pad_bytes + cnni_conv_dw_scratch(&g, inf->threads);
+        return CNN_OK;
+    }
     size_t scratch = cnni_conv_fast_scratch(k, &g, inf->threads);
     if (!o->transposed) {
         size_t d = 0;
@@ -407,11 +412,24 @@ static cnn_status conv_forward(const cnni_exec *x)
         cnni_ref_pad_forward_f32(&pg, in, buf);
         in = buf;
     }
-    if (cnni_conv_direct_applies(x->isa, &g))
+    if (cnni_conv_dw_applies(&g))
+        cnni_conv_dw_forward(x->isa, x->pool, &g, in, w, b, out, scratch);
+    else if (cnni_conv_direct_applies(x->isa, &g))
         cnni_conv_direct_forward(x->isa, x->pool, &g, in, w, b, out, scratch);
     else
         cnni_conv_fast_forward(k, x->pool, &g, in, w, b, out, scratch);
     return CNN_OK;
+}
+
+/* Folds the gradient of the explicitly padded input (non-zero padding
+ * modes) back onto the input's gradient. */
+static void unpad(const conv_opts *o, const cnni_exec *x, const float *dpad, float *dx)
+{
+    cnni_pad_geom pg = {.NC = x->in[0].shape.dims[0] * o->in_ch, .mode = o->mode};
+    to3(o->nsp, x->in[0].shape.dims + 2, 1, pg.in);
+    to3(o->nsp, o->pad_lo, 0, pg.lo);
+    to3(o->nsp, o->pad_hi, 0, pg.hi);
+    cnni_ref_pad_backward_f32(&pg, dpad, dx);
 }
 
 static cnn_status conv_backward(const cnni_exec *x)
@@ -438,6 +456,16 @@ static cnn_status conv_backward(const cnni_exec *x)
         cnni_convt_fast_backward_weight(k, x->pool, &g, in, dy, dw, db, scratch);
         return CNN_OK;
     }
+    if (cnni_conv_dw_applies(&g)) {
+        const float *xin = o->mode == CNNI_PAD_ZEROS ? in : x->saved;
+        float *dxg = o->mode == CNNI_PAD_ZEROS ? dx : x->work;
+        cnni_conv_dw_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
+        if (dx)
+            cnni_conv_dw_backward_data(x->isa, x->pool, &g, dy, w, dxg, scratch);
+        if (dx && o->mode != CNNI_PAD_ZEROS)
+            unpad(o, x, dxg, dx);
+        return CNN_OK;
+    }
     int direct_bwd = cnni_conv_direct_applies_bwd(x->isa, &g);
     if (o->mode == CNNI_PAD_ZEROS) {
         if (dx && direct_bwd)
@@ -454,11 +482,7 @@ static cnn_status conv_backward(const cnni_exec *x)
             cnni_conv_direct_backward_data(x->isa, x->pool, &g, dy, w, dpad, scratch);
         else
             cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dpad, scratch);
-        cnni_pad_geom pg = {.NC = g.N * g.C, .mode = o->mode};
-        to3(o->nsp, x->in[0].shape.dims + 2, 1, pg.in);
-        to3(o->nsp, o->pad_lo, 0, pg.lo);
-        to3(o->nsp, o->pad_hi, 0, pg.hi);
-        cnni_ref_pad_backward_f32(&pg, dpad, dx);
+        unpad(o, x, dpad, dx);
     }
     return CNN_OK;
 }

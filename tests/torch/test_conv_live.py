@@ -1,8 +1,9 @@
 """Live randomized comparison of the convolution family with the installed
 PyTorch: random configurations (every option, odd sizes, groups with dilation
-and stride, every padding mode, 1d/2d/3d, transposed), forward and all
-gradients against PyTorch's float64 result; configurations PyTorch rejects
-must be rejected by cnn with a message and exit status 1."""
+and stride, every padding mode, 1d/2d/3d, transposed, depthwise layers on
+larger planes), forward and all gradients against PyTorch's float64 result;
+configurations PyTorch rejects must be rejected by cnn with a message and
+exit status 1."""
 import os
 import random
 import warnings
@@ -38,6 +39,12 @@ def random_config(rng, allow_invalid):
         cout = groups * rng.randint(24, 40)
         if rng.random() < 0.6:
             cin = groups * rng.randint(24, 36)
+    # depthwise: one input channel per group (the depthwise kernels), a
+    # channel multiplier of 1 to 3, and larger planes
+    depthwise = not transposed and rng.random() < 0.2
+    if depthwise:
+        groups = cin = rng.randint(1, 8)
+        cout = cin * rng.randint(1, 3)
     kw = {}
     k = rand_tuple(rng, nsp, 1, 4 if nsp < 3 else 3)
     if rng.random() < 0.6:
@@ -96,7 +103,8 @@ def random_config(rng, allow_invalid):
     for i in range(nsp):
         span = dd[i] * (kk[i] - 1) + 1
         lo = 1 if rng.random() < 0.1 else max(1, span - 2)
-        spatial.append(rng.randint(lo, span + (6 if nsp < 3 else 3)))
+        room = (100 if nsp == 1 else 40 if nsp == 2 else 8) if depthwise else (6 if nsp < 3 else 3)
+        spatial.append(rng.randint(lo, span + room))
     in_ch = cin + (1 if bad == "in" else 0)
     return text, name, [batch, in_ch] + spatial
 
