@@ -14,3 +14,12 @@ demo: all
 	    --save $(DEMO_DIR)/fashion_cnn.safetensors --metrics $(DEMO_DIR)/metrics.jsonl
 	$(BUILD)/cnn plot $(DEMO_DIR)/metrics.jsonl -o $(DEMO_DIR)/curves.svg
 	@echo "weights: $(DEMO_DIR)/fashion_cnn.safetensors, curves: $(DEMO_DIR)/curves.svg"
+
+# make demo-check: the main job as CI runs it: the demo, then its final test
+# accuracy (from the metrics file) must reach DEMO_MIN_ACC percent.
+DEMO_MIN_ACC ?= 91
+.PHONY: demo-check
+demo-check: demo
+	@$(PYTHON) -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; a=100*r["test_acc"]; \
+	    print("main job: test accuracy %.2f%% after %d epochs (required: %s%%)" % (a, r["epoch"], sys.argv[2])); \
+	    sys.exit(0 if a >= float(sys.argv[2]) else 1)' $(DEMO_DIR)/metrics.jsonl $(DEMO_MIN_ACC)
