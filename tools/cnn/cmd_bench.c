@@ -17,6 +17,22 @@ void cmd_bench_help(FILE *out)
                  "totals and images per second. --threads defaults to all cores.\n");
 }
 
+/* s as a JSON string literal on stdout. */
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
 static double now(void)
 {
     struct timespec t;
@@ -67,6 +83,10 @@ int cmd_bench(int argc, char **argv)
     }
     if (!model || !shape_s) {
         tool_error(S, "MODEL and --input-shape are required (see cnn bench --help)");
+        return EXIT_USAGE;
+    }
+    if (isa && strcmp(isa, "auto") && strcmp(isa, "avx512") && strcmp(isa, "avx2") && strcmp(isa, "generic")) {
+        tool_error(S, "--isa is auto, avx512, avx2 or generic, got '%s'", isa);
         return EXIT_USAGE;
     }
     long long dims[CNN_MAX_DIMS];
@@ -130,10 +150,12 @@ int cmd_bench(int argc, char **argv)
     double per = total / (double)iters;
     double fwd_sum = 0, bwd_sum = 0, flops = 0;
     int nl = cnn_graph_layer_count(g);
-    if (json)
-        printf("{\"model\": \"%s\", \"batch\": %lld, \"threads\": %lld, \"isa\": \"%s\", \"train\": %s, \"layers\": [",
-               model, batch, threads, cnn_graph_isa(g), train ? "true" : "false");
-    else
+    if (json) {
+        printf("{\"model\": ");
+        json_string(model);
+        printf(", \"batch\": %lld, \"threads\": %lld, \"isa\": \"%s\", \"train\": %s, \"layers\": [", batch,
+               threads, cnn_graph_isa(g), train ? "true" : "false");
+    } else
         printf("%s, batch %lld, %s, %lld thread%s, %s, mean of %lld iterations\n\n%-24s %12s %12s %7s %10s\n",
                model, batch, train ? "forward + backward" : "forward", threads, threads == 1 ? "" : "s",
                cnn_graph_isa(g), iters, "layer", "forward ms", "backward ms", "share", "GFLOP/s");
@@ -151,10 +173,12 @@ int cmd_bench(int argc, char **argv)
         flops += work;
         double gf = (f + b) > 0 ? work / (f + b) / 1e9 : 0;
         double share = (fwd_sum + bwd_sum) > 0 ? (li.forward_seconds + li.backward_seconds) / (fwd_sum + bwd_sum) : 0;
-        if (json)
-            printf("%s{\"name\": \"%s\", \"type\": \"%s\", \"forward_ms\": %.4f, \"backward_ms\": %.4f, \"gflops\": %.3f}",
-                   i ? ", " : "", li.name, li.type, f * 1e3, b * 1e3, gf);
-        else {
+        if (json) {
+            printf("%s{\"name\": ", i ? ", " : "");
+            json_string(li.name);
+            printf(", \"type\": \"%s\", \"forward_ms\": %.4f, \"backward_ms\": %.4f, \"gflops\": %.3f}", li.type,
+                   f * 1e3, b * 1e3, gf);
+        } else {
             char label[64];
             snprintf(label, sizeof label, "%s (%s)", li.name, li.type);
             printf("%-24.24s %12.3f %12.3f %6.1f%% %10.2f\n", label, f * 1e3, b * 1e3, 100 * share, gf);

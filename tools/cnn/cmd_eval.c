@@ -16,6 +16,22 @@ void cmd_eval_help(FILE *out)
                  "defaults to all cores.\n");
 }
 
+/* s as a JSON string literal on stdout. */
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
 static const char *loss_call(const char *name, cnn_dtype ydt)
 {
     static const struct {
@@ -171,7 +187,13 @@ int cmd_eval(int argc, char **argv)
     }
     double mean_loss = N ? loss_sum / (double)N : NAN;
     if (json) {
-        printf("{\"data\": \"%s\", \"samples\": %lld, \"loss\": %.6g", cnn_dataset_source(ds), (long long)N, mean_loss);
+        printf("{\"data\": ");
+        json_string(cnn_dataset_source(ds));
+        printf(", \"samples\": %lld, \"loss\": ", (long long)N);
+        if (isfinite(mean_loss))
+            printf("%.6g", mean_loss);
+        else
+            printf("null");
         if (confusion) {
             printf(", \"accuracy\": %.6g, \"confusion\": [", (double)correct / (double)N);
             for (int64_t r = 0; r < classes; r++) {

@@ -1,6 +1,7 @@
 /* cnn predict: the most likely classes of images or tensors. */
 #include "tool.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +12,18 @@ void cmd_predict_help(FILE *out)
                  "                   FILE...\n\n"
                  "Prints the K most likely classes (default 3) with their probabilities (softmax of\n"
                  "the model's outputs) for each FILE: a PNG or JPEG image (pixels scaled to [0, 1]),\n"
-                 "or a safetensors file with a tensor 'input' (or 'x') holding one sample or a batch.\n"
+                 "or a safetensors file with a tensor 'input' (or 'x') holding a batch (N first).\n"
                  "--labels names the classes after a data set's ('fashion-mnist', a CIFAR-10 or\n"
                  "image folder).\n");
 }
 
+/* Whether path starts like a PNG or JPEG file; -1 if it cannot be opened. */
 static int is_image(const char *path)
 {
     FILE *f = fopen(path, "rb");
     unsigned char m[4] = {0};
     if (!f)
-        return 0;
+        return -1;
     size_t n = fread(m, 1, 4, f);
     fclose(f);
     return n == 4 && ((m[0] == 0x89 && m[1] == 'P') || (m[0] == 0xFF && m[1] == 0xD8));
@@ -93,7 +95,12 @@ int cmd_predict(int argc, char **argv)
         float *data = NULL;
         cnn_shape shape;
         int own = 0;
-        if (is_image(files[f])) {
+        int kind = is_image(files[f]);
+        if (kind < 0) {
+            tool_error(S, "%s: cannot open: %s", files[f], strerror(errno));
+            goto done;
+        }
+        if (kind) {
             if (cnn_image_load(io, files[f], &data, &shape)) {
                 tool_error(S, "%s", cnn_dataset_errmsg(io));
                 goto done;

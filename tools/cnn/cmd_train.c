@@ -2,6 +2,7 @@
  * metrics, evaluation, checkpoints, Ctrl-C, and the saved model. */
 #include "tool.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -398,6 +399,57 @@ static cnn_status run_batch(runner *r, const int64_t *idx, int64_t n, const cnn_
     return CNN_OK;
 }
 
+/* The metrics file is written under a temporary name (holding the earlier
+ * lines when resuming) and renamed over FILE once it has a line of this
+ * run, or when Ctrl-C saves a checkpoint: a run that fails before either
+ * leaves an existing FILE as it was. Later lines are appended to it. */
+typedef struct {
+    FILE *f;
+    const char *path;
+    char tmp[4200];
+    int published;
+} metrics_file;
+
+static int metrics_open(metrics_file *m, const char *path, int resume)
+{
+    m->path = path;
+    snprintf(m->tmp, sizeof m->tmp, "%s.tmp.%d", path, (int)getpid());
+    if (!(m->f = fopen(m->tmp, "w"))) {
+        tool_error("train", "%s: cannot open for writing: %s", path, strerror(errno));
+        return 0;
+    }
+    FILE *old = resume ? fopen(path, "r") : NULL;
+    if (old) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, old)) > 0)
+            fwrite(buf, 1, n, m->f);
+        fclose(old);
+    }
+    return 1;
+}
+
+static int metrics_publish(metrics_file *m)
+{
+    if (!m->f)
+        return 1;
+    if (fflush(m->f) || ferror(m->f) || (!m->published && rename(m->tmp, m->path))) {
+        tool_error("train", "%s: cannot write: %s", m->path, strerror(errno));
+        return 0;
+    }
+    m->published = 1;
+    return 1;
+}
+
+static void metrics_close(metrics_file *m)
+{
+    if (!m->f)
+        return;
+    fclose(m->f);
+    if (!m->published)
+        unlink(m->tmp);
+}
+
 static void json_num(FILE *f, const char *key, double v)
 {
     if (isfinite(v))
@@ -421,7 +473,8 @@ int cmd_train(int argc, char **argv)
     cnn_optimizer *opt = NULL;
     cnn_tensors *ts = NULL;
     int64_t *order = NULL, *test_idx = NULL;
-    FILE *metrics = NULL;
+    metrics_file mf;
+    memset(&mf, 0, sizeof mf);
     if (cnn_graph_create(&g) || cnn_dataset_create(&train_ds) || cnn_dataset_create(&test_ds) ||
         cnn_optimizer_create(&opt) || cnn_tensors_create(&ts)) {
         tool_error(S, "out of memory");
@@ -503,8 +556,8 @@ int cmd_train(int argc, char **argv)
         B = N;
     if (plan_for(&r, B, 1)) {
         char a[96];
-        tool_error(S, "%s (the data's samples have shape %s)", cnn_graph_errmsg(g),
-                   cnn_shape_format(&r.xs, a, sizeof a));
+        tool_error(S, "%s (the samples of %s have shape %s)", cnn_graph_errmsg(g),
+                   cnn_dataset_source(train_ds), cnn_shape_format(&r.xs, a, sizeof a));
         goto done;
     }
     cnn_shape out_shape;
@@ -552,13 +605,8 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
     }
-    if (o.metrics) {
-        metrics = fopen(o.metrics, o.resume ? "a" : "w");
-        if (!metrics) {
-            tool_error(S, "%s: cannot open for writing", o.metrics);
-            goto done;
-        }
-    }
+    if (o.metrics && !metrics_open(&mf, o.metrics, o.resume != NULL))
+        goto done;
     int64_t steps_per_epoch = (N + B - 1) / B;
     order = malloc(sizeof(int64_t) * (size_t)N);
     int64_t NT = have_test ? cnn_dataset_size(test_ds) : 0;
@@ -576,7 +624,7 @@ int cmd_train(int argc, char **argv)
                 cnn_dataset_source(train_ds), (long long)N,
                 have_test ? " (and a test set)" : "", (long long)B, opt_s, loss_s,
                 sched_s[0] ? ", " : "", sched_s);
-    double last_test_acc = -1;
+    double last_test_acc = NAN;
     for (int64_t epoch = prog.epoch; epoch < o.epochs; epoch++) {
         /* The epoch's order comes from the generator's state at its start, which
          * the checkpoint records, so a resumed epoch replays the same order. */
@@ -642,6 +690,8 @@ int cmd_train(int argc, char **argv)
                         tool_error(S, "%s", cnn_graph_errmsg(g));
                         goto done;
                     }
+                    if (!metrics_publish(&mf))
+                        goto done;
                     fprintf(stderr, "interrupted at epoch %lld, step %lld: checkpoint saved to %s "
                                     "(continue with --resume %s)\n",
                             (long long)epoch + 1, (long long)s + 1, o.checkpoint, o.checkpoint);
@@ -695,7 +745,8 @@ int cmd_train(int argc, char **argv)
             }
             fprintf(stderr, ", lr %.3g, %.0f img/s, %.1f s\n", lr, ips, elapsed);
         }
-        if (metrics) {
+        if (mf.f) {
+            FILE *metrics = mf.f;
             fprintf(metrics, "{\"epoch\": %lld, \"step\": %lld", (long long)epoch + 1, (long long)prog.step);
             json_num(metrics, "train_loss", train_loss);
             json_num(metrics, "train_acc", train_acc);
@@ -705,7 +756,8 @@ int cmd_train(int argc, char **argv)
             json_num(metrics, "images_per_sec", ips);
             json_num(metrics, "seconds", elapsed);
             fprintf(metrics, "}\n");
-            fflush(metrics);
+            if (!metrics_publish(&mf))
+                goto done;
         }
         if (sched_s[0] && cnn_optimizer_schedule_step(opt)) {
             tool_error(S, "%s", cnn_optimizer_errmsg(opt));
@@ -731,8 +783,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "model saved to %s\n", o.save);
     rc = EXIT_OK;
 done:
-    if (metrics)
-        fclose(metrics);
+    metrics_close(&mf);
     signal(SIGINT, SIG_DFL);
     free(order);
     free(test_idx);

@@ -11,7 +11,8 @@ void cmd_viz_help(FILE *out)
 {
     fprintf(out, "usage: cnn viz MODEL [--weights W] INPUT -o DIR [--normalize M,S]\n\n"
                  "Runs MODEL on INPUT (a PNG or JPEG image, or a safetensors file with a tensor\n"
-                 "'input' of one sample) and writes into DIR, for each layer i:\n"
+                 "'input' of one sample, batch dimension included: (1, C, H, W)) and writes into\n"
+                 "DIR, for each layer i:\n"
                  "  i-NAME-output.png    its feature maps, one tile per channel\n"
                  "  i-NAME-kernels.png   for convolutions, the kernels (rows: output channels,\n"
                  "                       columns: input channels)\n"
@@ -107,10 +108,6 @@ int cmd_viz(int argc, char **argv)
         tool_error(S, "MODEL, INPUT and -o DIR are required (see cnn viz --help)");
         return EXIT_USAGE;
     }
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        tool_error(S, "%s: cannot create the folder: %s", dir, strerror(errno));
-        return EXIT_FAIL;
-    }
     int rc = EXIT_FAIL;
     cnn_graph *g = NULL;
     cnn_dataset *io = NULL;
@@ -161,13 +158,24 @@ int cmd_viz(int argc, char **argv)
             data[i] = (data[i] - tf.mean[k]) / tf.std[k];
         }
     }
-    if (cnn_graph_input_count(g) != 1 || cnn_graph_plan(g, 1, &shape, NULL, 0)) {
-        tool_error(S, "%s", cnn_graph_input_count(g) != 1 ? "the model must have one input" : cnn_graph_errmsg(g));
+    if (cnn_graph_input_count(g) != 1) {
+        tool_error(S, "%s: the model must have one input", model);
         goto done;
     }
-    memcpy(cnn_graph_input_data(g, 0), data, sizeof(float) * (size_t)numel);
-    if (cnn_graph_forward(g, 0)) {
-        tool_error(S, "%s", cnn_graph_errmsg(g));
+    int st = cnn_graph_plan(g, 1, &shape, NULL, 0);
+    if (!st) {
+        memcpy(cnn_graph_input_data(g, 0), data, sizeof(float) * (size_t)numel);
+        st = cnn_graph_forward(g, 0);
+    }
+    if (st) {
+        char a[96];
+        tool_error(S, "%s: %s (the input has shape %s)", input, cnn_graph_errmsg(g),
+                   cnn_shape_format(&shape, a, sizeof a));
+        goto done;
+    }
+    /* The folder is made only once there is something to put in it. */
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        tool_error(S, "%s: cannot create the folder: %s", dir, strerror(errno));
         goto done;
     }
     /* The input itself first: tile 00. */
