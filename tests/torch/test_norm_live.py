@@ -276,7 +276,7 @@ def main():
     n_cases = int(os.environ.get("CNN_LIVE_CASES", "400"))
     verbose = os.environ.get("CNN_LIVE_VERBOSE")
     t = common.Tally()
-    checked = rejected = empty = 0
+    checked = rejected = empty = widened = 0
     worst = 0.0
     start = time.time()
     for case in range(n_cases):
@@ -321,6 +321,18 @@ def main():
             continue
         gy32 = torch.randn(*y.shape).float()
         y.backward(gy32.double())
+        # PyTorch's own float32 error on the same case: where the problem is
+        # ill-conditioned (eps 0 and two values per channel, say), float32
+        # cannot do better, and the tolerance grows to 4x PyTorch's error.
+        m32 = build_torch(ttext, has_bias)
+        m32.load_state_dict(state0)
+        m32.train(train)
+        x32g = x32.clone().requires_grad_(True)
+        y32 = m32(x32g)
+        y32.backward(gy32)
+        ref32 = {"output": y32.detach().double().numpy(), "grad input": x32g.grad.double().numpy()}
+        for pname, p in m32.named_parameters():
+            ref32["grad " + pname] = p.grad.double().numpy()
         r = common.run_cnn(text + "\n", {"input": x32.numpy()}, weights, gy32.numpy(),
                            train=train, state_out=True)
         checked += 1
@@ -344,11 +356,17 @@ def main():
                      "%s: %s is %s, PyTorch %s" % (where, what, got, want))
                 continue
             e = rel_err(got, want)
-            worst = max(worst, e)
-            t.ok(e <= TOL, "%s: %s differs, relative error %.3g (shape %s vs %s)"
-                 % (where, what, e, np.shape(got), np.shape(want)))
+            tol = TOL
+            if what in ref32:
+                tol = max(TOL, 4 * rel_err(ref32[what], want))
+                widened += tol > TOL
+            worst = max(worst, e if tol == TOL else 0.0)
+            t.ok(e <= tol, "%s: %s differs, relative error %.3g, tolerance %.3g (shape %s vs %s)"
+                 % (where, what, e, tol, np.shape(got), np.shape(want)))
     print("%d configurations compared with PyTorch (worst relative error %.3g), %d empty inputs, "
           "%d rejected by both, in %.1f s" % (checked, worst, empty, rejected, time.time() - start))
+    print("%d comparisons ill-conditioned (PyTorch's float32 result off by more than 2.5e-6): "
+          "tolerance 4x PyTorch's float32 error there" % widened)
     t.finish()
 
 
