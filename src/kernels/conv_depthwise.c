@@ -12,64 +12,44 @@ static int64_t vol3(const int64_t *v) { return v[0] * v[1] * v[2]; }
 static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
 
 /* ---- portable plane loops ---- */
-static void g_forward(const cnni_dw_plane *p, float *y, float bias, int accumulate)
+static void g_forward(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t s = g->s[2], n = g->out[2], k1 = g->k[1], k2 = g->k[2];
-    for (int64_t i = 0; !p->in_place && i < g->k[0] * p->ring_rows; i++)
-        p->tags[i] = -1;
+    const int64_t s = g->s[2], n = g->out[2], kv = vol3(g->k);
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
-            float *yr = y + (z0 * g->out[1] + z1) * n;
-            if (!accumulate)
-                for (int64_t z2 = 0; z2 < n; z2++)
-                    yr[z2] = bias;
-            for (int64_t t0 = 0; t0 < g->k[0]; t0++) {
-                const int64_t i0 = z0 * g->s[0] - g->p[0] + t0 * g->d[0];
-                if (i0 < 0 || i0 >= g->in[0])
-                    continue;
-                for (int64_t t1 = 0; t1 < k1; t1++) {
-                    const int64_t i1 = z1 * g->s[1] - g->p[1] + t1 * g->d[1];
-                    if (i1 < 0 || i1 >= g->in[1])
-                        continue;
-                    const float *xr = cnni_dw_row(p, t0, i0, i1);
-                    for (int64_t t2 = 0; t2 < k2; t2++) {
-                        const float *xt = xr + t2 * g->d[2];
-                        const float wt = p->w[(t0 * k1 + t1) * k2 + t2];
-                        for (int64_t z2 = 0; z2 < n; z2++)
-                            yr[z2] += xt[z2 * s] * wt;
-                    }
+            cnni_dw_fill(p, z1);
+            const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
+            for (int64_t q = 0; q < m; q++) {
+                float *yr = y + q * ystride + (z0 * g->out[1] + z1) * n;
+                const float *w = p->w + q * kv;
+                if (!accumulate)
+                    for (int64_t z2 = 0; z2 < n; z2++)
+                        yr[z2] = bias ? bias[q] : 0.0f;
+                for (int64_t t = 0; t < kv; t++) {
+                    const float *xt = xr + p->off[t];
+                    for (int64_t z2 = 0; z2 < n; z2++)
+                        yr[z2] += xt[z2 * s] * w[t];
                 }
             }
         }
 }
 
-static void g_weight(const cnni_dw_plane *p, const float *dy, double *dw, double *db)
+static void g_weight(cnni_dw_plane *p, const float *dy, double *dw, double *db)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t s = g->s[2], n = g->out[2], k1 = g->k[1], k2 = g->k[2];
-    for (int64_t i = 0; !p->in_place && i < g->k[0] * p->ring_rows; i++)
-        p->tags[i] = -1;
+    const int64_t s = g->s[2], n = g->out[2], kv = vol3(g->k);
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
+            cnni_dw_fill(p, z1);
+            const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
             const float *dr = dy + (z0 * g->out[1] + z1) * n;
-            for (int64_t t0 = 0; t0 < g->k[0]; t0++) {
-                const int64_t i0 = z0 * g->s[0] - g->p[0] + t0 * g->d[0];
-                if (i0 < 0 || i0 >= g->in[0])
-                    continue;
-                for (int64_t t1 = 0; t1 < k1; t1++) {
-                    const int64_t i1 = z1 * g->s[1] - g->p[1] + t1 * g->d[1];
-                    if (i1 < 0 || i1 >= g->in[1])
-                        continue;
-                    const float *xr = cnni_dw_row(p, t0, i0, i1);
-                    for (int64_t t2 = 0; t2 < k2; t2++) {
-                        const float *xt = xr + t2 * g->d[2];
-                        float acc = 0;
-                        for (int64_t z2 = 0; z2 < n; z2++)
-                            acc += xt[z2 * s] * dr[z2];
-                        dw[(t0 * k1 + t1) * k2 + t2] += acc;
-                    }
-                }
+            for (int64_t t = 0; t < kv; t++) {
+                const float *xt = xr + p->off[t];
+                float acc = 0;
+                for (int64_t z2 = 0; z2 < n; z2++)
+                    acc += xt[z2 * s] * dr[z2];
+                dw[t] += acc;
             }
             if (db) {
                 float acc = 0;
@@ -80,20 +60,18 @@ static void g_weight(const cnni_dw_plane *p, const float *dy, double *dw, double
         }
 }
 
-static void g_scatter(const cnni_dw_plane *p, float *xp, const float *dy)
+static void g_scatter(cnni_dw_plane *p, float *xp, const float *dy)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t s = g->s[2], n = g->out[2], ntaps = vol3(g->k);
-    const int64_t step0 = g->s[0] * p->pd[1] * p->pd[2], step1 = g->s[1] * p->pd[2];
+    const int64_t s = g->s[2], n = g->out[2], kv = vol3(g->k);
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
-            float *xr = xp + z0 * step0 + z1 * step1;
+            float *xr = xp + z0 * p->step0 + z1 * p->step1;
             const float *dr = dy + (z0 * g->out[1] + z1) * n;
-            for (int64_t t = 0; t < ntaps; t++) {
+            for (int64_t t = 0; t < kv; t++) {
                 float *xt = xr + p->off[t];
-                const float wt = p->w[t];
                 for (int64_t z2 = 0; z2 < n; z2++)
-                    xt[z2 * s] += dr[z2] * wt;
+                    xt[z2 * s] += dr[z2] * p->w[t];
             }
         }
 }
@@ -101,7 +79,8 @@ static void g_scatter(const cnni_dw_plane *p, float *xp, const float *dy)
 static void g_copy(float *d, int64_t width, const float *s, int64_t lo, int64_t len)
 {
     memset(d, 0, sizeof(float) * (size_t)lo);
-    memcpy(d + lo, s, sizeof(float) * (size_t)len);
+    if (len)
+        memcpy(d + lo, s, sizeof(float) * (size_t)len);
     memset(d + lo + len, 0, sizeof(float) * (size_t)(width - lo - len));
 }
 
@@ -130,66 +109,37 @@ static void flipped_geom(const cnni_conv_geom *g, cnni_conv_geom *f)
     }
 }
 
-/* The extent of the input the outputs read, per dim. */
+/* The extent of the input the outputs read, per dim: the padded plane. */
 static void padded_dims(const cnni_conv_geom *g, int64_t *pd)
 {
     for (int i = 0; i < 3; i++)
         pd[i] = (g->out[i] - 1) * g->s[i] + (g->k[i] - 1) * g->d[i] + 1;
 }
 
-/* ---- scratch ----
- * shared: [tap offsets][flipped weights][partial sums][zero row]
- * per thread: [ring rows][ring tags][row list][scatter plane] */
-static int64_t ring_width(const cnni_conv_geom *g)
+/* Whether the outputs read only the input (no padding reached). */
+static int reads_in_place(const cnni_conv_geom *g)
 {
     int64_t pd[3];
     padded_dims(g, pd);
-    return (pd[2] + 15) / 16 * 16;
+    for (int i = 0; i < 3; i++)
+        if (g->p[i] != 0 || pd[i] > g->in[i])
+            return 0;
+    return 1;
 }
 
-/* Enough rows for one output row's window and the next one's new rows; a
- * power of two, so a row's slot is a mask away. */
-static int64_t ring_rows(const cnni_conv_geom *g)
+/* ---- scratch: [tap offsets][flipped weights][partial sums][per-thread plane] ---- */
+static size_t plane_bytes(const cnni_conv_geom *g)
 {
-    int64_t need = (g->k[1] - 1) * g->d[1] + 1 + g->s[1], r = 1;
-    while (r < need)
-        r *= 2;
-    return r;
-}
-
-static size_t rows_bytes(const cnni_conv_geom *g)
-{
-    const size_t slots = (size_t)(g->k[0] * ring_rows(g));
-    return align64(slots * (size_t)ring_width(g) * sizeof(float)) + align64(slots * sizeof(int64_t)) +
-           align64((size_t)(g->k[0] * g->k[1]) * (sizeof(float *) + sizeof(int64_t)));
-}
-
-static size_t thread_bytes(const cnni_conv_geom *g)
-{
-    size_t b = rows_bytes(g);
+    int64_t pd[3];
+    padded_dims(g, pd);
+    size_t b = (size_t)vol3(pd);
     if (stride_one(g)) {
         cnni_conv_geom f;
         flipped_geom(g, &f);
-        size_t r = rows_bytes(&f);
-        b = r > b ? r : b;
-    } else {
-        int64_t pd[3];
-        padded_dims(g, pd);
-        size_t sc = align64((size_t)vol3(pd) * sizeof(float));
-        b = sc > b ? sc : b;
+        padded_dims(&f, pd);
+        b = (size_t)vol3(pd) > b ? (size_t)vol3(pd) : b;
     }
-    return b;
-}
-
-static size_t zero_bytes(const cnni_conv_geom *g)
-{
-    int64_t w = ring_width(g);
-    if (stride_one(g)) {
-        cnni_conv_geom f;
-        flipped_geom(g, &f);
-        w = ring_width(&f) > w ? ring_width(&f) : w;
-    }
-    return align64((size_t)w * sizeof(float));
+    return align64(b * sizeof(float));
 }
 
 static size_t off_bytes(const cnni_conv_geom *g) { return align64((size_t)vol3(g->k) * sizeof(int64_t)); }
@@ -201,17 +151,15 @@ static size_t partial_bytes(const cnni_conv_geom *g)
 
 size_t cnni_conv_dw_scratch(const cnni_conv_geom *g, int threads)
 {
-    return 64 + off_bytes(g) + wflip_bytes(g) + partial_bytes(g) + zero_bytes(g) +
-           thread_bytes(g) * (size_t)(threads > 0 ? threads : 1);
+    return 64 + off_bytes(g) + wflip_bytes(g) + partial_bytes(g) + plane_bytes(g) * (size_t)(threads > 0 ? threads : 1);
 }
 
 typedef struct {
     int64_t *off;
     float *wflip;
     double *partial;
-    float *zero;
-    char *threads;
-    size_t thread;
+    char *planes;
+    size_t plane;
     int nthreads;
 } regions;
 
@@ -224,48 +172,52 @@ static void carve(const cnni_conv_geom *g, struct cnni_pool *pool, void *scratch
     base += wflip_bytes(g);
     r->partial = (double *)base;
     base += partial_bytes(g);
-    r->zero = (float *)base;
-    memset(r->zero, 0, zero_bytes(g));
-    base += zero_bytes(g);
-    r->threads = base;
-    r->thread = thread_bytes(g);
+    r->planes = base;
+    r->plane = plane_bytes(g);
     r->nthreads = cnni_pool_threads(pool);
 }
 
-/* The plane description of a call, for geometry pg (x, w, rows and the
- * thread's ring are set per task). */
-static void plane_init(cnni_dw_plane *p, int isa, const cnni_conv_geom *pg, const regions *r)
+/* The plane description of a call for geometry pg, and its tap offsets;
+ * in_place: read the input itself (otherwise the padded copy). */
+static void plane_init(cnni_dw_plane *p, int isa, const cnni_conv_geom *pg, int in_place, const regions *r)
 {
     memset(p, 0, sizeof *p);
     p->g = pg;
     p->z1a = 0;
     p->z1b = pg->out[1];
-    int64_t pd[3];
-    padded_dims(pg, pd);
-    p->in_place = pg->p[2] == 0 && pd[2] <= pg->in[2];
-    p->width = ring_width(pg);
-    p->ring_rows = ring_rows(pg);
-    p->zero = r->zero;
+    padded_dims(pg, p->pd);
+    const int64_t *dims = in_place ? pg->in : p->pd;
+    const int64_t L2 = dims[2], L1 = dims[1] * dims[2];
+    p->step0 = pg->s[0] * L1;
+    p->step1 = pg->s[1] * L2;
+    int64_t t = 0;
+    for (int64_t t0 = 0; t0 < pg->k[0]; t0++)
+        for (int64_t t1 = 0; t1 < pg->k[1]; t1++)
+            for (int64_t t2 = 0; t2 < pg->k[2]; t2++)
+                r->off[t++] = t0 * pg->d[0] * L1 + t1 * pg->d[1] * L2 + t2 * pg->d[2];
+    p->off = r->off;
     p->copy = kernels_for(isa)->copy;
+    p->padded = !in_place;
 }
 
-/* Points the plane's ring and row list at thread t's scratch. */
-static void plane_thread(cnni_dw_plane *p, const regions *r, int64_t task)
+/* Points the plane at input plane x: read in place, or as the padded copy
+ * in task t's thread scratch, filled from row z1a*s1 on. */
+static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, const float *x)
 {
-    char *base = r->threads + (size_t)(task % r->nthreads) * r->thread;
-    const size_t slots = (size_t)(p->g->k[0] * p->ring_rows);
-    p->ring = (float *)base;
-    base += align64(slots * (size_t)p->width * sizeof(float));
-    p->tags = (int64_t *)base;
-    base += align64(slots * sizeof(int64_t));
-    p->rows = (const float **)base;
-    p->wrow = (int64_t *)(base + (size_t)(p->g->k[0] * p->g->k[1]) * sizeof(float *));
+    if (!p->padded) {
+        p->x = x;
+        return;
+    }
+    p->buf = (float *)(r->planes + (size_t)(t % r->nthreads) * r->plane);
+    p->x = p->buf;
+    p->src = x;
+    p->filled = p->z1a * p->g->s[1];
 }
 
 /* ---- forward, and backward data at stride 1 ----
- * Task (n, c, row chunk) makes m planes: for the forward, output channels
- * c*m + j from one input plane; for backward data, one dx plane summed over
- * the m dy planes c*m + j. */
+ * Task (n, c, row chunk): for the forward, the m output channels c*m + j of
+ * one input plane; for backward data, one dx plane summed over the m dy
+ * planes c*m + j. */
 typedef struct {
     const cnni_dw_kernels *kn;
     cnni_dw_plane proto;
@@ -285,22 +237,20 @@ static void fwd_task(void *ctx, int64_t t)
     const int64_t C = j->sum_over_m ? j->dst_ch : j->src_ch, c = nc % C, n = nc / C;
     const int64_t iv = vol3(g->in), ov = vol3(g->out), kv = vol3(g->k);
     cnni_dw_plane p = j->proto;
-    plane_thread(&p, j->r, t);
     cnni_split(g->out[1], j->chunks, chunk, &p.z1a, &p.z1b);
     if (p.z1a >= p.z1b)
         return;
+    if (!j->sum_over_m) {
+        plane_source(&p, j->r, t, j->src + (n * j->src_ch + c) * iv);
+        p.w = j->w + c * j->m * kv;
+        j->kn->forward(&p, j->m, j->dst + (n * j->dst_ch + c * j->m) * ov, ov, j->b ? j->b + c * j->m : NULL, 0);
+        return;
+    }
     for (int64_t q = 0; q < j->m; q++) {
         const int64_t o = c * j->m + q;
-        float *y;
-        if (j->sum_over_m) {
-            p.x = j->src + (n * j->src_ch + o) * iv;
-            y = j->dst + (n * j->dst_ch + c) * ov;
-        } else {
-            p.x = j->src + (n * j->src_ch + c) * iv;
-            y = j->dst + (n * j->dst_ch + o) * ov;
-        }
+        plane_source(&p, j->r, t, j->src + (n * j->src_ch + o) * iv);
         p.w = j->w + o * kv;
-        j->kn->forward(&p, y, j->b ? j->b[o] : 0.0f, j->sum_over_m && q > 0);
+        j->kn->forward(&p, 1, j->dst + (n * j->dst_ch + c) * ov, ov, NULL, q > 0);
     }
 }
 
@@ -311,7 +261,7 @@ static void run_planes(int isa, struct cnni_pool *pool, const cnni_conv_geom *pg
     fwd_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, isa, pg, r);
+    plane_init(&j.proto, isa, pg, reads_in_place(pg), r);
     j.src = src;
     j.w = w;
     j.b = b;
@@ -323,7 +273,7 @@ static void run_planes(int isa, struct cnni_pool *pool, const cnni_conv_geom *pg
     j.r = r;
     /* Each output is summed by one task in a fixed order, so the split may
      * follow the thread count: row chunks only when planes are few. */
-    const int64_t planes = pg->N * (sum_over_m ? dst_ch : src_ch), want = 4 * (int64_t)cnni_pool_threads(pool);
+    const int64_t planes = pg->N * (sum_over_m ? dst_ch : src_ch), want = 4 * (int64_t)r->nthreads;
     j.chunks = planes >= want ? 1 : (want + planes - 1) / planes;
     if (j.chunks > pg->out[1])
         j.chunks = pg->out[1];
@@ -354,7 +304,7 @@ static void scatter_task(void *ctx, int64_t t)
     const int64_t c = t % g->C, n = t / g->C, m = g->O / g->G;
     const int64_t iv = vol3(g->in), ov = vol3(g->out), kv = vol3(g->k);
     const int64_t *pd = j->proto.pd;
-    float *buf = (float *)(j->r->threads + (size_t)(t % j->r->nthreads) * j->r->thread);
+    float *buf = (float *)(j->r->planes + (size_t)(t % j->r->nthreads) * j->r->plane);
     memset(buf, 0, sizeof(float) * (size_t)vol3(pd));
     cnni_dw_plane p = j->proto;
     for (int64_t q = 0; q < m; q++) {
@@ -398,14 +348,7 @@ void cnni_conv_dw_backward_data(int isa, struct cnni_pool *pool, const cnni_conv
     scatter_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, CNNI_ISA_GENERIC, g, &r);
-    padded_dims(g, j.proto.pd);
-    int64_t t = 0;
-    for (int64_t t0 = 0; t0 < g->k[0]; t0++)
-        for (int64_t t1 = 0; t1 < g->k[1]; t1++)
-            for (int64_t t2 = 0; t2 < g->k[2]; t2++)
-                r.off[t++] = (t0 * g->d[0] * j.proto.pd[1] + t1 * g->d[1]) * j.proto.pd[2] + t2 * g->d[2];
-    j.proto.off = r.off;
+    plane_init(&j.proto, isa, g, 0, &r);
     j.dy = dy;
     j.w = w;
     j.dx = dx;
@@ -436,9 +379,8 @@ static void wgt_task(void *ctx, int64_t t)
     int64_t n0, n1;
     cnni_split(g->N, j->slices, slice, &n0, &n1);
     cnni_dw_plane p = j->proto;
-    plane_thread(&p, j->r, t);
     for (int64_t n = n0; n < n1; n++) {
-        p.x = j->x + (n * g->C + c) * iv;
+        plane_source(&p, j->r, t, j->x + (n * g->C + c) * iv);
         j->kn->weight(&p, j->dy + (n * g->O + o) * ov, acc, j->want_db ? acc + kv : NULL);
     }
 }
@@ -451,7 +393,7 @@ void cnni_conv_dw_backward_weight(int isa, struct cnni_pool *pool, const cnni_co
     wgt_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, isa, g, &r);
+    plane_init(&j.proto, isa, g, reads_in_place(g), &r);
     j.x = x;
     j.dy = dy;
     j.want_db = db != NULL;

@@ -10,13 +10,13 @@
  *   backward weight:  dw[o,t] += sum_{n,z} x[n,o/m](z*s - p + t*d) dy[n,o](z),
  *                     all taps of a block accumulated in SIMD registers over
  *                     one plane, then added in double
- * Input rows are read in place, or through a zero-padded copy made once
- * per row just before use (see cnni_dw_plane), so the inner loops never
- * test a border. Rows are vectorised along the output width in blocks of
- * up to 4 vectors, with masked tails. Every output is
- * computed by one task in a fixed order, and weight gradients are split by
- * channel and by a batch slicing given by the shape, so results are bitwise
- * identical whatever the number of threads. */
+ * Planes are read in place, or through a zero-padded copy filled just
+ * before use (see cnni_dw_plane), so the inner loops never test a border.
+ * Rows are vectorised along the output width in blocks of up to 4 vectors,
+ * with masked tails. Every output is computed by one task in a fixed order,
+ * and weight gradients are split by channel and by a batch slicing given by
+ * the shape, so results are bitwise identical whatever the number of
+ * threads. */
 #ifndef CNN_CONV_DEPTHWISE_H
 #define CNN_CONV_DEPTHWISE_H
 
@@ -38,60 +38,62 @@ void cnni_conv_dw_backward_data(int isa, struct cnni_pool *pool, const cnni_conv
 void cnni_conv_dw_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
                                   const float *dy, float *dw, float *db, void *scratch);
 
-/* One plane as the per-ISA loops see it. Kernel rows that fall in the
- * vertical padding are skipped (forward) or read as the zero row (weight
- * gradient). Input rows are read in place when no horizontal padding is
- * needed; otherwise each is copied once, zero-padded, into a small ring
- * of rows in per-thread scratch, just before the outputs that need it, so
- * the loops read every row in padded coordinates (output z2 of kernel
- * column t2 at z2*s2 + t2*d2) and never test a border. */
+/* One plane as the per-ISA loops see it. Output (z0, z1, z2) and tap t read
+ * x[z0*step0 + z1*step1 + z2*s2 + off[t]]: x is the input plane itself when
+ * no padding is needed, otherwise a zero-padded copy in per-thread scratch
+ * that the loops fill a few rows at a time, just before the first output
+ * row that reads them, so the loads from memory overlap arithmetic. Either
+ * way the inner loops never test a border. */
 typedef struct cnni_dw_plane {
     const cnni_conv_geom *g;  /* sizes, stride, dilation, padding (N, C, O unused) */
-    const float *x;           /* one input plane, in[0] x in[1] x in[2] */
-    const float *w;           /* its k[0] x k[1] x k[2] taps */
+    const float *x;           /* the plane read */
+    const float *w;           /* taps, k[0] x k[1] x k[2] per output channel */
     int64_t z1a, z1b;         /* output rows: z1 in [z1a, z1b), every z0 */
-    int in_place;             /* rows need no horizontal padding */
-    int64_t width;            /* floats per ring row */
-    int64_t ring_rows;        /* ring rows per kernel row t0 (a power of two) */
-    float *ring;              /* [k[0]][ring_rows][width], per thread */
-    int64_t *tags;            /* [k[0]][ring_rows]: the input row held, -1 none */
-    const float **rows;       /* [k[0] k[1]]: per-thread room for a row list */
-    int64_t *wrow;            /* [k[0] k[1]] */
-    const float *zero;        /* width zeros */
+    int64_t step0, step1;
+    const int64_t *off;       /* [taps] */
+    /* The padded copy, when padded (then x == buf): rows of pd[2] floats,
+     * pd[1] rows per step of dim 0, of the input plane src; rows [0, filled)
+     * of dim 1 are done (for every dim 0). */
+    int padded;
+    const float *src;
+    float *buf;
+    int64_t pd[3], filled;
     void (*copy)(float *d, int64_t width, const float *s, int64_t lo, int64_t len);
-    /* The scatter's padded plane (backward data at stride > 1): rows of pd[2]
-     * floats, pd[1] rows per step of dim 0; off[t] is tap t's offset. */
-    int64_t pd[3];
-    const int64_t *off;
 } cnni_dw_plane;
 
-/* Input row (i0, i1) in padded coordinates, for kernel row t0. */
-static inline const float *cnni_dw_row(const cnni_dw_plane *p, int64_t t0, int64_t i0, int64_t i1)
+/* Fills the padded copy's rows up to what output row z1 reads. */
+static inline void cnni_dw_fill(cnni_dw_plane *p, int64_t z1)
 {
     const cnni_conv_geom *g = p->g;
-    const float *src = p->x + (i0 * g->in[1] + i1) * g->in[2];
-    if (p->in_place)
-        return src;
-    const int64_t slot = t0 * p->ring_rows + (i1 & (p->ring_rows - 1)), tag = i0 * g->in[1] + i1;
-    float *d = p->ring + slot * p->width;
-    if (p->tags[slot] != tag) {
-        /* d[q] = src[q - p2] where that is inside the row, else 0 */
-        int64_t lo = g->p[2] > 0 ? g->p[2] : 0, hi = g->p[2] + g->in[2];
-        hi = hi < p->width ? hi : p->width;
-        hi = hi > lo ? hi : lo;
-        p->copy(d, p->width, src + (lo - g->p[2]), lo, hi - lo);
-        p->tags[slot] = tag;
+    int64_t need = z1 * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
+    if (!p->padded || need <= p->filled)
+        return;
+    const int64_t lo = g->p[2] > 0 ? g->p[2] : 0;
+    int64_t hi = g->p[2] + g->in[2] < p->pd[2] ? g->p[2] + g->in[2] : p->pd[2];
+    hi = hi > lo ? hi : lo;
+    for (int64_t a = 0; a < p->pd[0]; a++) {
+        const int64_t ia = a - g->p[0];
+        for (int64_t b = p->filled; b < need; b++) {
+            const int64_t ib = b - g->p[1];
+            float *d = p->buf + (a * p->pd[1] + b) * p->pd[2];
+            if (ia < 0 || ia >= g->in[0] || ib < 0 || ib >= g->in[1])
+                p->copy(d, p->pd[2], NULL, 0, 0);
+            else
+                p->copy(d, p->pd[2], p->src + (ia * g->in[1] + ib) * g->in[2] + (lo - g->p[2]), lo, hi - lo);
+        }
     }
-    return d;
+    p->filled = need;
 }
 
 typedef struct cnni_dw_kernels {
-    /* y = (accumulate ? y : bias) + sum_t x(z, t) w[t], over the plane's rows */
-    void (*forward)(const cnni_dw_plane *p, float *y, float bias, int accumulate);
+    /* For q < m: y_q = (accumulate ? y_q : bias[q] or 0) + sum_t x(z, t) w_q[t] over
+     * the plane's rows, where y_q = y + q*ystride and w_q = p->w + q*taps: the
+     * m output channels of one input plane share each row of it. */
+    void (*forward)(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate);
     /* dw[t] += sum_z x(z, t) dy(z) over all rows (w unused); db += sum dy when non-NULL */
-    void (*weight)(const cnni_dw_plane *p, const float *dy, double *dw, double *db);
-    /* xp(z, t) += dy(z) w[t] into the padded plane xp (x unused) */
-    void (*scatter)(const cnni_dw_plane *p, float *xp, const float *dy);
+    void (*weight)(cnni_dw_plane *p, const float *dy, double *dw, double *db);
+    /* xp(z, t) += dy(z) w[t] over all rows, into the zeroed padded plane xp (x unused) */
+    void (*scatter)(cnni_dw_plane *p, float *xp, const float *dy);
     /* d[0, width) = 0 except d[lo, lo + len) = s[0, len) */
     void (*copy)(float *d, int64_t width, const float *s, int64_t lo, int64_t len);
 } cnni_dw_kernels;

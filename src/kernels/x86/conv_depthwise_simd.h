@@ -7,8 +7,8 @@
  *
  * Loads of the window come in three kinds, fixed per call so the compiler
  * specialises each loop: contiguous (stride 1), every other float (stride
- * 2) and a gather. Rows are in padded coordinates (cnni_dw_row); loads of
- * a row's last, partial vector are masked, so nothing past it is read. */
+ * 2) and a gather. Loads of a row's last, partial vector are masked, so
+ * nothing past what the outputs read is touched. */
 
 #if defined(__clang__)
 #define DW_UNROLL _Pragma("unroll")
@@ -30,9 +30,8 @@ DW_INLINE V load_x(const float *p, int64_t s, int n, int mode)
 }
 
 /* ---- forward: blocks of up to 4 vectors along the row, taps innermost ---- */
-DW_INLINE void fwd_block(const float *const *rows, const int64_t *wrow, int64_t nr, const float *w, int64_t k2,
-                         int64_t d2, int64_t s, int64_t zoff, int mode, float *yr, int last, int nv, float bias,
-                         int accumulate)
+DW_INLINE void fwd_block(const float *xr, const int64_t *off, const float *w, int64_t nt, int64_t s, int mode,
+                         float *yr, int last, int nv, float bias, int accumulate)
 {
     V acc[4];
     DW_UNROLL for (int v = 0; v < nv; v++)
@@ -40,16 +39,13 @@ DW_INLINE void fwd_block(const float *const *rows, const int64_t *wrow, int64_t 
         int n = v == nv - 1 ? last : W;
         acc[v] = accumulate ? (n == W ? VLOAD(yr + v * W) : VLOADM(yr + v * W, n)) : VSET(bias);
     }
-    for (int64_t r = 0; r < nr; r++) {
-        const float *xr = rows[r] + zoff, *wr = w + wrow[r] * k2;
-        for (int64_t t2 = 0; t2 < k2; t2++) {
-            const float *xt = xr + t2 * d2;
-            const V wv = VSET(wr[t2]);
-            DW_UNROLL for (int v = 0; v < nv; v++)
-            {
-                int n = v == nv - 1 ? last : W;
-                acc[v] = VFMADD(load_x(xt + v * W * s, s, n, mode), wv, acc[v]);
-            }
+    for (int64_t t = 0; t < nt; t++) {
+        const float *xt = xr + off[t];
+        const V wv = VSET(w[t]);
+        DW_UNROLL for (int v = 0; v < nv; v++)
+        {
+            int n = v == nv - 1 ? last : W;
+            acc[v] = VFMADD(load_x(xt + v * W * s, s, n, mode), wv, acc[v]);
         }
     }
     DW_UNROLL for (int v = 0; v < nv; v++)
@@ -62,82 +58,57 @@ DW_INLINE void fwd_block(const float *const *rows, const int64_t *wrow, int64_t 
     }
 }
 
-DW_INLINE void fwd_rows(const cnni_dw_plane *p, float *y, float bias, int accumulate, int mode)
+DW_INLINE void fwd_rows(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate,
+                        int mode)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t out2 = g->out[2], k1 = g->k[1], k2 = g->k[2], s = g->s[2], d2 = g->d[2];
+    const int64_t out2 = g->out[2], s = g->s[2], kv = g->k[0] * g->k[1] * g->k[2];
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
-            /* The kernel rows inside the input, and their input rows. */
-            int64_t nr = 0;
-            for (int64_t t0 = 0; t0 < g->k[0]; t0++) {
-                const int64_t i0 = z0 * g->s[0] - g->p[0] + t0 * g->d[0];
-                if (i0 < 0 || i0 >= g->in[0])
-                    continue;
-                for (int64_t t1 = 0; t1 < k1; t1++) {
-                    const int64_t i1 = z1 * g->s[1] - g->p[1] + t1 * g->d[1];
-                    if (i1 < 0 || i1 >= g->in[1])
-                        continue;
-                    p->rows[nr] = cnni_dw_row(p, t0, i0, i1);
-                    p->wrow[nr++] = t0 * k1 + t1;
-                }
-            }
-            float *yr = y + (z0 * g->out[1] + z1) * out2;
-            for (int64_t z2 = 0; z2 < out2; z2 += 4 * W) {
-                const int64_t left = out2 - z2 < 4 * W ? out2 - z2 : 4 * W;
-                const int nv = (int)((left + W - 1) / W), last = (int)(left - (nv - 1) * W);
-                const int64_t zoff = z2 * s;
-                switch (nv) {
-                case 4: fwd_block(p->rows, p->wrow, nr, p->w, k2, d2, s, zoff, mode, yr + z2, last, 4, bias, accumulate); break;
-                case 3: fwd_block(p->rows, p->wrow, nr, p->w, k2, d2, s, zoff, mode, yr + z2, last, 3, bias, accumulate); break;
-                case 2: fwd_block(p->rows, p->wrow, nr, p->w, k2, d2, s, zoff, mode, yr + z2, last, 2, bias, accumulate); break;
-                default: fwd_block(p->rows, p->wrow, nr, p->w, k2, d2, s, zoff, mode, yr + z2, last, 1, bias, accumulate);
+            cnni_dw_fill(p, z1);
+            const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
+            for (int64_t q = 0; q < m; q++) {
+                float *yr = y + q * ystride + (z0 * g->out[1] + z1) * out2;
+                const float *w = p->w + q * kv, bq = bias ? bias[q] : 0.0f;
+                for (int64_t z2 = 0; z2 < out2; z2 += 4 * W) {
+                    const int64_t left = out2 - z2 < 4 * W ? out2 - z2 : 4 * W;
+                    const int nv = (int)((left + W - 1) / W), last = (int)(left - (nv - 1) * W);
+                    const float *xz = xr + z2 * s;
+                    switch (nv) {
+                    case 4: fwd_block(xz, p->off, w, kv, s, mode, yr + z2, last, 4, bq, accumulate); break;
+                    case 3: fwd_block(xz, p->off, w, kv, s, mode, yr + z2, last, 3, bq, accumulate); break;
+                    case 2: fwd_block(xz, p->off, w, kv, s, mode, yr + z2, last, 2, bq, accumulate); break;
+                    default: fwd_block(xz, p->off, w, kv, s, mode, yr + z2, last, 1, bq, accumulate);
+                    }
                 }
             }
         }
 }
 
-static void k_forward(const cnni_dw_plane *p, float *y, float bias, int accumulate)
+static void k_forward(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate)
 {
-    for (int64_t i = 0; !p->in_place && i < p->g->k[0] * p->ring_rows; i++)
-        p->tags[i] = -1;
     if (p->g->s[2] == 1)
-        fwd_rows(p, y, bias, accumulate, S_ONE);
+        fwd_rows(p, m, y, ystride, bias, accumulate, S_ONE);
     else if (p->g->s[2] == 2)
-        fwd_rows(p, y, bias, accumulate, S_TWO);
+        fwd_rows(p, m, y, ystride, bias, accumulate, S_TWO);
     else
-        fwd_rows(p, y, bias, accumulate, S_GATHER);
+        fwd_rows(p, m, y, ystride, bias, accumulate, S_GATHER);
 }
 
-/* ---- weight gradient: nt (<= 8) taps accumulated over the whole plane ----
- * Kernel rows in the padding read the zero row, so the loop has no branch
- * per tap. */
-DW_INLINE void wgt_taps(const cnni_dw_plane *p, const float *dy, int64_t t0, int nt, int mode, double *dw,
-                        double *db)
+/* ---- weight gradient: nt (<= 8) taps accumulated over the whole plane ---- */
+DW_INLINE void wgt_taps(cnni_dw_plane *p, const float *dy, int64_t t0, int nt, int mode, double *dw, double *db)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t k1 = g->k[1], k2 = g->k[2], s = g->s[2], out2 = g->out[2];
-    int64_t ta[8], tb[8], coff[8];
-    DW_UNROLL for (int i = 0; i < nt; i++)
-    {
-        const int64_t t = t0 + i;
-        ta[i] = t / (k1 * k2);
-        tb[i] = t / k2 % k1;
-        coff[i] = t % k2 * g->d[2];
-    }
+    const int64_t s = g->s[2], out2 = g->out[2];
     V acc[8], bacc = VZERO;
     DW_UNROLL for (int i = 0; i < nt; i++) acc[i] = VZERO;
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
+            cnni_dw_fill(p, z1);
+            const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
             const float *dr = dy + (z0 * g->out[1] + z1) * out2;
             const float *xo[8];
-            DW_UNROLL for (int i = 0; i < nt; i++)
-            {
-                const int64_t i0 = z0 * g->s[0] - g->p[0] + ta[i] * g->d[0];
-                const int64_t i1 = z1 * g->s[1] - g->p[1] + tb[i] * g->d[1];
-                xo[i] = (i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1] ? p->zero : cnni_dw_row(p, ta[i], i0, i1)) +
-                        coff[i];
-            }
+            DW_UNROLL for (int i = 0; i < nt; i++) xo[i] = xr + p->off[t0 + i];
             int64_t z2 = 0;
             for (; z2 + W <= out2; z2 += W) {
                 const V dv = VLOAD(dr + z2);
@@ -158,7 +129,7 @@ DW_INLINE void wgt_taps(const cnni_dw_plane *p, const float *dy, int64_t t0, int
         *db += (double)VHSUM(bacc);
 }
 
-DW_INLINE void wgt_modes(const cnni_dw_plane *p, const float *dy, int64_t t0, int nt, double *dw, double *db)
+DW_INLINE void wgt_modes(cnni_dw_plane *p, const float *dy, int64_t t0, int nt, double *dw, double *db)
 {
     if (p->g->s[2] == 1)
         wgt_taps(p, dy, t0, nt, S_ONE, dw, db);
@@ -170,10 +141,8 @@ DW_INLINE void wgt_modes(const cnni_dw_plane *p, const float *dy, int64_t t0, in
 
 /* The taps in nearly equal blocks of at most 8 (3x3: 5 + 4), so each load
  * of dy serves several accumulators and the FMA chains are independent. */
-static void k_weight(const cnni_dw_plane *p, const float *dy, double *dw, double *db)
+static void k_weight(cnni_dw_plane *p, const float *dy, double *dw, double *db)
 {
-    for (int64_t i = 0; !p->in_place && i < p->g->k[0] * p->ring_rows; i++)
-        p->tags[i] = -1;
     const int64_t ntaps = p->g->k[0] * p->g->k[1] * p->g->k[2], blocks = (ntaps + 7) / 8;
     for (int64_t bi = 0, t0 = 0; bi < blocks; bi++) {
         const int nt = (int)(ntaps / blocks + (bi < ntaps % blocks));
@@ -193,14 +162,13 @@ static void k_weight(const cnni_dw_plane *p, const float *dy, double *dw, double
 }
 
 /* ---- scatter (backward data at stride > 1): xp(z, t) += dy(z) w[t] ---- */
-static void k_scatter(const cnni_dw_plane *p, float *xp, const float *dy)
+static void k_scatter(cnni_dw_plane *p, float *xp, const float *dy)
 {
     const cnni_conv_geom *g = p->g;
     const int64_t s = g->s[2], out2 = g->out[2], ntaps = g->k[0] * g->k[1] * g->k[2];
-    const int64_t step0 = g->s[0] * p->pd[1] * p->pd[2], step1 = g->s[1] * p->pd[2];
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
-            float *xr = xp + z0 * step0 + z1 * step1;
+            float *xr = xp + z0 * p->step0 + z1 * p->step1;
             const float *dr = dy + (z0 * g->out[1] + z1) * out2;
             for (int64_t t = 0; t < ntaps; t++) {
                 float *xt = xr + p->off[t];
@@ -227,7 +195,7 @@ static void k_scatter(const cnni_dw_plane *p, float *xp, const float *dy)
         }
 }
 
-/* The ring's row copy: short rows, so no library call per piece. */
+/* One row of the padded copy: short rows, so no library call per piece. */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #endif
