@@ -689,6 +689,11 @@ static void test_train_errors(void)
          * the outputs were opened. */
         EXPECT("train bn1d.txt --data xy5.st" OUTS, 1, "epoch 1, step 2", "bn1d.txt:3", "BatchNorm1d",
                "more than 1 value per channel");
+        /* Outputs that cannot be written are refused before any training. */
+        EXPECT("train small.txt --data fm --epochs 1 --save nodir/o.st", 1, "nodir/o.st", "nodir does not exist");
+        CHECK(strstr(out, "epoch 1") == NULL);
+        EXPECT("train small.txt --data fm --epochs 1 --metrics nodir/m.jsonl", 1, "nodir/m.jsonl");
+        EXPECT("train small.txt --data fm --epochs 1 --checkpoint .", 1, "is a folder");
         CHECK(has_content("keep.st", "previous weights"));
         CHECK(has_content("keep.jsonl", "previous metrics"));
         CHECK(has_content("keep.ckpt", "previous checkpoint"));

@@ -467,6 +467,11 @@ int cmd_train(int argc, char **argv)
     char opt_s[1024], loss_s[512], sched_s[1200];
     if (!optimizer_spec(&o, opt_s, sizeof opt_s) || !schedule_spec(&o, sched_s, sizeof sched_s))
         return EXIT_USAGE;
+    /* An output that cannot be written is found now, not after hours of training. */
+    const char *outs[3] = {o.save, o.checkpoint, o.metrics};
+    for (int i = 0; i < 3; i++)
+        if (outs[i] && !tool_check_writable(S, outs[i]))
+            return EXIT_FAIL;
     int rc = EXIT_FAIL;
     cnn_graph *g = NULL;
     cnn_dataset *train_ds = NULL, *test_ds = NULL;

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int parse_floats(const char *s, float *v, int max)
@@ -106,4 +107,30 @@ int tool_default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+int tool_check_writable(const char *sub, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        tool_error(sub, "%s: is a folder, expected a file name to write", path);
+        return 0;
+    }
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        tool_error(sub, "%s: cannot write there: folder %s does not exist", path, dir);
+        return 0;
+    }
+    if (access(dir, W_OK) != 0) {
+        tool_error(sub, "%s: cannot write there: folder %s is not writable", path, dir);
+        return 0;
+    }
+    return 1;
 }

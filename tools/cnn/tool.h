@@ -44,6 +44,9 @@ const char *tool_optarg(const char *sub, int argc, char **argv, int *i);
 /* "--normalize M,S" and "--augment crop:P,flip" into t (either may be NULL). */
 int tool_parse_transform(const char *sub, const char *normalize, const char *augment, cnn_transform *t,
                          int channels);
+/* Whether a file can be created at path (its folder exists and is writable,
+ * and path is not a folder); prints the error naming path otherwise. */
+int tool_check_writable(const char *sub, const char *path);
 /* Default for --threads: the processors online (1..256), as PyTorch uses
  * every core unless told otherwise. */
 int tool_default_threads(void);
