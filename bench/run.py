@@ -11,6 +11,7 @@ import os
 import platform
 import statistics
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -48,30 +49,28 @@ def torch_side():
 
 
 def run_rss(cmd):
-    """Runs cmd and returns (stdout, its peak resident memory in MB) via wait4."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.dup2(w, 1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        try:
-            os.execv(cmd[0], cmd)
-        finally:
-            os._exit(127)
-    os.close(w)
+    """Runs cmd and returns (stdout, its peak resident memory in MB). The peak
+    is the process's own high-water mark (VmHWM in /proc, sampled every 10 ms
+    until it exits): wait4's ru_maxrss would also count the memory of this
+    Python process, which the child is forked from before it execs."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     chunks = []
-    while True:
-        b = os.read(r, 65536)
-        if not b:
-            break
-        chunks.append(b)
-    os.close(r)
-    _, status, usage = os.wait4(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError("%s failed with status %d" % (" ".join(cmd[:3]), os.waitstatus_to_exitcode(status)))
-    return b"".join(chunks).decode(), usage.ru_maxrss / 1024.0
+    reader = threading.Thread(target=lambda: chunks.append(p.stdout.read()))
+    reader.start()
+    peak_kb = 0
+    while p.poll() is None:
+        try:
+            with open("/proc/%d/status" % p.pid) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak_kb = max(peak_kb, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.01)
+    reader.join()
+    if p.returncode != 0:
+        raise RuntimeError("%s failed with status %d" % (" ".join(cmd[:3]), p.returncode))
+    return b"".join(chunks).decode(), peak_kb / 1024.0
 
 
 def median_time(fn, reps):
