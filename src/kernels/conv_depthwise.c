@@ -11,11 +11,35 @@
 static int64_t vol3(const int64_t *v) { return v[0] * v[1] * v[2]; }
 static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
 
+void cnni_dw_fill_rows(cnni_dw_plane *p, int64_t need)
+{
+    const cnni_conv_geom *g = p->g;
+    need = need < p->pd[1] ? need : p->pd[1];
+    const int64_t lo = g->p[2] > 0 ? g->p[2] : 0;
+    int64_t hi = g->p[2] + g->in[2] < p->pd[2] ? g->p[2] + g->in[2] : p->pd[2];
+    hi = hi > lo ? hi : lo;
+    const int64_t iv = vol3(g->in), pv = vol3(p->pd);
+    for (int64_t c = 0; c < p->nch; c++)
+        for (int64_t a = 0; a < p->pd[0]; a++) {
+            const int64_t ia = a - g->p[0];
+            for (int64_t b = p->filled; b < need; b++) {
+                const int64_t ib = b - g->p[1];
+                float *d = p->buf + c * pv + (a * p->pd[1] + b) * p->pd[2];
+                if (ia < 0 || ia >= g->in[0] || ib < 0 || ib >= g->in[1])
+                    p->copy(d, p->pd[2], NULL, 0, 0);
+                else
+                    p->copy(d, p->pd[2], p->src + c * iv + (ia * g->in[1] + ib) * g->in[2] + (lo - g->p[2]), lo,
+                            hi - lo);
+            }
+        }
+    p->filled = need;
+}
+
 /* ---- portable plane loops ---- */
 static void g_forward(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t s = g->s[2], n = g->out[2], kv = vol3(g->k);
+    const int64_t s = g->s[2], n = g->out[2], kv = p->ntaps;
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
             cnni_dw_fill(p, z1);
@@ -28,34 +52,43 @@ static void g_forward(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, co
                         yr[z2] = bias ? bias[q] : 0.0f;
                 for (int64_t t = 0; t < kv; t++) {
                     const float *xt = xr + p->off[t];
-                    for (int64_t z2 = 0; z2 < n; z2++)
-                        yr[z2] += xt[z2 * s] * w[t];
+                    const float wt = w[t];
+                    if (s == 1) /* the contiguous case, which compilers vectorise */
+                        for (int64_t z2 = 0; z2 < n; z2++)
+                            yr[z2] += xt[z2] * wt;
+                    else
+                        for (int64_t z2 = 0; z2 < n; z2++)
+                            yr[z2] += xt[z2 * s] * wt;
                 }
             }
         }
 }
 
-static void g_weight(cnni_dw_plane *p, const float *dy, double *dw, double *db)
+static void g_weight(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dystride, double *acc, int64_t accstride,
+                     int want_db)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t s = g->s[2], n = g->out[2], kv = vol3(g->k);
+    const int64_t s = g->s[2], n = g->out[2], kv = p->ntaps;
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
             cnni_dw_fill(p, z1);
             const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
-            const float *dr = dy + (z0 * g->out[1] + z1) * n;
-            for (int64_t t = 0; t < kv; t++) {
-                const float *xt = xr + p->off[t];
-                float acc = 0;
-                for (int64_t z2 = 0; z2 < n; z2++)
-                    acc += xt[z2 * s] * dr[z2];
-                dw[t] += acc;
-            }
-            if (db) {
-                float acc = 0;
-                for (int64_t z2 = 0; z2 < n; z2++)
-                    acc += dr[z2];
-                *db += acc;
+            for (int64_t q = 0; q < m; q++) {
+                const float *dr = dy + q * dystride + (z0 * g->out[1] + z1) * n;
+                double *aq = acc + q * accstride;
+                for (int64_t t = 0; t < kv; t++) {
+                    const float *xt = xr + p->off[t];
+                    float sum = 0;
+                    for (int64_t z2 = 0; z2 < n; z2++)
+                        sum += xt[z2 * s] * dr[z2];
+                    aq[t] += sum;
+                }
+                if (want_db) {
+                    float sum = 0;
+                    for (int64_t z2 = 0; z2 < n; z2++)
+                        sum += dr[z2];
+                    aq[kv] += sum;
+                }
             }
         }
 }
@@ -63,7 +96,7 @@ static void g_weight(cnni_dw_plane *p, const float *dy, double *dw, double *db)
 static void g_scatter(cnni_dw_plane *p, float *xp, const float *dy)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t s = g->s[2], n = g->out[2], kv = vol3(g->k);
+    const int64_t s = g->s[2], n = g->out[2], kv = p->ntaps;
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
             float *xr = xp + z0 * p->step0 + z1 * p->step1;
@@ -127,81 +160,118 @@ static int reads_in_place(const cnni_conv_geom *g)
     return 1;
 }
 
-/* ---- scratch: [tap offsets][flipped weights][partial sums][per-thread plane] ---- */
-static size_t plane_bytes(const cnni_conv_geom *g)
+/* ---- scratch ----
+ * Each pass lays out its own regions from the start of the scratch:
+ * [tap offsets][flipped weights or partial sums][per-thread padded planes]. */
+static int64_t cg_of(const cnni_conv_geom *g) { return g->C / g->G; }
+static int64_t og_of(const cnni_conv_geom *g) { return g->O / g->G; }
+
+/* Batch slices of the weight gradient: enough tasks for any thread count,
+ * chosen from the shape alone (their partial sums are added in a fixed
+ * order). */
+#define WGT_BLOCK 4 /* output channels per weight-gradient task: they share each load of the input */
+
+static int64_t wgt_blocks(const cnni_conv_geom *g) { return (og_of(g) + WGT_BLOCK - 1) / WGT_BLOCK; }
+
+static int64_t wgt_slices(const cnni_conv_geom *g)
 {
-    int64_t pd[3];
-    padded_dims(g, pd);
-    size_t b = (size_t)vol3(pd);
-    if (stride_one(g)) {
-        cnni_conv_geom f;
-        flipped_geom(g, &f);
-        padded_dims(&f, pd);
-        b = (size_t)vol3(pd) > b ? (size_t)vol3(pd) : b;
+    int64_t slices = 1;
+    while (slices < MAX_SLICES && slices * 2 <= g->N && g->G * wgt_blocks(g) * slices < 16)
+        slices *= 2;
+    return slices;
+}
+
+typedef struct {
+    size_t off, extra, plane; /* bytes of each region (plane: per thread) */
+} layout_bytes;
+
+/* The regions pass `pass` needs, with nch input channels per group read
+ * from geometry pg (for backward data at stride 1, the flipped one). */
+static layout_bytes pass_bytes(const cnni_conv_geom *g, unsigned pass)
+{
+    layout_bytes b = {0, 0, 0};
+    const int64_t kv = vol3(g->k);
+    cnni_conv_geom pg = *g;
+    int64_t nch = cg_of(g), pd[3];
+    int padded = !reads_in_place(g);
+    if (pass == CNNI_DW_DATA && stride_one(g)) {
+        flipped_geom(g, &pg);
+        nch = og_of(g);
+        padded = !reads_in_place(&pg);
+        b.extra = align64((size_t)(g->O * cg_of(g) * kv) * sizeof(float));
+    } else if (pass == CNNI_DW_DATA) {
+        padded = 1;
+    } else if (pass == CNNI_DW_WEIGHT) {
+        b.extra = align64((size_t)(wgt_slices(g) * g->O * (cg_of(g) * kv + 1)) * sizeof(double));
     }
-    return align64(b * sizeof(float));
+    padded_dims(&pg, pd);
+    b.off = align64((size_t)(nch * kv) * sizeof(int64_t));
+    b.plane = padded ? align64((size_t)(nch * vol3(pd)) * sizeof(float)) : 0;
+    return b;
 }
 
-static size_t off_bytes(const cnni_conv_geom *g) { return align64((size_t)vol3(g->k) * sizeof(int64_t)); }
-static size_t wflip_bytes(const cnni_conv_geom *g) { return align64((size_t)(g->O * vol3(g->k)) * sizeof(float)); }
-static size_t partial_bytes(const cnni_conv_geom *g)
+size_t cnni_conv_dw_scratch(const cnni_conv_geom *g, int threads, unsigned passes)
 {
-    return align64((size_t)MAX_SLICES * (size_t)g->O * (size_t)(vol3(g->k) + 1) * sizeof(double));
-}
-
-size_t cnni_conv_dw_scratch(const cnni_conv_geom *g, int threads)
-{
-    return 64 + off_bytes(g) + wflip_bytes(g) + partial_bytes(g) + plane_bytes(g) * (size_t)(threads > 0 ? threads : 1);
+    size_t most = 0;
+    for (unsigned pass = CNNI_DW_FORWARD; pass <= CNNI_DW_WEIGHT; pass <<= 1) {
+        if (!(passes & pass))
+            continue;
+        layout_bytes b = pass_bytes(g, pass);
+        size_t total = b.off + b.extra + b.plane * (size_t)(threads > 0 ? threads : 1);
+        most = total > most ? total : most;
+    }
+    return most + 64;
 }
 
 typedef struct {
     int64_t *off;
-    float *wflip;
-    double *partial;
+    void *extra; /* flipped weights, or partial sums */
     char *planes;
     size_t plane;
     int nthreads;
 } regions;
 
-static void carve(const cnni_conv_geom *g, struct cnni_pool *pool, void *scratch, regions *r)
+static void carve(const cnni_conv_geom *g, unsigned pass, struct cnni_pool *pool, void *scratch, regions *r)
 {
+    layout_bytes b = pass_bytes(g, pass);
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     r->off = (int64_t *)base;
-    base += off_bytes(g);
-    r->wflip = (float *)base;
-    base += wflip_bytes(g);
-    r->partial = (double *)base;
-    base += partial_bytes(g);
-    r->planes = base;
-    r->plane = plane_bytes(g);
+    r->extra = base + b.off;
+    r->planes = base + b.off + b.extra;
+    r->plane = b.plane;
     r->nthreads = cnni_pool_threads(pool);
 }
 
-/* The plane description of a call for geometry pg, and its tap offsets;
- * in_place: read the input itself (otherwise the padded copy). */
-static void plane_init(cnni_dw_plane *p, int isa, const cnni_conv_geom *pg, int in_place, const regions *r)
+/* The plane description of a call for geometry pg with nch input channels
+ * per group, and its (channel, tap) offsets; in_place: read the input
+ * itself (otherwise the padded copy). */
+static void plane_init(cnni_dw_plane *p, int isa, const cnni_conv_geom *pg, int64_t nch, int in_place,
+                       const regions *r)
 {
     memset(p, 0, sizeof *p);
     p->g = pg;
     p->z1a = 0;
     p->z1b = pg->out[1];
+    p->nch = nch;
     padded_dims(pg, p->pd);
     const int64_t *dims = in_place ? pg->in : p->pd;
-    const int64_t L2 = dims[2], L1 = dims[1] * dims[2];
+    const int64_t L2 = dims[2], L1 = dims[1] * dims[2], L0 = dims[0] * L1;
     p->step0 = pg->s[0] * L1;
     p->step1 = pg->s[1] * L2;
     int64_t t = 0;
-    for (int64_t t0 = 0; t0 < pg->k[0]; t0++)
-        for (int64_t t1 = 0; t1 < pg->k[1]; t1++)
-            for (int64_t t2 = 0; t2 < pg->k[2]; t2++)
-                r->off[t++] = t0 * pg->d[0] * L1 + t1 * pg->d[1] * L2 + t2 * pg->d[2];
+    for (int64_t c = 0; c < nch; c++)
+        for (int64_t t0 = 0; t0 < pg->k[0]; t0++)
+            for (int64_t t1 = 0; t1 < pg->k[1]; t1++)
+                for (int64_t t2 = 0; t2 < pg->k[2]; t2++)
+                    r->off[t++] = c * L0 + t0 * pg->d[0] * L1 + t1 * pg->d[1] * L2 + t2 * pg->d[2];
+    p->ntaps = t;
     p->off = r->off;
     p->copy = kernels_for(isa)->copy;
     p->padded = !in_place;
 }
 
-/* Points the plane at input plane x: read in place, or as the padded copy
- * in task t's thread scratch, filled from row z1a*s1 on. */
+/* Points the plane at the input channels from x: read in place, or as the
+ * padded copy in task t's thread scratch, filled from row z1a*s1 on. */
 static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, const float *x)
 {
     if (!p->padded) {
@@ -215,16 +285,14 @@ static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, const fl
 }
 
 /* ---- forward, and backward data at stride 1 ----
- * Task (n, c, row chunk): for the forward, the m output channels c*m + j of
- * one input plane; for backward data, one dx plane summed over the m dy
- * planes c*m + j. */
+ * Task (n, group, row chunk): the group's dst_g output channels from its
+ * src_g input channels. */
 typedef struct {
     const cnni_dw_kernels *kn;
     cnni_dw_plane proto;
     const float *src, *w, *b;
     float *dst;
-    int64_t m, src_ch, dst_ch; /* multiplier; channels per image on each side */
-    int sum_over_m;            /* backward data: m sources into one output */
+    int64_t groups, src_g, dst_g; /* channels per group on each side */
     int64_t chunks;
     const regions *r;
 } fwd_job;
@@ -233,47 +301,38 @@ static void fwd_task(void *ctx, int64_t t)
 {
     const fwd_job *j = ctx;
     const cnni_conv_geom *g = j->proto.g;
-    const int64_t chunk = t % j->chunks, nc = t / j->chunks;
-    const int64_t C = j->sum_over_m ? j->dst_ch : j->src_ch, c = nc % C, n = nc / C;
-    const int64_t iv = vol3(g->in), ov = vol3(g->out), kv = vol3(g->k);
+    const int64_t chunk = t % j->chunks, ng = t / j->chunks, grp = ng % j->groups, n = ng / j->groups;
+    const int64_t iv = vol3(g->in), ov = vol3(g->out);
     cnni_dw_plane p = j->proto;
     cnni_split(g->out[1], j->chunks, chunk, &p.z1a, &p.z1b);
     if (p.z1a >= p.z1b)
         return;
-    if (!j->sum_over_m) {
-        plane_source(&p, j->r, t, j->src + (n * j->src_ch + c) * iv);
-        p.w = j->w + c * j->m * kv;
-        j->kn->forward(&p, j->m, j->dst + (n * j->dst_ch + c * j->m) * ov, ov, j->b ? j->b + c * j->m : NULL, 0);
-        return;
-    }
-    for (int64_t q = 0; q < j->m; q++) {
-        const int64_t o = c * j->m + q;
-        plane_source(&p, j->r, t, j->src + (n * j->src_ch + o) * iv);
-        p.w = j->w + o * kv;
-        j->kn->forward(&p, 1, j->dst + (n * j->dst_ch + c) * ov, ov, NULL, q > 0);
-    }
+    plane_source(&p, j->r, t, j->src + ((n * j->groups + grp) * j->src_g) * iv);
+    p.w = j->w + grp * j->dst_g * p.ntaps;
+    j->kn->forward(&p, j->dst_g, j->dst + ((n * j->groups + grp) * j->dst_g) * ov, ov,
+                   j->b ? j->b + grp * j->dst_g : NULL, 0);
 }
 
-static void run_planes(int isa, struct cnni_pool *pool, const cnni_conv_geom *pg, int sum_over_m, int64_t m,
-                       int64_t src_ch, int64_t dst_ch, const float *src, const float *w, const float *b, float *dst,
-                       const regions *r)
+/* Convolves each group's src_g channels of src (geometry pg) into its dst_g
+ * channels of dst, with weights (dst_g, src_g, k) per group. */
+static void run_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *pg, int64_t groups, int64_t src_g,
+                        int64_t dst_g, const float *src, const float *w, const float *b, float *dst, const regions *r)
 {
     fwd_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, isa, pg, reads_in_place(pg), r);
+    plane_init(&j.proto, isa, pg, src_g, reads_in_place(pg), r);
     j.src = src;
     j.w = w;
     j.b = b;
     j.dst = dst;
-    j.m = m;
-    j.src_ch = src_ch;
-    j.dst_ch = dst_ch;
-    j.sum_over_m = sum_over_m;
+    j.groups = groups;
+    j.src_g = src_g;
+    j.dst_g = dst_g;
     j.r = r;
     /* Each output is summed by one task in a fixed order, so the split may
      * follow the thread count: row chunks only when planes are few. */
-    const int64_t planes = pg->N * (sum_over_m ? dst_ch : src_ch), want = 4 * (int64_t)r->nthreads;
+    const int64_t planes = pg->N * groups, want = 4 * (int64_t)r->nthreads;
     j.chunks = planes >= want ? 1 : (want + planes - 1) / planes;
     if (j.chunks > pg->out[1])
         j.chunks = pg->out[1];
@@ -284,11 +343,11 @@ void cnni_conv_dw_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom 
                           const float *w, const float *b, float *y, void *scratch)
 {
     regions r;
-    carve(g, pool, scratch, &r);
-    run_planes(isa, pool, g, 0, g->O / g->G, g->C, g->O, x, w, b, y, &r);
+    carve(g, CNNI_DW_FORWARD, pool, scratch, &r);
+    run_forward(isa, pool, g, g->G, cg_of(g), og_of(g), x, w, b, y, &r);
 }
 
-/* ---- backward data at stride > 1: scatter into a padded plane, then crop ---- */
+/* ---- backward data at stride > 1: scatter into padded planes, then crop ---- */
 typedef struct {
     const cnni_dw_kernels *kn;
     cnni_dw_plane proto;
@@ -301,69 +360,76 @@ static void scatter_task(void *ctx, int64_t t)
 {
     const scatter_job *j = ctx;
     const cnni_conv_geom *g = j->proto.g;
-    const int64_t c = t % g->C, n = t / g->C, m = g->O / g->G;
-    const int64_t iv = vol3(g->in), ov = vol3(g->out), kv = vol3(g->k);
-    const int64_t *pd = j->proto.pd;
+    const int64_t grp = t % g->G, n = t / g->G, Cg = cg_of(g), Og = og_of(g);
+    const int64_t iv = vol3(g->in), ov = vol3(g->out);
+    const int64_t *pd = j->proto.pd, pv = vol3(pd);
     float *buf = (float *)(j->r->planes + (size_t)(t % j->r->nthreads) * j->r->plane);
-    memset(buf, 0, sizeof(float) * (size_t)vol3(pd));
+    memset(buf, 0, sizeof(float) * (size_t)(Cg * pv));
     cnni_dw_plane p = j->proto;
-    for (int64_t q = 0; q < m; q++) {
-        const int64_t o = c * m + q;
-        p.w = j->w + o * kv;
+    for (int64_t q = 0; q < Og; q++) {
+        const int64_t o = grp * Og + q;
+        p.w = j->w + o * p.ntaps;
         j->kn->scatter(&p, buf, j->dy + (n * g->O + o) * ov);
     }
     /* dx(i) = buf(i + p); inputs no output reaches get 0. */
-    float *dx = j->dx + (n * g->C + c) * iv;
-    for (int64_t a = 0; a < g->in[0]; a++)
-        for (int64_t b = 0; b < g->in[1]; b++) {
-            float *d = dx + (a * g->in[1] + b) * g->in[2];
-            int64_t pa = a + g->p[0], pb = b + g->p[1];
-            if (pa < 0 || pa >= pd[0] || pb < 0 || pb >= pd[1]) {
-                memset(d, 0, sizeof(float) * (size_t)g->in[2]);
-                continue;
+    for (int64_t c = 0; c < Cg; c++) {
+        float *dx = j->dx + (n * g->C + grp * Cg + c) * iv;
+        const float *bc = buf + c * pv;
+        for (int64_t a = 0; a < g->in[0]; a++)
+            for (int64_t b = 0; b < g->in[1]; b++) {
+                float *d = dx + (a * g->in[1] + b) * g->in[2];
+                int64_t pa = a + g->p[0], pb = b + g->p[1];
+                if (pa < 0 || pa >= pd[0] || pb < 0 || pb >= pd[1]) {
+                    memset(d, 0, sizeof(float) * (size_t)g->in[2]);
+                    continue;
+                }
+                const float *s = bc + (pa * pd[1] + pb) * pd[2];
+                for (int64_t i = 0; i < g->in[2]; i++) {
+                    int64_t pc = i + g->p[2];
+                    d[i] = pc >= 0 && pc < pd[2] ? s[pc] : 0.0f;
+                }
             }
-            const float *s = buf + (pa * pd[1] + pb) * pd[2];
-            for (int64_t i = 0; i < g->in[2]; i++) {
-                int64_t pc = i + g->p[2];
-                d[i] = pc >= 0 && pc < pd[2] ? s[pc] : 0.0f;
-            }
-        }
+    }
 }
 
 void cnni_conv_dw_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
                                 const float *w, float *dx, void *scratch)
 {
     regions r;
-    carve(g, pool, scratch, &r);
-    const int64_t kv = vol3(g->k), m = g->O / g->G;
+    carve(g, CNNI_DW_DATA, pool, scratch, &r);
+    const int64_t kv = vol3(g->k), Cg = cg_of(g), Og = og_of(g);
     if (stride_one(g)) {
+        /* dx = conv(dy, w') with w'[grp][c][o][t] = w[grp*Og + o][c][last - t] */
         cnni_conv_geom f;
         flipped_geom(g, &f);
-        for (int64_t o = 0; o < g->O; o++)
-            for (int64_t t = 0; t < kv; t++)
-                r.wflip[o * kv + t] = w[o * kv + kv - 1 - t];
-        run_planes(isa, pool, &f, 1, m, g->O, g->C, dy, r.wflip, NULL, dx, &r);
+        float *wflip = r.extra;
+        for (int64_t grp = 0; grp < g->G; grp++)
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t o = 0; o < Og; o++)
+                    for (int64_t t = 0; t < kv; t++)
+                        wflip[((grp * Cg + c) * Og + o) * kv + t] = w[((grp * Og + o) * Cg + c) * kv + kv - 1 - t];
+        run_forward(isa, pool, &f, g->G, Og, Cg, dy, wflip, NULL, dx, &r);
         return;
     }
     scatter_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, isa, g, 0, &r);
+    plane_init(&j.proto, isa, g, Cg, 0, &r);
     j.dy = dy;
     j.w = w;
     j.dx = dx;
     j.r = &r;
-    cnni_pool_run(pool, scatter_task, &j, g->N * g->C);
+    cnni_pool_run(pool, scatter_task, &j, g->N * g->G);
 }
 
-/* ---- backward weight: task (channel, batch slice) ---- */
+/* ---- backward weight: task (a block of a group's output channels, batch slice) ---- */
 typedef struct {
     const cnni_dw_kernels *kn;
     cnni_dw_plane proto;
     const float *x, *dy;
     int want_db;
-    double *partial; /* [slice][O][kv + 1]: taps, then the bias */
-    int64_t slices;
+    double *partial; /* [slice][O][ntaps + 1]: taps, then the bias */
+    int64_t slices, blocks;
     const regions *r;
 } wgt_job;
 
@@ -371,17 +437,19 @@ static void wgt_task(void *ctx, int64_t t)
 {
     const wgt_job *j = ctx;
     const cnni_conv_geom *g = j->proto.g;
-    const int64_t o = t % g->O, slice = t / g->O, m = g->O / g->G, c = o / m;
-    const int64_t iv = vol3(g->in), ov = vol3(g->out), kv = vol3(g->k);
-    double *acc = j->partial + (slice * g->O + o) * (kv + 1);
-    for (int64_t i = 0; i <= kv; i++)
+    const int64_t Og = og_of(g), Cg = cg_of(g), nt = j->proto.ntaps;
+    const int64_t blk = t % j->blocks, grp = (t / j->blocks) % g->G, slice = t / (j->blocks * g->G);
+    const int64_t q0 = blk * WGT_BLOCK, mo = Og - q0 < WGT_BLOCK ? Og - q0 : WGT_BLOCK, o0 = grp * Og + q0;
+    const int64_t iv = vol3(g->in), ov = vol3(g->out);
+    double *acc = j->partial + (slice * g->O + o0) * (nt + 1);
+    for (int64_t i = 0; i < mo * (nt + 1); i++)
         acc[i] = 0;
     int64_t n0, n1;
     cnni_split(g->N, j->slices, slice, &n0, &n1);
     cnni_dw_plane p = j->proto;
     for (int64_t n = n0; n < n1; n++) {
-        plane_source(&p, j->r, t, j->x + (n * g->C + c) * iv);
-        j->kn->weight(&p, j->dy + (n * g->O + o) * ov, acc, j->want_db ? acc + kv : NULL);
+        plane_source(&p, j->r, t, j->x + (n * g->C + grp * Cg) * iv);
+        j->kn->weight(&p, mo, j->dy + (n * g->O + o0) * ov, ov, acc, nt + 1, j->want_db);
     }
 }
 
@@ -389,30 +457,27 @@ void cnni_conv_dw_backward_weight(int isa, struct cnni_pool *pool, const cnni_co
                                   const float *dy, float *dw, float *db, void *scratch)
 {
     regions r;
-    carve(g, pool, scratch, &r);
+    carve(g, CNNI_DW_WEIGHT, pool, scratch, &r);
     wgt_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, isa, g, reads_in_place(g), &r);
+    plane_init(&j.proto, isa, g, cg_of(g), reads_in_place(g), &r);
     j.x = x;
     j.dy = dy;
     j.want_db = db != NULL;
-    j.partial = r.partial;
+    j.partial = r.extra;
     j.r = &r;
-    /* Enough tasks for any thread count, chosen from the shape alone: the
-     * slices' partial sums are added in a fixed order below. */
-    j.slices = 1;
-    while (j.slices < MAX_SLICES && j.slices * 2 <= g->N && g->O * j.slices < 16)
-        j.slices *= 2;
-    cnni_pool_run(pool, wgt_task, &j, g->O * j.slices);
-    const int64_t kv = vol3(g->k);
+    j.blocks = wgt_blocks(g);
+    j.slices = wgt_slices(g);
+    cnni_pool_run(pool, wgt_task, &j, g->G * j.blocks * j.slices);
+    const int64_t nt = j.proto.ntaps;
     for (int64_t o = 0; o < g->O; o++)
-        for (int64_t i = 0; i <= kv; i++) {
+        for (int64_t i = 0; i <= nt; i++) {
             double s = 0;
             for (int64_t sl = 0; sl < j.slices; sl++)
-                s += r.partial[(sl * g->O + o) * (kv + 1) + i];
-            if (i < kv)
-                dw[o * kv + i] += (float)s;
+                s += j.partial[(sl * g->O + o) * (nt + 1) + i];
+            if (i < nt)
+                dw[o * nt + i] += (float)s;
             else if (db)
                 db[o] += (float)s;
         }

@@ -26,9 +26,13 @@
 
 struct cnni_pool;
 
-/* Whether these kernels serve the convolution (one input channel per group). */
+/* Whether the convolution is depthwise (one input channel per group). The
+ * kernels serve any grouped convolution, though: see the top. */
 int cnni_conv_dw_applies(const cnni_conv_geom *g);
-size_t cnni_conv_dw_scratch(const cnni_conv_geom *g, int threads);
+
+/* Scratch bytes for the passes (a mask of these) run with `threads` threads. */
+enum { CNNI_DW_FORWARD = 1, CNNI_DW_DATA = 2, CNNI_DW_WEIGHT = 4 };
+size_t cnni_conv_dw_scratch(const cnni_conv_geom *g, int threads, unsigned passes);
 void cnni_conv_dw_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
                           const float *w, const float *b, float *y, void *scratch);
 /* dx is overwritten. */
@@ -46,52 +50,46 @@ void cnni_conv_dw_backward_weight(int isa, struct cnni_pool *pool, const cnni_co
  * way the inner loops never test a border. */
 typedef struct cnni_dw_plane {
     const cnni_conv_geom *g;  /* sizes, stride, dilation, padding (N, C, O unused) */
-    const float *x;           /* the plane read */
-    const float *w;           /* taps, k[0] x k[1] x k[2] per output channel */
+    const float *x;           /* the planes read: nch input channels */
+    const float *w;           /* ntaps weights per output channel */
     int64_t z1a, z1b;         /* output rows: z1 in [z1a, z1b), every z0 */
     int64_t step0, step1;
-    const int64_t *off;       /* [taps] */
+    int64_t ntaps;            /* nch x kernel volume: (channel, tap) pairs */
+    const int64_t *off;       /* [ntaps] */
     /* The padded copy, when padded (then x == buf): rows of pd[2] floats,
-     * pd[1] rows per step of dim 0, of the input plane src; rows [0, filled)
-     * of dim 1 are done (for every dim 0). */
+     * pd[1] rows per step of dim 0, a plane per channel, of the nch input
+     * planes at src; rows [0, filled) of dim 1 are done (every dim 0 and
+     * channel). */
     int padded;
+    int64_t nch;
     const float *src;
     float *buf;
     int64_t pd[3], filled;
     void (*copy)(float *d, int64_t width, const float *s, int64_t lo, int64_t len);
 } cnni_dw_plane;
 
+/* Fills the padded copy's rows [p->filled, need). */
+void cnni_dw_fill_rows(cnni_dw_plane *p, int64_t need);
+
 /* Fills the padded copy's rows up to what output row z1 reads. */
 static inline void cnni_dw_fill(cnni_dw_plane *p, int64_t z1)
 {
     const cnni_conv_geom *g = p->g;
     int64_t need = z1 * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
-    if (!p->padded || need <= p->filled)
-        return;
-    const int64_t lo = g->p[2] > 0 ? g->p[2] : 0;
-    int64_t hi = g->p[2] + g->in[2] < p->pd[2] ? g->p[2] + g->in[2] : p->pd[2];
-    hi = hi > lo ? hi : lo;
-    for (int64_t a = 0; a < p->pd[0]; a++) {
-        const int64_t ia = a - g->p[0];
-        for (int64_t b = p->filled; b < need; b++) {
-            const int64_t ib = b - g->p[1];
-            float *d = p->buf + (a * p->pd[1] + b) * p->pd[2];
-            if (ia < 0 || ia >= g->in[0] || ib < 0 || ib >= g->in[1])
-                p->copy(d, p->pd[2], NULL, 0, 0);
-            else
-                p->copy(d, p->pd[2], p->src + (ia * g->in[1] + ib) * g->in[2] + (lo - g->p[2]), lo, hi - lo);
-        }
-    }
-    p->filled = need;
+    if (p->padded && need > p->filled)
+        cnni_dw_fill_rows(p, need);
 }
 
 typedef struct cnni_dw_kernels {
     /* For q < m: y_q = (accumulate ? y_q : bias[q] or 0) + sum_t x(z, t) w_q[t] over
-     * the plane's rows, where y_q = y + q*ystride and w_q = p->w + q*taps: the
-     * m output channels of one input plane share each row of it. */
+     * the plane's rows, where y_q = y + q*ystride and w_q = p->w + q*ntaps: the
+     * m output channels of a group share each row of its input. */
     void (*forward)(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate);
-    /* dw[t] += sum_z x(z, t) dy(z) over all rows (w unused); db += sum dy when non-NULL */
-    void (*weight)(cnni_dw_plane *p, const float *dy, double *dw, double *db);
+    /* For q < m: acc_q[t] += sum_z x(z, t) dy_q(z) over all rows (w unused), and
+     * acc_q[ntaps] += sum dy_q when want_db, where dy_q = dy + q*dystride and
+     * acc_q = acc + q*accstride. */
+    void (*weight)(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dystride, double *acc, int64_t accstride,
+                   int want_db);
     /* xp(z, t) += dy(z) w[t] over all rows, into the zeroed padded plane xp (x unused) */
     void (*scatter)(cnni_dw_plane *p, float *xp, const float *dy);
     /* d[0, width) = 0 except d[lo, lo + len) = s[0, len) */

@@ -331,6 +331,35 @@ static cnn_status make_geom(const conv_opts *o, const cnn_shape *x, cnni_conv_ge
 
 static int64_t prod3(const int64_t *v) { return v[0] * v[1] * v[2]; }
 
+/* The kernels of each pass of a convolution (not transposed): the
+ * depthwise (plane) kernels for depthwise layers, and with SIMD wherever
+ * a group has few output channels, which leaves the im2col GEMM packing
+ * far more than it multiplies; the direct kernels for wide layers. */
+typedef enum { KERN_GEMM, KERN_DIRECT, KERN_PLANES } conv_kernel;
+typedef struct {
+    conv_kernel fwd, data, weight;
+} conv_kernels;
+
+static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
+{
+    const int depthwise = cnni_conv_dw_applies(g), simd = isa != CNNI_ISA_GENERIC;
+    const int64_t og = g->O / g->G;
+    int stride_one = 1;
+    for (int i = 0; i < 3; i++)
+        stride_one &= g->s[i] == 1;
+    conv_kernels k;
+    k.fwd = depthwise ? KERN_PLANES
+            : cnni_conv_direct_applies(isa, g) ? KERN_DIRECT
+            : simd ? KERN_PLANES
+                   : KERN_GEMM;
+    k.data = depthwise ? KERN_PLANES
+             : cnni_conv_direct_applies_bwd(isa, g) ? KERN_DIRECT
+             : simd && stride_one ? KERN_PLANES
+                                  : KERN_GEMM;
+    k.weight = depthwise || (simd && og <= 16) ? KERN_PLANES : KERN_GEMM;
+    return k;
+}
+
 static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
 {
     const conv_opts *o = n->opts;
@@ -360,17 +389,22 @@ static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
             inf->saved_bytes = pad_bytes;
     }
     const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)inf->isa);
-    if (!o->transposed && cnni_conv_dw_applies(&g)) {
-        inf->work_bytes = pad_bytes + cnni_conv_dw_scratch(&g, inf->threads);
+    if (o->transposed) {
+        inf->work_bytes = pad_bytes + cnni_conv_fast_scratch(k, &g, inf->threads);
         return CNN_OK;
     }
-    size_t scratch = cnni_conv_fast_scratch(k, &g, inf->threads);
-    if (!o->transposed) {
-        size_t d = 0;
-        if (cnni_conv_direct_applies(inf->isa, &g) || cnni_conv_direct_applies_bwd(inf->isa, &g))
-            d = cnni_conv_direct_scratch(inf->isa, &g, inf->threads);
-        if (d > scratch)
-            scratch = d;
+    /* The passes run one after another, so they share one scratch. */
+    conv_kernels ks = choose_kernels(inf->isa, &g);
+    conv_kernel pass[3] = {ks.fwd, ks.data, ks.weight};
+    unsigned planes = 0;
+    size_t scratch = 0, s;
+    for (int i = 0; i < 3; i++) {
+        if (pass[i] == KERN_PLANES)
+            planes |= (unsigned)CNNI_DW_FORWARD << i;
+        s = pass[i] == KERN_GEMM ? cnni_conv_fast_scratch(k, &g, inf->threads)
+            : pass[i] == KERN_DIRECT ? cnni_conv_direct_scratch(inf->isa, &g, inf->threads)
+                                     : cnni_conv_dw_scratch(&g, inf->threads, planes);
+        scratch = s > scratch ? s : scratch;
     }
     inf->work_bytes = pad_bytes + scratch;
     return CNN_OK;
@@ -412,9 +446,10 @@ static cnn_status conv_forward(const cnni_exec *x)
         cnni_ref_pad_forward_f32(&pg, in, buf);
         in = buf;
     }
-    if (cnni_conv_dw_applies(&g))
+    conv_kernel kind = choose_kernels(x->isa, &g).fwd;
+    if (kind == KERN_PLANES)
         cnni_conv_dw_forward(x->isa, x->pool, &g, in, w, b, out, scratch);
-    else if (cnni_conv_direct_applies(x->isa, &g))
+    else if (kind == KERN_DIRECT)
         cnni_conv_direct_forward(x->isa, x->pool, &g, in, w, b, out, scratch);
     else
         cnni_conv_fast_forward(k, x->pool, &g, in, w, b, out, scratch);
@@ -456,34 +491,26 @@ static cnn_status conv_backward(const cnni_exec *x)
         cnni_convt_fast_backward_weight(k, x->pool, &g, in, dy, dw, db, scratch);
         return CNN_OK;
     }
-    if (cnni_conv_dw_applies(&g)) {
-        const float *xin = o->mode == CNNI_PAD_ZEROS ? in : x->saved;
-        float *dxg = o->mode == CNNI_PAD_ZEROS ? dx : x->work;
+    /* Non-zero padding modes: the conv ran on the padded input (saved), and
+     * its input gradient is folded back from the work area. */
+    const int zeros = o->mode == CNNI_PAD_ZEROS;
+    const float *xin = zeros ? in : x->saved;
+    float *dxg = zeros ? dx : x->work;
+    conv_kernels ks = choose_kernels(x->isa, &g);
+    if (ks.weight == KERN_PLANES)
         cnni_conv_dw_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
-        if (dx)
-            cnni_conv_dw_backward_data(x->isa, x->pool, &g, dy, w, dxg, scratch);
-        if (dx && o->mode != CNNI_PAD_ZEROS)
-            unpad(o, x, dxg, dx);
+    else
+        cnni_conv_fast_backward_weight(k, x->pool, &g, xin, dy, dw, db, scratch);
+    if (!dx)
         return CNN_OK;
-    }
-    int direct_bwd = cnni_conv_direct_applies_bwd(x->isa, &g);
-    if (o->mode == CNNI_PAD_ZEROS) {
-        if (dx && direct_bwd)
-            cnni_conv_direct_backward_data(x->isa, x->pool, &g, dy, w, dx, scratch);
-        else if (dx)
-            cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dx, scratch);
-        cnni_conv_fast_backward_weight(k, x->pool, &g, in, dy, dw, db, scratch);
-        return CNN_OK;
-    }
-    cnni_conv_fast_backward_weight(k, x->pool, &g, x->saved, dy, dw, db, scratch);
-    if (dx) {
-        float *dpad = x->work;
-        if (direct_bwd)
-            cnni_conv_direct_backward_data(x->isa, x->pool, &g, dy, w, dpad, scratch);
-        else
-            cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dpad, scratch);
-        unpad(o, x, dpad, dx);
-    }
+    if (ks.data == KERN_PLANES)
+        cnni_conv_dw_backward_data(x->isa, x->pool, &g, dy, w, dxg, scratch);
+    else if (ks.data == KERN_DIRECT)
+        cnni_conv_direct_backward_data(x->isa, x->pool, &g, dy, w, dxg, scratch);
+    else
+        cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dxg, scratch);
+    if (!zeros)
+        unpad(o, x, dxg, dx);
     return CNN_OK;
 }
 

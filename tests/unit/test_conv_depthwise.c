@@ -37,8 +37,10 @@ static double rel(const float *a, const float *b, int64_t n)
 static void random_geom(cnni_conv_geom *g, int nsp, int t)
 {
     memset(g, 0, sizeof *g);
-    g->C = g->G = pick(1, 6);
-    g->O = g->C * (t % 5 == 4 ? pick(4, 6) : pick(1, 3));
+    g->G = pick(1, 6);
+    /* A third of the cases: several input channels per group. */
+    g->C = g->G * (t % 3 == 2 ? pick(2, 4) : 1);
+    g->O = g->G * (t % 5 == 4 ? pick(4, 6) : pick(1, 3));
     g->N = pick(1, 3);
     for (int i = 0; i < 3; i++) {
         if (i < 3 - nsp) {
@@ -61,9 +63,9 @@ static void random_geom(cnni_conv_geom *g, int nsp, int t)
 
 static void describe(const cnni_conv_geom *g, int nsp, char *buf, size_t n)
 {
-    snprintf(buf, n, "%dd N=%lld C=%lld O=%lld in=%lldx%lldx%lld k=%lldx%lldx%lld s=%lldx%lldx%lld "
+    snprintf(buf, n, "%dd N=%lld C=%lld O=%lld G=%lld in=%lldx%lldx%lld k=%lldx%lldx%lld s=%lldx%lldx%lld "
                      "d=%lldx%lldx%lld p=%lldx%lldx%lld out=%lldx%lldx%lld",
-             nsp, (long long)g->N, (long long)g->C, (long long)g->O, (long long)g->in[0], (long long)g->in[1],
+             nsp, (long long)g->N, (long long)g->C, (long long)g->O, (long long)g->G, (long long)g->in[0], (long long)g->in[1],
              (long long)g->in[2], (long long)g->k[0], (long long)g->k[1], (long long)g->k[2], (long long)g->s[0],
              (long long)g->s[1], (long long)g->s[2], (long long)g->d[0], (long long)g->d[1], (long long)g->d[2],
              (long long)g->p[0], (long long)g->p[1], (long long)g->p[2], (long long)g->out[0],
@@ -76,7 +78,7 @@ static void describe(const cnni_conv_geom *g, int nsp, char *buf, size_t n)
  * whether 1, 2 and 3 threads gave the same bits. */
 static double one_case(int isa, cnni_pool **pools, const cnni_conv_geom *g, int with_bias, int *bitwise_ok)
 {
-    int64_t nx = g->N * g->C * vol(g->in), ny = g->N * g->O * vol(g->out), nw = g->O * vol(g->k);
+    int64_t nx = g->N * g->C * vol(g->in), ny = g->N * g->O * vol(g->out), nw = g->O * (g->C / g->G) * vol(g->k);
     float *x = rand_f(nx), *w = rand_f(nw), *b = with_bias ? rand_f(g->O) : NULL, *dy = rand_f(ny);
     float *dw0 = rand_f(nw), *db0 = rand_f(g->O);
     float *y_ref = malloc(4 * (size_t)ny), *dx_ref = malloc(4 * (size_t)nx);
@@ -87,7 +89,7 @@ static double one_case(int isa, cnni_pool **pools, const cnni_conv_geom *g, int 
     cnni_ref_conv_backward_data_f32(g, dy, w, dx_ref);
     cnni_ref_conv_backward_weight_f32(g, x, dy, dw_ref, with_bias ? db_ref : NULL);
     float *y[NTHREADS], *dx[NTHREADS], *dw[NTHREADS], *db[NTHREADS];
-    void *scr = malloc(cnni_conv_dw_scratch(g, NTHREADS));
+    void *scr = malloc(cnni_conv_dw_scratch(g, NTHREADS, CNNI_DW_FORWARD | CNNI_DW_DATA | CNNI_DW_WEIGHT));
     for (int t = 0; t < NTHREADS; t++) {
         y[t] = malloc(4 * (size_t)ny);
         dx[t] = malloc(4 * (size_t)nx);

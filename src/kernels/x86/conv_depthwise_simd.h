@@ -29,57 +29,133 @@ DW_INLINE V load_x(const float *p, int64_t s, int n, int mode)
     return VGATHERM(p, s, n);
 }
 
-/* ---- forward: blocks of up to 4 vectors along the row, taps innermost ---- */
-DW_INLINE void fwd_block(const float *xr, const int64_t *off, const float *w, int64_t nt, int64_t s, int mode,
-                         float *yr, int last, int nv, float bias, int accumulate)
+/* ---- forward: tiles of mq output channels x nv vectors of a row ----
+ * Each window load serves mq channels and the mq*nv accumulators are
+ * independent chains, so narrow rows (one vector) still keep the FMA
+ * pipes busy when the group has several output channels. */
+#define MAX_RUNS 32
+
+DW_INLINE void fwd_tile(const float *xr, const int64_t *off, const int64_t *runs, int nruns, const float *w,
+                        int64_t wstride, int64_t s, int mode, float *yr, int64_t ystride, int last, int nv, int mq,
+                        const float *bias, int accumulate)
 {
-    V acc[4];
-    DW_UNROLL for (int v = 0; v < nv; v++)
+    V acc[4][4];
+    DW_UNROLL for (int q = 0; q < mq; q++)
     {
-        int n = v == nv - 1 ? last : W;
-        acc[v] = accumulate ? (n == W ? VLOAD(yr + v * W) : VLOADM(yr + v * W, n)) : VSET(bias);
-    }
-    for (int64_t t = 0; t < nt; t++) {
-        const float *xt = xr + off[t];
-        const V wv = VSET(w[t]);
         DW_UNROLL for (int v = 0; v < nv; v++)
         {
-            int n = v == nv - 1 ? last : W;
-            acc[v] = VFMADD(load_x(xt + v * W * s, s, n, mode), wv, acc[v]);
+            const int n = v == nv - 1 ? last : W;
+            const float *yq = yr + q * ystride + v * W;
+            acc[q][v] = accumulate ? (n == W ? VLOAD(yq) : VLOADM(yq, n)) : VSET(bias ? bias[q] : 0.0f);
         }
     }
-    DW_UNROLL for (int v = 0; v < nv; v++)
+    for (int r = 0; r < nruns; r++)
+        for (int64_t t = runs[2 * r], te = t + runs[2 * r + 1]; t < te; t++) {
+            const float *xt = xr + off[t];
+            V xv[4];
+            DW_UNROLL for (int v = 0; v < nv; v++) xv[v] = load_x(xt + v * W * s, s, v == nv - 1 ? last : W, mode);
+            DW_UNROLL for (int q = 0; q < mq; q++)
+            {
+                const V wv = VSET(w[q * wstride + t]);
+                DW_UNROLL for (int v = 0; v < nv; v++) acc[q][v] = VFMADD(xv[v], wv, acc[q][v]);
+            }
+        }
+    DW_UNROLL for (int q = 0; q < mq; q++)
     {
-        int n = v == nv - 1 ? last : W;
-        if (n == W)
-            VSTORE(yr + v * W, acc[v]);
-        else
-            VSTOREM(yr + v * W, n, acc[v]);
+        DW_UNROLL for (int v = 0; v < nv; v++)
+        {
+            const int n = v == nv - 1 ? last : W;
+            float *yq = yr + q * ystride + v * W;
+            if (n == W)
+                VSTORE(yq, acc[q][v]);
+            else
+                VSTOREM(yq, n, acc[q][v]);
+        }
     }
 }
+
+/* Output row (z0, z1)'s taps whose kernel rows read input rather than the
+ * copy's zero padding, as runs (start, length) of the tap list; 0 runs
+ * when none does. Without padding, one run of every tap. */
+static inline int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64_t *runs)
+{
+    const cnni_conv_geom *g = p->g;
+    runs[0] = 0;
+    runs[1] = p->ntaps;
+    if (!p->padded)
+        return 1;
+    int64_t lo[2], hi[2];
+    const int64_t z[2] = {z0, z1};
+    for (int i = 0; i < 2; i++) {
+        /* kernel rows t with p <= z*s + t*d < p + in */
+        const int64_t a = g->p[i] - z[i] * g->s[i], b = g->p[i] + g->in[i] - 1 - z[i] * g->s[i];
+        lo[i] = a <= 0 ? 0 : (a + g->d[i] - 1) / g->d[i];
+        hi[i] = b < 0 ? 0 : b / g->d[i] + 1;
+        hi[i] = hi[i] < g->k[i] ? hi[i] : g->k[i];
+        if (lo[i] >= hi[i])
+            return 0;
+    }
+    if (lo[0] == 0 && hi[0] == g->k[0] && lo[1] == 0 && hi[1] == g->k[1])
+        return 1;
+    if (p->nch * (hi[0] - lo[0]) > MAX_RUNS)
+        return 1; /* many channels: read the zeros rather than list them */
+    int n = 0;
+    const int64_t k1 = g->k[1], k2 = g->k[2], len = (hi[1] - lo[1]) * k2;
+    for (int64_t c = 0; c < p->nch; c++)
+        for (int64_t t0 = lo[0]; t0 < hi[0]; t0++) {
+            runs[2 * n] = ((c * g->k[0] + t0) * k1 + lo[1]) * k2;
+            runs[2 * n + 1] = len;
+            n++;
+        }
+    return n;
+}
+
+#define FWD_TILE(NV, MQ) \
+    fwd_tile(xz, p->off, runs, nruns, w, p->ntaps, s, mode, yq + z2, ystride, last, NV, MQ, bq, accumulate)
 
 DW_INLINE void fwd_rows(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate,
                         int mode)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t out2 = g->out[2], s = g->s[2], kv = g->k[0] * g->k[1] * g->k[2];
+    const int64_t out2 = g->out[2], s = g->s[2];
+    int64_t runs[2 * MAX_RUNS];
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
             cnni_dw_fill(p, z1);
+            const int nruns = tap_runs(p, z0, z1, runs);
             const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
-            for (int64_t q = 0; q < m; q++) {
-                float *yr = y + q * ystride + (z0 * g->out[1] + z1) * out2;
-                const float *w = p->w + q * kv, bq = bias ? bias[q] : 0.0f;
-                for (int64_t z2 = 0; z2 < out2; z2 += 4 * W) {
-                    const int64_t left = out2 - z2 < 4 * W ? out2 - z2 : 4 * W;
-                    const int nv = (int)((left + W - 1) / W), last = (int)(left - (nv - 1) * W);
-                    const float *xz = xr + z2 * s;
-                    switch (nv) {
-                    case 4: fwd_block(xz, p->off, w, kv, s, mode, yr + z2, last, 4, bq, accumulate); break;
-                    case 3: fwd_block(xz, p->off, w, kv, s, mode, yr + z2, last, 3, bq, accumulate); break;
-                    case 2: fwd_block(xz, p->off, w, kv, s, mode, yr + z2, last, 2, bq, accumulate); break;
-                    default: fwd_block(xz, p->off, w, kv, s, mode, yr + z2, last, 1, bq, accumulate);
+            const int64_t row = (z0 * g->out[1] + z1) * out2;
+            for (int64_t z2 = 0; z2 < out2; z2 += 4 * W) {
+                const int64_t left = out2 - z2 < 4 * W ? out2 - z2 : 4 * W;
+                const int nv = (int)((left + W - 1) / W), last = (int)(left - (nv - 1) * W);
+                const float *xz = xr + z2 * s;
+                for (int64_t q = 0; q < m;) {
+                    /* the widest tile of at most 8 accumulators */
+                    const int64_t rest = m - q;
+                    const int mq = rest >= 4 && nv <= 2 ? 4 : rest >= 2 ? 2 : 1;
+                    float *yq = y + q * ystride + row;
+                    const float *w = p->w + q * p->ntaps, *bq = bias ? bias + q : NULL;
+                    if (mq == 4) {
+                        if (nv == 2)
+                            FWD_TILE(2, 4);
+                        else
+                            FWD_TILE(1, 4);
+                    } else if (mq == 2) {
+                        switch (nv) {
+                        case 4: FWD_TILE(4, 2); break;
+                        case 3: FWD_TILE(3, 2); break;
+                        case 2: FWD_TILE(2, 2); break;
+                        default: FWD_TILE(1, 2);
+                        }
+                    } else {
+                        switch (nv) {
+                        case 4: FWD_TILE(4, 1); break;
+                        case 3: FWD_TILE(3, 1); break;
+                        case 2: FWD_TILE(2, 1); break;
+                        default: FWD_TILE(1, 1);
+                        }
                     }
+                    q += mq;
                 }
             }
         }
@@ -95,77 +171,120 @@ static void k_forward(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, co
         fwd_rows(p, m, y, ystride, bias, accumulate, S_GATHER);
 }
 
-/* ---- weight gradient: nt (<= 8) taps accumulated over the whole plane ---- */
-DW_INLINE void wgt_taps(cnni_dw_plane *p, const float *dy, int64_t t0, int nt, int mode, double *dw, double *db)
+/* ---- weight gradient: tiles of mo (<= 2) output channels x mk taps,
+ * accumulated over the whole plane (mo*mk <= 8) ---- */
+DW_INLINE void wgt_tile(cnni_dw_plane *p, const float *dy, int64_t dystride, int64_t t0, int mk, int mo, int mode,
+                        double *acc, int64_t accstride, int want_db)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t s = g->s[2], out2 = g->out[2];
-    V acc[8], bacc = VZERO;
-    DW_UNROLL for (int i = 0; i < nt; i++) acc[i] = VZERO;
-    for (int64_t z0 = 0; z0 < g->out[0]; z0++)
+    const int64_t s = g->s[2], out2 = g->out[2], full = out2 / W * W;
+    const int tail = (int)(out2 - full);
+    V a[8], b[2];
+    DW_UNROLL for (int q = 0; q < mo; q++) b[q] = VZERO;
+    DW_UNROLL for (int i = 0; i < mo * mk; i++) a[i] = VZERO;
+    for (int64_t z0 = 0; z0 < g->out[0]; z0++) {
+        const float *xo[8], *dr = dy + (z0 * g->out[1] + p->z1a) * out2;
+        DW_UNROLL for (int i = 0; i < mk; i++) xo[i] = p->x + z0 * p->step0 + p->z1a * p->step1 + p->off[t0 + i];
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
-            cnni_dw_fill(p, z1);
-            const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
-            const float *dr = dy + (z0 * g->out[1] + z1) * out2;
-            const float *xo[8];
-            DW_UNROLL for (int i = 0; i < nt; i++) xo[i] = xr + p->off[t0 + i];
-            int64_t z2 = 0;
-            for (; z2 + W <= out2; z2 += W) {
-                const V dv = VLOAD(dr + z2);
-                if (db)
-                    bacc = VADD(bacc, dv);
-                DW_UNROLL for (int i = 0; i < nt; i++) acc[i] = VFMADD(load_x(xo[i] + z2 * s, s, W, mode), dv, acc[i]);
+            /* rows in blocks of 8, so the registers are saved around a fill
+             * once per block */
+            if ((z1 - p->z1a) % 8 == 0)
+                cnni_dw_fill(p, z1 + 7 < p->z1b ? z1 + 7 : p->z1b - 1);
+            for (int64_t z2 = 0; z2 < full; z2 += W) {
+                V dv[2];
+                DW_UNROLL for (int q = 0; q < mo; q++)
+                {
+                    dv[q] = VLOAD(dr + q * dystride + z2);
+                    if (want_db)
+                        b[q] = VADD(b[q], dv[q]);
+                }
+                DW_UNROLL for (int i = 0; i < mk; i++)
+                {
+                    const V xv = load_x(xo[i] + z2 * s, s, W, mode);
+                    DW_UNROLL for (int q = 0; q < mo; q++) a[q * mk + i] = VFMADD(xv, dv[q], a[q * mk + i]);
+                }
             }
-            if (z2 < out2) {
-                const int n = (int)(out2 - z2);
-                const V dv = VLOADM(dr + z2, n);
-                if (db)
-                    bacc = VADD(bacc, dv);
-                DW_UNROLL for (int i = 0; i < nt; i++) acc[i] = VFMADD(load_x(xo[i] + z2 * s, s, n, mode), dv, acc[i]);
+            if (tail) {
+                V dv[2];
+                DW_UNROLL for (int q = 0; q < mo; q++)
+                {
+                    dv[q] = VLOADM(dr + q * dystride + full, tail);
+                    if (want_db)
+                        b[q] = VADD(b[q], dv[q]);
+                }
+                DW_UNROLL for (int i = 0; i < mk; i++)
+                {
+                    const V xv = load_x(xo[i] + full * s, s, tail, mode);
+                    DW_UNROLL for (int q = 0; q < mo; q++) a[q * mk + i] = VFMADD(xv, dv[q], a[q * mk + i]);
+                }
             }
+            DW_UNROLL for (int i = 0; i < mk; i++) xo[i] += p->step1;
+            dr += out2;
         }
-    DW_UNROLL for (int i = 0; i < nt; i++) dw[t0 + i] += (double)VHSUM(acc[i]);
-    if (db)
-        *db += (double)VHSUM(bacc);
+    }
+    DW_UNROLL for (int q = 0; q < mo; q++)
+    {
+        DW_UNROLL for (int i = 0; i < mk; i++) acc[q * accstride + t0 + i] += (double)VHSUM(a[q * mk + i]);
+        if (want_db)
+            acc[q * accstride + p->ntaps] += (double)VHSUM(b[q]);
+    }
 }
 
-DW_INLINE void wgt_modes(cnni_dw_plane *p, const float *dy, int64_t t0, int nt, double *dw, double *db)
+#define WGT_TILE(MK, MO) wgt_tile(p, dq, dystride, t0, MK, MO, mode, aq, accstride, db)
+
+DW_INLINE void wgt_modes(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dystride, double *acc,
+                         int64_t accstride, int want_db, int mode)
+{
+    for (int64_t q = 0; q < m;) {
+        const int mo = m - q >= 2 ? 2 : 1, maxk = mo == 2 ? 4 : 8;
+        const float *dq = dy + q * dystride;
+        double *aq = acc + q * accstride;
+        /* The taps in nearly equal blocks (3x3 alone: 5 + 4) */
+        const int64_t blocks = (p->ntaps + maxk - 1) / maxk;
+        for (int64_t bi = 0, t0 = 0; bi < blocks; bi++) {
+            const int mk = (int)(p->ntaps / blocks + (bi < p->ntaps % blocks));
+            const int db = want_db && bi == 0;
+            if (mo == 2) {
+                switch (mk) {
+                case 4: WGT_TILE(4, 2); break;
+                case 3: WGT_TILE(3, 2); break;
+                case 2: WGT_TILE(2, 2); break;
+                default: WGT_TILE(1, 2);
+                }
+            } else {
+                switch (mk) {
+                case 8: WGT_TILE(8, 1); break;
+                case 7: WGT_TILE(7, 1); break;
+                case 6: WGT_TILE(6, 1); break;
+                case 5: WGT_TILE(5, 1); break;
+                case 4: WGT_TILE(4, 1); break;
+                case 3: WGT_TILE(3, 1); break;
+                case 2: WGT_TILE(2, 1); break;
+                default: WGT_TILE(1, 1);
+                }
+            }
+            t0 += mk;
+        }
+        q += mo;
+    }
+}
+
+static void k_weight(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dystride, double *acc, int64_t accstride,
+                     int want_db)
 {
     if (p->g->s[2] == 1)
-        wgt_taps(p, dy, t0, nt, S_ONE, dw, db);
+        wgt_modes(p, m, dy, dystride, acc, accstride, want_db, S_ONE);
     else if (p->g->s[2] == 2)
-        wgt_taps(p, dy, t0, nt, S_TWO, dw, db);
+        wgt_modes(p, m, dy, dystride, acc, accstride, want_db, S_TWO);
     else
-        wgt_taps(p, dy, t0, nt, S_GATHER, dw, db);
-}
-
-/* The taps in nearly equal blocks of at most 8 (3x3: 5 + 4), so each load
- * of dy serves several accumulators and the FMA chains are independent. */
-static void k_weight(cnni_dw_plane *p, const float *dy, double *dw, double *db)
-{
-    const int64_t ntaps = p->g->k[0] * p->g->k[1] * p->g->k[2], blocks = (ntaps + 7) / 8;
-    for (int64_t bi = 0, t0 = 0; bi < blocks; bi++) {
-        const int nt = (int)(ntaps / blocks + (bi < ntaps % blocks));
-        double *dbb = bi == 0 ? db : NULL;
-        switch (nt) {
-        case 8: wgt_modes(p, dy, t0, 8, dw, dbb); break;
-        case 7: wgt_modes(p, dy, t0, 7, dw, dbb); break;
-        case 6: wgt_modes(p, dy, t0, 6, dw, dbb); break;
-        case 5: wgt_modes(p, dy, t0, 5, dw, dbb); break;
-        case 4: wgt_modes(p, dy, t0, 4, dw, dbb); break;
-        case 3: wgt_modes(p, dy, t0, 3, dw, dbb); break;
-        case 2: wgt_modes(p, dy, t0, 2, dw, dbb); break;
-        default: wgt_modes(p, dy, t0, 1, dw, dbb);
-        }
-        t0 += nt;
-    }
+        wgt_modes(p, m, dy, dystride, acc, accstride, want_db, S_GATHER);
 }
 
 /* ---- scatter (backward data at stride > 1): xp(z, t) += dy(z) w[t] ---- */
 static void k_scatter(cnni_dw_plane *p, float *xp, const float *dy)
 {
     const cnni_conv_geom *g = p->g;
-    const int64_t s = g->s[2], out2 = g->out[2], ntaps = g->k[0] * g->k[1] * g->k[2];
+    const int64_t s = g->s[2], out2 = g->out[2], ntaps = p->ntaps;
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
             float *xr = xp + z0 * p->step0 + z1 * p->step1;
