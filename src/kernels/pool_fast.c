@@ -1,5 +1,6 @@
 /* Pooling split over planes; see pool_fast.h. */
 #include "pool_fast.h"
+#include "../core/cpu.h"
 #include "../core/pool.h"
 
 #include <math.h>
@@ -28,15 +29,23 @@ typedef struct {
     int64_t *idx;
     int64_t planes;   /* per task */
     int kind;         /* 0 max forward, 1 avg forward, 2 avg backward */
+    int isa;
     int64_t NC, in_plane, out_plane;
     const int64_t *cidx;
 } job;
 
-static void max_plane_simple(const cnni_pool_geom *g, const float *xc, float *yc, int64_t *ic)
+/* Whether the windows are 2x2 with stride 2 (simple_2d holds). */
+static int two_by_two(const cnni_pool_geom *g) { return g->k[1] == 2 && g->k[2] == 2; }
+
+static void max_plane_simple(int isa, const cnni_pool_geom *g, const float *xc, float *yc, int64_t *ic)
 {
     const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
+    const int vec = isa == CNNI_ISA_AVX512 && two_by_two(g);
     for (int64_t oy = 0; oy < g->out[1]; oy++)
-        for (int64_t ox = 0; ox < OW; ox++) {
+        for (int64_t ox = vec ? cnni_pool2_max_row_avx512(OW, xc + 2 * oy * W, xc + (2 * oy + 1) * W,
+                                                          2 * oy * W, W, yc + oy * OW, ic ? ic + oy * OW : NULL)
+                              : 0;
+             ox < OW; ox++) {
             int64_t at = oy * kh * W + ox * kw, best = at;
             float m = -INFINITY;
             for (int64_t a = 0; a < kh; a++)
@@ -54,12 +63,15 @@ static void max_plane_simple(const cnni_pool_geom *g, const float *xc, float *yc
         }
 }
 
-static void avg_plane_simple(const cnni_pool_geom *g, const float *xc, float *yc)
+static void avg_plane_simple(int isa, const cnni_pool_geom *g, const float *xc, float *yc)
 {
     const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
     const float inv = 1.0f / (float)(kh * kw);
+    const int vec = isa == CNNI_ISA_AVX512 && two_by_two(g);
     for (int64_t oy = 0; oy < g->out[1]; oy++)
-        for (int64_t ox = 0; ox < OW; ox++) {
+        for (int64_t ox = vec ? cnni_pool2_avg_row_avx512(OW, xc + 2 * oy * W, xc + (2 * oy + 1) * W, yc + oy * OW)
+                              : 0;
+             ox < OW; ox++) {
             const float *p = xc + oy * kh * W + ox * kw;
             float s = 0;
             for (int64_t a = 0; a < kh; a++)
@@ -69,13 +81,17 @@ static void avg_plane_simple(const cnni_pool_geom *g, const float *xc, float *yc
         }
 }
 
-static void avg_plane_simple_backward(const cnni_pool_geom *g, const float *dyc, float *dxc)
+static void avg_plane_simple_backward(int isa, const cnni_pool_geom *g, const float *dyc, float *dxc)
 {
     const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
     const float inv = 1.0f / (float)(kh * kw);
+    const int vec = isa == CNNI_ISA_AVX512 && two_by_two(g);
     memset(dxc, 0, sizeof(float) * (size_t)cnni_pool_in_plane(g));
     for (int64_t oy = 0; oy < g->out[1]; oy++)
-        for (int64_t ox = 0; ox < OW; ox++) {
+        for (int64_t ox = vec ? cnni_pool2_avg_row_backward_avx512(OW, dyc + oy * OW, dxc + 2 * oy * W,
+                                                                   dxc + (2 * oy + 1) * W)
+                              : 0;
+             ox < OW; ox++) {
             float v = dyc[oy * OW + ox] * inv;
             float *p = dxc + oy * kh * W + ox * kw;
             for (int64_t a = 0; a < kh; a++)
@@ -105,11 +121,11 @@ static void task(void *ctx, int64_t t)
     if (simple_2d(g)) {
         for (int64_t c = c0; c < c1; c++) {
             if (j->kind == 0)
-                max_plane_simple(g, j->x + c * ip, j->y + c * op, j->idx ? j->idx + c * op : NULL);
+                max_plane_simple(j->isa, g, j->x + c * ip, j->y + c * op, j->idx ? j->idx + c * op : NULL);
             else if (j->kind == 1)
-                avg_plane_simple(g, j->x + c * ip, j->y + c * op);
+                avg_plane_simple(j->isa, g, j->x + c * ip, j->y + c * op);
             else
-                avg_plane_simple_backward(g, j->x + c * op, j->y + c * ip);
+                avg_plane_simple_backward(j->isa, g, j->x + c * op, j->y + c * ip);
         }
         return;
     }
@@ -131,28 +147,30 @@ static void run(struct cnni_pool *pool, job *j)
     cnni_pool_run(tasks > 1 ? pool : NULL, task, j, tasks);
 }
 
-void cnni_pool_fast_max_forward(struct cnni_pool *pool, const cnni_pool_geom *g, const float *x, float *y,
-                                int64_t *idx)
+void cnni_pool_fast_max_forward(int isa, struct cnni_pool *pool, const cnni_pool_geom *g, const float *x,
+                                float *y, int64_t *idx)
 {
-    job j = {g, x, y, idx, 0, 0, g->NC, cnni_pool_in_plane(g), cnni_pool_out_plane(g), NULL};
+    job j = {g, x, y, idx, 0, 0, isa, g->NC, cnni_pool_in_plane(g), cnni_pool_out_plane(g), NULL};
     run(pool, &j);
 }
 
-void cnni_pool_fast_avg_forward(struct cnni_pool *pool, const cnni_pool_geom *g, const float *x, float *y)
+void cnni_pool_fast_avg_forward(int isa, struct cnni_pool *pool, const cnni_pool_geom *g, const float *x,
+                                float *y)
 {
-    job j = {g, x, y, NULL, 0, 1, g->NC, cnni_pool_in_plane(g), cnni_pool_out_plane(g), NULL};
+    job j = {g, x, y, NULL, 0, 1, isa, g->NC, cnni_pool_in_plane(g), cnni_pool_out_plane(g), NULL};
     run(pool, &j);
 }
 
-void cnni_pool_fast_avg_backward(struct cnni_pool *pool, const cnni_pool_geom *g, const float *dy, float *dx)
+void cnni_pool_fast_avg_backward(int isa, struct cnni_pool *pool, const cnni_pool_geom *g, const float *dy,
+                                 float *dx)
 {
-    job j = {g, dy, dx, NULL, 0, 2, g->NC, cnni_pool_in_plane(g), cnni_pool_out_plane(g), NULL};
+    job j = {g, dy, dx, NULL, 0, 2, isa, g->NC, cnni_pool_in_plane(g), cnni_pool_out_plane(g), NULL};
     run(pool, &j);
 }
 
 void cnni_pool_fast_argmax_backward(struct cnni_pool *pool, int64_t NC, int64_t in_plane, int64_t out_plane,
                                     const float *dy, const int64_t *idx, float *dx)
 {
-    job j = {NULL, dy, dx, NULL, 0, 3, NC, in_plane, out_plane, idx};
+    job j = {NULL, dy, dx, NULL, 0, 3, CNNI_ISA_GENERIC, NC, in_plane, out_plane, idx};
     run(pool, &j);
 }

@@ -9,13 +9,23 @@
 
 struct cnni_pool;
 
-void cnni_pool_fast_max_forward(struct cnni_pool *pool, const cnni_pool_geom *g, const float *x, float *y,
-                                int64_t *idx);
-void cnni_pool_fast_avg_forward(struct cnni_pool *pool, const cnni_pool_geom *g, const float *x, float *y);
-void cnni_pool_fast_avg_backward(struct cnni_pool *pool, const cnni_pool_geom *g, const float *dy, float *dx);
+/* isa: a cnni_isa; AVX-512 runs the 2x2 stride-2 windows 16 outputs at a time. */
+void cnni_pool_fast_max_forward(int isa, struct cnni_pool *pool, const cnni_pool_geom *g, const float *x,
+                                float *y, int64_t *idx);
+void cnni_pool_fast_avg_forward(int isa, struct cnni_pool *pool, const cnni_pool_geom *g, const float *x,
+                                float *y);
+void cnni_pool_fast_avg_backward(int isa, struct cnni_pool *pool, const cnni_pool_geom *g, const float *dy,
+                                 float *dx);
 /* dx[c, i] = sum of dy[c, j] over idx[c, j] == i, overwritten; indices
  * outside the plane are skipped. */
 void cnni_pool_fast_argmax_backward(struct cnni_pool *pool, int64_t NC, int64_t in_plane, int64_t out_plane,
                                     const float *dy, const int64_t *idx, float *dx);
+
+/* Rows of 2x2 stride-2 windows (x86/pool_avx512.c): each computes the OW
+ * outputs of a row and returns OW (the count done, for the caller's loop). */
+int64_t cnni_pool2_avg_row_avx512(int64_t OW, const float *r0, const float *r1, float *y);
+int64_t cnni_pool2_avg_row_backward_avx512(int64_t OW, const float *dy, float *d0, float *d1);
+int64_t cnni_pool2_max_row_avx512(int64_t OW, const float *r0, const float *r1, int64_t at0, int64_t W,
+                                  float *y, int64_t *idx);
 
 #endif

@@ -564,8 +564,8 @@ static cnn_status pool_forward(const cnni_exec *x)
     float *out = x->out[0].data;
     int64_t *idx = o->return_indices ? (int64_t *)x->out[1].data : (int64_t *)x->saved;
     switch (o->kind) {
-    case P_MAX: cnni_pool_fast_max_forward(x->pool, &g, in, out, idx); break;
-    case P_AVG: cnni_pool_fast_avg_forward(x->pool, &g, in, out); break;
+    case P_MAX: cnni_pool_fast_max_forward(x->isa, x->pool, &g, in, out, idx); break;
+    case P_AVG: cnni_pool_fast_avg_forward(x->isa, x->pool, &g, in, out); break;
     case P_ADAPTIVE_MAX: cnni_ref_adaptive_max_forward_f32(&g, in, out, idx); break;
     case P_ADAPTIVE_AVG: cnni_ref_adaptive_avg_forward_f32(&g, in, out); break;
     }
@@ -596,7 +596,7 @@ static cnn_status pool_backward(const cnni_exec *x)
                                        idx, dx);
         break;
     }
-    case P_AVG: cnni_pool_fast_avg_backward(x->pool, &g, dy, dx); break;
+    case P_AVG: cnni_pool_fast_avg_backward(x->isa, x->pool, &g, dy, dx); break;
     case P_ADAPTIVE_AVG: cnni_ref_adaptive_avg_backward_f32(&g, dy, dx); break;
     }
     return CNN_OK;

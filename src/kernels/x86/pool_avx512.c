@@ -1,0 +1,94 @@
+/* AVX-512 rows of the 2x2, stride-2 pooling windows (see pool_fast.h): 16
+ * outputs per step from 32 inputs of each of the two input rows, split
+ * into even and odd columns; the row's tail under lane masks. The arithmetic and the tie rules are those of
+ * the reference kernels, in the same order. */
+#include "../pool_fast.h"
+
+#include <immintrin.h>
+
+/* Outputs [ox, ox + n) of a row, n <= 16: lane masks of the outputs and
+ * of the two 16-float halves of the 2n inputs. */
+static inline __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+static inline void split(const float *r, int64_t n, __m512 *even, __m512 *odd)
+{
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 a = _mm512_maskz_loadu_ps(lanes(2 * n), r);
+    __m512 b = _mm512_maskz_loadu_ps(lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0), r + 16);
+    *even = _mm512_permutex2var_ps(a, ie, b);
+    *odd = _mm512_permutex2var_ps(a, io, b);
+}
+
+int64_t cnni_pool2_avg_row_avx512(int64_t OW, const float *r0, const float *r1, float *y)
+{
+    int64_t ox = 0;
+    const __m512 q = _mm512_set1_ps(0.25f);
+    for (; ox < OW; ox += 16) {
+        int64_t n = OW - ox < 16 ? OW - ox : 16;
+        __m512 e0, o0, e1, o1;
+        split(r0 + 2 * ox, n, &e0, &o0);
+        split(r1 + 2 * ox, n, &e1, &o1);
+        __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(e0, o0), e1), o1);
+        _mm512_mask_storeu_ps(y + ox, lanes(n), _mm512_mul_ps(s, q));
+    }
+    return ox;
+}
+
+int64_t cnni_pool2_avg_row_backward_avx512(int64_t OW, const float *dy, float *d0, float *d1)
+{
+    int64_t ox = 0;
+    const __m512 q = _mm512_set1_ps(0.25f);
+    const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    for (; ox < OW; ox += 16) {
+        int64_t n = OW - ox < 16 ? OW - ox : 16;
+        __mmask16 ma = lanes(2 * n), mb = lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n), dy + ox), q);
+        __m512 a = _mm512_permutexvar_ps(lo, v), b = _mm512_permutexvar_ps(hi, v);
+        _mm512_mask_storeu_ps(d0 + 2 * ox, ma, a);
+        _mm512_mask_storeu_ps(d0 + 2 * ox + 16, mb, b);
+        _mm512_mask_storeu_ps(d1 + 2 * ox, ma, a);
+        _mm512_mask_storeu_ps(d1 + 2 * ox + 16, mb, b);
+    }
+    return ox;
+}
+
+/* Candidates in the reference's order (row 0 left, right, row 1 left,
+ * right); one is taken when greater than the maximum so far or NaN. */
+int64_t cnni_pool2_max_row_avx512(int64_t OW, const float *r0, const float *r1, int64_t at0, int64_t W,
+                                  float *y, int64_t *idx)
+{
+    int64_t ox = 0;
+    const __m512i two = _mm512_set1_epi64(2);
+    for (; ox < OW; ox += 16) {
+        int64_t n = OW - ox < 16 ? OW - ox : 16;
+        __m512 c[4];
+        split(r0 + 2 * ox, n, &c[0], &c[1]);
+        split(r1 + 2 * ox, n, &c[2], &c[3]);
+        __m512 m = _mm512_set1_ps(-__builtin_inff());
+        __m512i which = _mm512_setzero_si512(); /* 0..3 per lane, as 32-bit */
+        for (int k = 0; k < 4; k++) {
+            __mmask16 take = _mm512_cmp_ps_mask(c[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(c[k], c[k], _CMP_UNORD_Q);
+            m = _mm512_mask_mov_ps(m, take, c[k]);
+            which = _mm512_mask_mov_epi32(which, take, _mm512_set1_epi32(k));
+        }
+        _mm512_mask_storeu_ps(y + ox, lanes(n), m);
+        if (idx) {
+            /* index = at0 + 2*ox_lane + (k >= 2 ? W : 0) + (k & 1) */
+            __m512i lanes = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+            for (int h = 0; h < 2; h++) {
+                __m256i w32 = h ? _mm512_extracti64x4_epi64(which, 1) : _mm512_castsi512_si256(which);
+                __m512i w = _mm512_cvtepi32_epi64(w32);
+                __m512i base = _mm512_add_epi64(_mm512_set1_epi64(at0 + 2 * (ox + 8 * h)),
+                                                _mm512_mullo_epi64(lanes, two));
+                __m512i row = _mm512_mullo_epi64(_mm512_srli_epi64(w, 1), _mm512_set1_epi64(W));
+                __m512i col = _mm512_and_si512(w, _mm512_set1_epi64(1));
+                int64_t nh = n - 8 * h;
+                __mmask8 mh = nh >= 8 ? (__mmask8)0xFF : nh > 0 ? (__mmask8)((1u << nh) - 1) : 0;
+                _mm512_mask_storeu_epi64(idx + ox + 8 * h, mh, _mm512_add_epi64(base, _mm512_add_epi64(row, col)));
+            }
+        }
+    }
+    return ox;
+}
