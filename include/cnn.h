@@ -330,6 +330,15 @@ CNN_API cnn_status cnn_graph_backward(cnn_graph *g);
 CNN_API const float *cnn_graph_input_grad(cnn_graph *g, int i);
 CNN_API void cnn_graph_zero_grad(cnn_graph *g);
 
+/* Anomaly detection, as torch.autograd.set_detect_anomaly: with on = 1,
+ * forward checks every node's outputs and backward every gradient a node
+ * writes (of its inputs and parameters) for NaN and Inf, and fails with
+ * CNN_ERR_NUMERIC at the first node that produced one: "model.txt:
+ * non-finite value in the output of node '3' (Linear), line 4: element 7
+ * of [64, 10] is nan (forward)". A NaN in a model input is reported as the
+ * input's. Off by default: it reads every activation and gradient once. */
+CNN_API cnn_status cnn_graph_set_detect_anomaly(cnn_graph *g, int on);
+
 /* ---- parameters and buffers ------------------------------------------------ */
 typedef enum cnn_param_kind {
     CNN_PARAM = 0, /* learnable (has a gradient) */

@@ -100,7 +100,9 @@ int cnni_graph_new_input(cnn_graph *g, const char *name)
 /* Grows a parameter block (64-byte aligned, zero-filled growth). */
 static int grow_block(void **blk, size_t *cap, size_t need, size_t esize)
 {
-    if (need <= *cap)
+    /* A block exists once any tensor is declared, even an empty one
+     * (LayerNorm([0, 8])): its pointer is offset and passed to kernels. */
+    if (need <= *cap && *blk)
         return 1;
     size_t ncap = *cap ? *cap : 1024;
     while (ncap < need)
@@ -230,11 +232,20 @@ void cnn_graph_set_seed(cnn_graph *g, uint64_t seed)
         cnni_rng_seed(&g->run_rng, seed);
 }
 
+/* The most modules a model may have. */
+#define MAX_NODES 10000
+
 cnn_status cnni_graph_add_node(cnn_graph *g, const cnni_op *op, const cnni_args *args,
                                const cnni_args *fwd, const char *name, int n_in, const int *in,
                                int *n_out, int *out)
 {
     cnn_err *e = &g->err;
+    /* Far beyond any real network; the checks below (and the parser's name
+     * lookups) are linear per node, so without a bound a hostile file of a
+     * few megabytes would keep them busy for hours. */
+    if (g->n_nodes >= MAX_NODES)
+        return cnni_fail(e, CNN_ERR_CONFIG, "%s:%d:%d: the model has more than %d modules",
+                         args->file, args->line, args->col, MAX_NODES);
     for (int i = 0; i < g->n_nodes; i++)
         if (strcmp(g->nodes[i].name, name) == 0)
             return cnni_fail(e, CNN_ERR_CONFIG, "%s:%d:%d: a node named '%s' already exists",

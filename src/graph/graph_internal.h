@@ -86,6 +86,7 @@ struct cnn_graph {
     char *summary;           /* last cnn_graph_summary text */
     int profiling;
     double *prof;            /* per node: forward seconds, backward seconds, calls */
+    int detect_anomaly;      /* check every output and gradient for NaN/Inf (anomaly.c) */
 };
 
 /* Adds a node for op with bound constructor arguments (and bound constant
@@ -115,5 +116,16 @@ void cnni_graph_pop_node(cnn_graph *g);
 /* Pointers to a node's parameter data (F32 or I64) and gradients. */
 void cnni_node_param_ptrs(cnn_graph *g, const cnni_node *n, float **param, float **grad,
                           void **buffer);
+/* With g->detect_anomaly set, run.c calls these after node i's forward and
+ * backward: they fail with CNN_ERR_NUMERIC, naming the node, when its
+ * outputs (forward) or the gradients it wrote (backward) hold NaN or Inf. */
+cnn_status cnni_anomaly_forward(cnn_graph *g, int i);
+cnn_status cnni_anomaly_backward(cnn_graph *g, int i);
+
+/* Whether ts fits the graph's parameters and buffers (every key present
+ * with the right shape and a convertible dtype, no unexpected key), as
+ * cnn_graph_load_state checks before it copies anything; the error is set
+ * on g. */
+cnn_status cnni_graph_check_state(cnn_graph *g, const cnn_tensors *ts);
 
 #endif

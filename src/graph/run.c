@@ -78,6 +78,8 @@ cnn_status cnn_graph_forward(cnn_graph *g, int training)
         cnn_status st = g->nodes[i].op->forward(&x);
         if (st)
             return node_failed(g, i, st);
+        if (g->detect_anomaly && (st = cnni_anomaly_forward(g, i)) != CNN_OK)
+            return st;
         if (g->profiling) {
             g->prof[3 * i] += seconds() - t0;
             g->prof[3 * i + 2] += 1;
@@ -167,6 +169,8 @@ cnn_status cnn_graph_backward(cnn_graph *g)
         cnn_status st = n->op->backward(&x);
         if (st)
             return node_failed(g, i, st);
+        if (g->detect_anomaly && (st = cnni_anomaly_backward(g, i)) != CNN_OK)
+            return st;
         if (g->profiling)
             g->prof[3 * i + 1] += seconds() - t0;
         for (int k = 0; k < n->n_in; k++) {

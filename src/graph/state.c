@@ -38,15 +38,11 @@ cnn_status cnn_graph_param(const cnn_graph *g, int i, cnn_param_info *info)
     return CNN_OK;
 }
 
-cnn_status cnn_graph_load_state(cnn_graph *g, const cnn_tensors *ts)
+cnn_status cnni_graph_check_state(cnn_graph *g, const cnn_tensors *ts)
 {
-    if (!g || !ts)
-        return CNN_ERR_ARGUMENT;
     cnn_err *e = &g->err;
-    cnni_err_clear(e);
     char sa[128], sb[128];
     int np = visible_params(g);
-    /* Validate everything before changing anything. */
     for (int i = 0; i < np; i++) {
         const cnni_pentry *p = &g->params[i];
         int k = cnn_tensors_find(ts, p->name);
@@ -79,6 +75,19 @@ cnn_status cnn_graph_load_state(cnn_graph *g, const cnn_tensors *ts)
                              "parameter or buffer",
                              ts->t[k].name, cnni_shape_str(&ts->t[k].shape, sa, sizeof sa));
     }
+    return CNN_OK;
+}
+
+cnn_status cnn_graph_load_state(cnn_graph *g, const cnn_tensors *ts)
+{
+    if (!g || !ts)
+        return CNN_ERR_ARGUMENT;
+    cnni_err_clear(&g->err);
+    /* Validate everything before changing anything. */
+    cnn_status st = cnni_graph_check_state(g, ts);
+    if (st)
+        return st;
+    int np = visible_params(g);
     for (int i = 0; i < np; i++) {
         const cnni_pentry *p = &g->params[i];
         const cnni_named *t = &ts->t[cnn_tensors_find(ts, p->name)];

@@ -29,7 +29,13 @@ typedef struct {
     gzFile gz;
 #endif
     int64_t file_size; /* plain files only; -1 for gzip */
+    int64_t gz_size;   /* gzip: the compressed size */
 } stream;
+
+/* deflate expands data at most 1032 times (258-byte matches coded in 2
+ * bits), so a gzip file of n bytes decompresses to at most this; a header
+ * declaring more is a lie, caught before its size is allocated. */
+#define GZ_MAX_RATIO 1032
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -44,6 +50,10 @@ static cnn_status stream_open(stream *s, const char *path, cnn_err *e)
     s->file_size = -1;
     if (ends_with(path, ".gz")) {
 #ifdef CNN_HAVE_ZLIB
+        struct stat gst;
+        if (stat(path, &gst) != 0 || !S_ISREG(gst.st_mode))
+            return cnni_fail(e, CNN_ERR_IO, "%s: not a regular file", path);
+        s->gz_size = (int64_t)gst.st_size;
         errno = 0;
         s->gz = gzopen(path, "rb");
         if (!s->gz)
@@ -219,6 +229,11 @@ static cnn_status read_header(stream *s, int want_ndim, const char *what, const 
                              (long long)have,
                              have < total ? "truncated" : "extra bytes at the end");
     }
+    if (s->file_size < 0 && total / GZ_MAX_RATIO > s->gz_size)
+        return cnni_fail(e, CNN_ERR_FORMAT,
+                         "%s: IDX header declares %s %s of %s (%lld bytes), more than a gzip file "
+                         "of %lld bytes can hold (truncated or corrupt)",
+                         s->path, dims, what, tname, (long long)total, (long long)s->gz_size);
     if (m[2] != 0x08)
         return cnni_fail(e, CNN_ERR_UNSUPPORTED,
                          "%s: IDX %s of type 0x%02x (%s) are not supported (expected 0x08, "

@@ -188,6 +188,12 @@ static void png_decode_body(png_ctx *c)
     if (png_get_bit_depth(png, info) != 8 || c->in_c < 1 || c->in_c > 4 ||
         rowbytes != (size_t)(c->w * c->in_c))
         png_error(png, "unexpected pixel layout after conversion to 8 bits");
+    /* deflate expands data at most 1032 times and the conversion to 8-bit
+     * samples at most 24 times (1-bit palette to RGB): a header declaring
+     * more pixels than the file can hold is refused before they are
+     * allocated. */
+    if ((uint64_t)(c->w * c->h * c->in_c) / (24 * 1032) > (uint64_t)c->len)
+        png_error(png, "the header declares more pixels than the file can hold (truncated?)");
     c->pixels = cnni_malloc((size_t)(c->h * c->w * c->in_c));
     c->rows = cnni_malloc(sizeof(png_bytep) * (size_t)c->h);
     if (!c->pixels || !c->rows) {

@@ -10,6 +10,8 @@
 
 #define FORMAT_NAME "cnn-checkpoint"
 #define FORMAT_VERSION "1"
+/* Largest epoch or step count a checkpoint may hold. */
+#define MAX_COUNT (INT64_C(1) << 53)
 
 static cnn_status add_rng(cnn_tensors *ts, const char *name, const cnn_rng *r)
 {
@@ -120,16 +122,33 @@ cnn_status cnn_checkpoint_load(cnn_graph *g, cnn_optimizer *opt, cnn_progress *p
         (!get_rng(ts, "cnn.rng.data", &data_rng) || !parse_i64(cnn_tensors_get_meta(ts, "cnn.epoch"), &epoch) ||
          !parse_i64(cnn_tensors_get_meta(ts, "cnn.step"), &step)))
         st = cnni_fail(e, CNN_ERR_FORMAT, "%s: the checkpoint has no progress (epoch, step)", path);
+    /* A caller loops from the saved epoch and step and counts on from them:
+     * negative or near-overflow counts would make it run (nearly) forever or
+     * overflow its step arithmetic. */
+    if (!st && p && (epoch < 0 || step < 0 || epoch > MAX_COUNT || step > MAX_COUNT))
+        st = cnni_fail(e, CNN_ERR_FORMAT,
+                       "%s: the checkpoint's progress is epoch %lld, step %lld (expected counts "
+                       "from 0 to 2^53)",
+                       path, (long long)epoch, (long long)step);
     for (int i = 0; !st && i < cnn_tensors_count(ts); i++) {
         cnn_tensor_info info;
         cnn_tensors_get(ts, i, &info);
         if (strncmp(info.name, "optim.", 6) == 0 || strncmp(info.name, "cnn.", 4) == 0)
             continue;
+        /* One tensor more than the model has is enough for
+         * cnn_graph_load_state to reject the set, naming a missing or
+         * unexpected key; copying all of a hostile file's would take
+         * quadratic time (each add looks the name up). */
+        if (cnn_tensors_count(model) > cnn_graph_param_count(g))
+            break;
         st = cnn_tensors_add(model, info.name, info.dtype, &info.shape, info.data, NULL);
         if (st)
             cnni_fail(e, st, "%s", cnn_tensors_errmsg(model));
     }
-    /* Check the optimiser state fits before changing the model. */
+    /* Check the weights, then the optimiser state, before changing
+     * anything: a checkpoint of another model is reported by its weights. */
+    if (!st && (st = cnni_graph_check_state(g, model)) != CNN_OK)
+        cnni_err_prefix(e, "%s", path);
     if (!st && opt && cnni_optimizer_read_state(opt, ts, 0))
         st = cnni_fail(e, opt->err.code, "%s: %s", path, cnn_optimizer_errmsg(opt));
     if (!st) {

@@ -682,7 +682,8 @@ static void test_train_errors(void)
                "cannot open");
         EXPECT("train small.txt --data fm --resume t1.st" OUTS, 1, "t1.st", "not a cnn checkpoint");
         /* a checkpoint of a network with 4 channels for one with 8 */
-        EXPECT("train wide.txt --data fm --resume t1.ckpt" OUTS, 1, "t1.ckpt", "0.weight", "[8, 1, 3, 3]");
+        EXPECT("train wide.txt --data fm --resume t1.ckpt" OUTS, 1, "t1.ckpt", "0.weight", "[4, 1, 3, 3]",
+               "[8, 1, 3, 3]");
         EXPECT("train wide.txt --data fm --weights t1.st" OUTS, 1, "t1.st", "0.weight", "[4, 1, 3, 3]",
                "[8, 1, 3, 3]");
         /* Fails at the second step (a batch of one for BatchNorm1d), after

@@ -44,6 +44,8 @@ void cmd_train_help(FILE *out)
             "  --clip-grad-norm X   clip the gradients' total 2-norm to X every step\n"
             "  --seed S             initialisation, data order, augmentation, dropout (default 0)\n"
             "  --threads N          threads (default: all cores)\n"
+            "  --detect-anomaly     check every layer's outputs and gradients for NaN/Inf and\n"
+            "                       stop at the first layer that produces one (slower)\n"
             "output:\n"
             "  --save OUT           final weights as safetensors (loads into PyTorch)\n"
             "  --checkpoint FILE    checkpoint after every epoch and on Ctrl-C\n"
@@ -60,7 +62,7 @@ typedef struct {
     long long epochs, batch, threads, warmup;
     double lr, momentum, weight_decay, clip;
     const char *lr_s, *momentum_s, *wd_s; /* as typed, for the optimizer's call */
-    int lr_set, momentum_set, wd_set, nesterov, no_shuffle, quiet;
+    int lr_set, momentum_set, wd_set, nesterov, no_shuffle, quiet, detect_anomaly;
     unsigned long long seed;
 } train_opts;
 
@@ -108,6 +110,7 @@ static int parse_args(int argc, char **argv, train_opts *o)
         else if (!strcmp(a, "--nesterov")) flag = &o->nesterov;
         else if (!strcmp(a, "--no-shuffle")) flag = &o->no_shuffle;
         else if (!strcmp(a, "--quiet")) flag = &o->quiet;
+        else if (!strcmp(a, "--detect-anomaly")) flag = &o->detect_anomaly;
         else if (!strcmp(a, "--seed")) {
             const char *v = tool_optarg(S, argc, argv, &i);
             if (!v || !tool_parse_u64(S, a, v, &o->seed))
@@ -450,6 +453,29 @@ static void metrics_close(metrics_file *m)
         unlink(m->tmp);
 }
 
+/* Describes in buf the first parameter or buffer holding NaN or Inf;
+ * returns 0 when all are finite. Checked before anything is saved, so that
+ * weights are never written non-finite and a good checkpoint is never
+ * replaced by a broken one. */
+static int nonfinite_weights(cnn_graph *g, char *buf, size_t n)
+{
+    for (int i = 0; i < cnn_graph_param_count(g); i++) {
+        cnn_param_info p;
+        if (cnn_graph_param(g, i, &p) || p.dtype != CNN_F32)
+            continue;
+        int64_t cnt = 1;
+        for (int d = 0; d < p.shape.ndim; d++)
+            cnt *= p.shape.dims[d];
+        const float *v = p.data;
+        for (int64_t k = 0; k < cnt; k++)
+            if (!isfinite(v[k])) {
+                snprintf(buf, n, "'%s' element %lld is %g", p.name, (long long)k, (double)v[k]);
+                return 1;
+            }
+    }
+    return 0;
+}
+
 static void json_num(FILE *f, const char *key, double v)
 {
     if (isfinite(v))
@@ -538,7 +564,8 @@ int cmd_train(int argc, char **argv)
         tool_error(S, "%s", cnn_graph_errmsg(g));
         goto done;
     }
-    if (cnn_graph_set_threads(g, (int)o.threads)) {
+    if (cnn_graph_set_threads(g, (int)o.threads) ||
+        (o.detect_anomaly && cnn_graph_set_detect_anomaly(g, 1))) {
         tool_error(S, "%s", cnn_graph_errmsg(g));
         goto done;
     }
@@ -630,6 +657,7 @@ int cmd_train(int argc, char **argv)
                 have_test ? " (and a test set)" : "", (long long)B, opt_s, loss_s,
                 sched_s[0] ? ", " : "", sched_s);
     double last_test_acc = NAN;
+    char bad[256];
     for (int64_t epoch = prog.epoch; epoch < o.epochs; epoch++) {
         /* The epoch's order comes from the generator's state at its start, which
          * the checkpoint records, so a resumed epoch replays the same order. */
@@ -673,7 +701,10 @@ int cmd_train(int argc, char **argv)
             }
             if (cnn_graph_backward(g) ||
                 (o.clip > 0 && cnn_graph_clip_grad_norm(g, o.clip, 2.0, NULL))) {
-                tool_error(S, "%s", cnn_graph_errmsg(g));
+                if (pg.tty && !o.quiet)
+                    fputc('\n', stderr);
+                tool_error(S, "epoch %lld, step %lld: %s", (long long)epoch + 1, (long long)s + 1,
+                           cnn_graph_errmsg(g));
                 goto done;
             }
             if (cnn_optimizer_step(opt)) {
@@ -690,6 +721,12 @@ int cmd_train(int argc, char **argv)
             if (interrupted) {
                 if (pg.tty && !o.quiet)
                     fputc('\n', stderr);
+                if (o.checkpoint && nonfinite_weights(g, bad, sizeof bad)) {
+                    tool_error(S, "interrupted at epoch %lld, step %lld: the weights hold non-finite "
+                                  "values (%s): no checkpoint saved, %s kept as it was",
+                               (long long)epoch + 1, (long long)s + 1, bad, o.checkpoint);
+                    goto done;
+                }
                 if (o.checkpoint) {
                     if (cnn_checkpoint_save(g, opt, &prog, o.checkpoint)) {
                         tool_error(S, "%s", cnn_graph_errmsg(g));
@@ -770,10 +807,20 @@ int cmd_train(int argc, char **argv)
         }
         prog.epoch = epoch + 1;
         prog.data_rng = order_rng;
+        if (o.checkpoint && nonfinite_weights(g, bad, sizeof bad)) {
+            tool_error(S, "epoch %lld: the weights hold non-finite values (%s): no checkpoint "
+                          "saved, %s kept as it was",
+                       (long long)epoch + 1, bad, o.checkpoint);
+            goto done;
+        }
         if (o.checkpoint && cnn_checkpoint_save(g, opt, &prog, o.checkpoint)) {
             tool_error(S, "%s", cnn_graph_errmsg(g));
             goto done;
         }
+    }
+    if (o.save && nonfinite_weights(g, bad, sizeof bad)) {
+        tool_error(S, "the weights hold non-finite values (%s): not saved to %s", bad, o.save);
+        goto done;
     }
     if (o.save) {
         cnn_tensors_clear(ts);
