@@ -5,23 +5,27 @@
 
 #include <string.h>
 
-cnni_direct_tile_fn cnni_direct_tile_avx512(int mr);
-
-#define NR CNNI_DIRECT_NR
+cnni_direct_tile_fn cnni_direct_tile_avx512(int nr, int mr);
+cnni_direct_wtile_fn cnni_direct_wtile_avx512(int nr, int mk);
 
 static int64_t vol3(const int64_t *v) { return v[0] * v[1] * v[2]; }
 
+/* Channels per block: 16 when a group has no more (a block of 32 would be
+ * half empty). */
+static int64_t nr_of(const cnni_conv_geom *g) { return g->O / g->G <= 16 ? 16 : CNNI_DIRECT_NR; }
+
 int cnni_direct_max_mr(int isa) { return isa == CNNI_ISA_AVX512 ? CNNI_DIRECT_MAX_MR : 0; }
 
-cnni_direct_tile_fn cnni_direct_tile_for(int isa, int mr)
+cnni_direct_tile_fn cnni_direct_tile_for(int isa, int nr, int mr)
 {
-    return isa == CNNI_ISA_AVX512 ? cnni_direct_tile_avx512(mr) : NULL;
+    return isa == CNNI_ISA_AVX512 ? cnni_direct_tile_avx512(nr, mr) : NULL;
 }
 
 int cnni_conv_direct_applies(int isa, const cnni_conv_geom *g)
 {
-    /* Worth it once a block of 32 output channels is mostly full. */
-    return cnni_direct_max_mr(isa) > 0 && g->O / g->G >= 24 && g->N > 0;
+    /* Worth it once a block of channels is mostly full. */
+    const int64_t og = g->O / g->G;
+    return cnni_direct_max_mr(isa) > 0 && (og >= 24 || (og >= 12 && og <= 16)) && g->N > 0;
 }
 
 /* The backward data pass as a stride-1 forward: needs stride 1 and left
@@ -64,9 +68,9 @@ static size_t per_thread(const cnni_conv_geom *g)
 
 static size_t shared_bytes(const cnni_conv_geom *g)
 {
-    int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k);
-    int64_t nob = (Og + NR - 1) / NR;
-    size_t w = (size_t)(g->G * nob * K * NR) * sizeof(float);
+    int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), nr = nr_of(g);
+    int64_t nob = (Og + nr - 1) / nr;
+    size_t w = (size_t)(g->G * nob * K * nr) * sizeof(float);
     size_t off = (size_t)K * sizeof(int64_t);
     return ((w + 63) & ~(size_t)63) + ((off + 63) & ~(size_t)63);
 }
@@ -86,7 +90,7 @@ typedef struct {
     const cnni_conv_geom *g;
     const float *x, *b;
     float *y;
-    const float *wp;     /* [G][nob][K][32] */
+    const float *wp;     /* [G][nob][K][nr] */
     const int64_t *off;  /* [K] */
     char *threads_base;  /* per-thread padded images */
     size_t thread_bytes;
@@ -94,15 +98,15 @@ typedef struct {
     int64_t rows_per_task, row_tasks;
 } job;
 
-/* Zero-padded copy of one image group: the input shifted by the left
- * padding inside the extent the outputs read. */
-static void pad_copy(const cnni_conv_geom *g, const float *x, float *xp)
+/* Zero-padded copy of channels [c0, c1) of one image group: the input
+ * shifted by the left padding inside the extent the outputs read. */
+static void pad_channels(const cnni_conv_geom *g, const float *x, float *xp, int64_t c0, int64_t c1)
 {
     int64_t pd[3];
     padded_dims(g, pd);
-    const int64_t Cg = g->C / g->G, pv = vol3(pd), iv = vol3(g->in);
-    memset(xp, 0, sizeof(float) * (size_t)(Cg * pv));
-    for (int64_t c = 0; c < Cg; c++)
+    const int64_t pv = vol3(pd), iv = vol3(g->in);
+    memset(xp + c0 * pv, 0, sizeof(float) * (size_t)((c1 - c0) * pv));
+    for (int64_t c = c0; c < c1; c++)
         for (int64_t a = 0; a < g->in[0]; a++) {
             int64_t pa = a + g->p[0];
             if (pa < 0 || pa >= pd[0])
@@ -130,26 +134,26 @@ static void task(void *ctx, int64_t t)
     const cnni_conv_geom *g = j->g;
     const int64_t rt = t % j->row_tasks, ng = t / j->row_tasks;
     const int64_t grp = ng % g->G, n = ng / g->G;
-    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), nob = (Og + NR - 1) / NR;
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), nr = nr_of(g), nob = (Og + nr - 1) / nr;
     int64_t pd[3];
     padded_dims(g, pd);
     float *xp = (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes);
-    pad_copy(g, j->x + (n * g->C + grp * Cg) * vol3(g->in), xp);
+    pad_channels(g, j->x + (n * g->C + grp * Cg) * vol3(g->in), xp, 0, Cg);
     const int64_t ov = vol3(g->out), rows = g->out[0] * g->out[1];
     const int64_t r0 = rt * j->rows_per_task, r1 = r0 + j->rows_per_task < rows ? r0 + j->rows_per_task : rows;
     const int maxmr = cnni_direct_max_mr(j->isa);
     for (int64_t ob = 0; ob < nob; ob++) {
-        const float *w = j->wp + (grp * nob + ob) * K * NR;
-        const int nvalid = (int)(Og - ob * NR < NR ? Og - ob * NR : NR);
-        const float *bias = j->b ? j->b + grp * Og + ob * NR : NULL;
-        float *ybase = j->y + (n * g->O + grp * Og + ob * NR) * ov;
+        const float *w = j->wp + (grp * nob + ob) * K * nr;
+        const int nvalid = (int)(Og - ob * nr < nr ? Og - ob * nr : nr);
+        const float *bias = j->b ? j->b + grp * Og + ob * nr : NULL;
+        float *ybase = j->y + (n * g->O + grp * Og + ob * nr) * ov;
         for (int64_t row = r0; row < r1; row++) {
             const int64_t z0 = row / g->out[1], z1 = row % g->out[1];
             const float *xrow = xp + (z0 * g->s[0] * pd[1] + z1 * g->s[1]) * pd[2];
             float *yrow = ybase + row * g->out[2];
             for (int64_t z2 = 0; z2 < g->out[2];) {
                 int mr = (int)(g->out[2] - z2 < maxmr ? g->out[2] - z2 : maxmr);
-                cnni_direct_tile_for(j->isa, mr)(K, j->off, xrow + z2 * g->s[2], g->s[2], w, yrow + z2, ov, nvalid,
+                cnni_direct_tile_for(j->isa, (int)nr, mr)(K, j->off, xrow + z2 * g->s[2], g->s[2], w, yrow + z2, ov, nvalid,
                                                  bias, 0);
                 z2 += mr;
             }
@@ -157,15 +161,15 @@ static void task(void *ctx, int64_t t)
     }
 }
 
-/* Packs w (O, C/G, k) as [G][nob][K][32] (transposed: channels last, zero
+/* Packs w (O, C/G, k) as [G][nob][K][nr] (transposed: channels last, zero
  * padded) and builds the offset table. flip: the backward data pass's
  * weights, w'[c][o][t] = w[o][c][last - t] read from the forward's w. */
 static void pack(const cnni_conv_geom *g, const float *w, int flip, const cnni_conv_geom *fw, float *wp,
                  int64_t *off)
 {
-    const int64_t Cg = g->C / g->G, Og = g->O / g->G, kv = vol3(g->k), K = Cg * kv;
-    const int64_t nob = (Og + NR - 1) / NR;
-    memset(wp, 0, sizeof(float) * (size_t)(g->G * nob * K * NR));
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, kv = vol3(g->k), K = Cg * kv, nr = nr_of(g);
+    const int64_t nob = (Og + nr - 1) / nr;
+    memset(wp, 0, sizeof(float) * (size_t)(g->G * nob * K * nr));
     for (int64_t grp = 0; grp < g->G; grp++)
         for (int64_t o = 0; o < Og; o++)
             for (int64_t c = 0; c < Cg; c++)
@@ -175,7 +179,7 @@ static void pack(const cnni_conv_geom *g, const float *w, int flip, const cnni_c
                         v = w[((grp * Og + o) * Cg + c) * kv + t];
                     else /* forward weight is (fw->O, fw->C/G, k) = (Cg here, Og here) */
                         v = w[((grp * Cg + c) * Og + o) * kv + (kv - 1 - t)];
-                    wp[((grp * nob + o / NR) * K + c * kv + t) * NR + o % NR] = v;
+                    wp[((grp * nob + o / nr) * K + c * kv + t) * nr + o % nr] = v;
                 }
     (void)fw;
     int64_t pd[3];
@@ -192,9 +196,9 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
                 int flip, const float *b, float *y, void *scratch)
 {
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), nob = (Og + NR - 1) / NR;
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), nr = nr_of(g), nob = (Og + nr - 1) / nr;
     float *wp = (float *)base;
-    int64_t *off = (int64_t *)(base + (((size_t)(g->G * nob * K * NR) * sizeof(float) + 63) & ~(size_t)63));
+    int64_t *off = (int64_t *)(base + (((size_t)(g->G * nob * K * nr) * sizeof(float) + 63) & ~(size_t)63));
     pack(g, wsrc, flip, NULL, wp, off);
     const int nthreads = cnni_pool_threads(pool);
     /* Whole images per task when there are enough; otherwise rows too. */
@@ -219,4 +223,193 @@ void cnni_conv_direct_backward_data(int isa, struct cnni_pool *pool, const cnni_
     cnni_conv_geom b;
     bwd_geom(g, &b);
     run(isa, pool, &b, dy, w, 1, NULL, dx, scratch);
+}
+
+/* ---- weight gradient ---- */
+#define MK CNNI_DIRECT_MAX_MK
+#define W_MAX_SLICES 8
+
+cnni_direct_wtile_fn cnni_direct_wtile_for(int isa, int nr, int mk)
+{
+    return isa == CNNI_ISA_AVX512 ? cnni_direct_wtile_avx512(nr, mk) : NULL;
+}
+
+/* Whether the input is read in place: the outputs reach no padding. */
+static int in_place(const cnni_conv_geom *g)
+{
+    int64_t pd[3];
+    padded_dims(g, pd);
+    for (int i = 0; i < 3; i++)
+        if (g->p[i] != 0 || pd[i] > g->in[i])
+            return 0;
+    return 1;
+}
+
+typedef struct {
+    int64_t K, nr, nob, P, kblocks, slices;
+} wgeom;
+
+static void wgeom_of(const cnni_conv_geom *g, wgeom *w)
+{
+    w->K = (g->C / g->G) * vol3(g->k);
+    w->nr = nr_of(g);
+    w->nob = (g->O / g->G + w->nr - 1) / w->nr;
+    w->P = vol3(g->out);
+    w->kblocks = (w->K + MK - 1) / MK;
+    w->slices = 1;
+    while (w->slices < W_MAX_SLICES && w->slices * 2 <= g->N && g->G * w->nob * w->slices < 16)
+        w->slices *= 2;
+}
+
+/* shared: [pixel offsets][tap offsets][partial sums]
+ * per thread: [padded group][dy transposed][accumulators] */
+static size_t w_shared(const cnni_conv_geom *g, const wgeom *w, size_t *parts)
+{
+    parts[0] = ((size_t)w->P * sizeof(int64_t) + 63) & ~(size_t)63;
+    parts[1] = ((size_t)w->K * sizeof(int64_t) + 63) & ~(size_t)63;
+    parts[2] = ((size_t)(w->slices * g->O * w->K) * sizeof(float) + 63) & ~(size_t)63;
+    return parts[0] + parts[1] + parts[2];
+}
+
+static size_t w_thread(const cnni_conv_geom *g, const wgeom *w, size_t *parts)
+{
+    parts[0] = in_place(g) ? 0 : per_thread(g);
+    parts[1] = ((size_t)(w->P * w->nr) * sizeof(float) + 63) & ~(size_t)63;
+    parts[2] = ((size_t)(w->K * w->nr) * sizeof(float) + 63) & ~(size_t)63;
+    return parts[0] + parts[1] + parts[2];
+}
+
+size_t cnni_conv_direct_weight_scratch(int isa, const cnni_conv_geom *g, int threads)
+{
+    (void)isa;
+    wgeom w;
+    size_t parts[3];
+    wgeom_of(g, &w);
+    size_t shared = w_shared(g, &w, parts);
+    return shared + w_thread(g, &w, parts) * (size_t)(threads > 0 ? threads : 1) + 128;
+}
+
+typedef struct {
+    int isa;
+    const cnni_conv_geom *g;
+    wgeom w;
+    const float *x, *dy;
+    float *partial, *db;
+    const int64_t *pix, *toff;
+    char *threads_base;
+    size_t thread_bytes;
+    int nthreads;
+} wjob;
+
+/* Task (group, channel block, batch slice): per image, the group's input
+ * (padded when needed) and the block's dy as [pixel][nr] (zero past the
+ * group's channels), then every tap block's tile over all pixels. */
+static void wtask(void *ctx, int64_t t)
+{
+    const wjob *j = ctx;
+    const cnni_conv_geom *g = j->g;
+    const wgeom *w = &j->w;
+    const int64_t ob = t % w->nob, grp = (t / w->nob) % g->G, slice = t / (w->nob * g->G);
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, iv = vol3(g->in);
+    const int64_t nvalid = Og - ob * w->nr < w->nr ? Og - ob * w->nr : w->nr;
+    size_t parts[3];
+    char *base = j->threads_base + (size_t)(t % j->nthreads) * w_thread(g, w, parts);
+    float *xp = (float *)base, *dyt = (float *)(base + parts[0]), *acc = (float *)(base + parts[0] + parts[1]);
+    const int padded = !in_place(g);
+    memset(acc, 0, sizeof(float) * (size_t)(w->K * w->nr));
+    int64_t n0, n1;
+    cnni_split(g->N, w->slices, slice, &n0, &n1);
+    for (int64_t n = n0; n < n1; n++) {
+        const float *xg = j->x + (n * g->C + grp * Cg) * iv;
+        if (padded)
+            pad_channels(g, xg, xp, 0, Cg);
+        /* in blocks of pixels, so the writes stay in L1 */
+        const float *s = j->dy + (n * g->O + grp * Og + ob * w->nr) * w->P;
+        for (int64_t z0 = 0; z0 < w->P; z0 += 64) {
+            const int64_t z1 = z0 + 64 < w->P ? z0 + 64 : w->P;
+            for (int64_t c = 0; c < nvalid; c++)
+                for (int64_t z = z0; z < z1; z++)
+                    dyt[z * w->nr + c] = s[c * w->P + z];
+            for (int64_t c = nvalid; c < w->nr; c++)
+                for (int64_t z = z0; z < z1; z++)
+                    dyt[z * w->nr + c] = 0;
+        }
+        for (int64_t kb = 0; kb < w->kblocks; kb++) {
+            int64_t k0, k1;
+            cnni_split(w->K, w->kblocks, kb, &k0, &k1);
+            cnni_direct_wtile_for(j->isa, (int)w->nr, (int)(k1 - k0))(w->P, j->pix, padded ? xp : xg, j->toff + k0,
+                                                                      dyt, acc + k0 * w->nr);
+        }
+    }
+    float *part = j->partial + (slice * g->O + grp * Og + ob * w->nr) * w->K;
+    for (int64_t c = 0; c < nvalid; c++)
+        for (int64_t k = 0; k < w->K; k++)
+            part[c * w->K + k] = acc[k * w->nr + c];
+}
+
+/* db[o] += sum of dy over images and pixels, one channel per task. */
+static void bias_task(void *ctx, int64_t o)
+{
+    const wjob *j = ctx;
+    const cnni_conv_geom *g = j->g;
+    double acc = 0;
+    for (int64_t n = 0; n < g->N; n++) {
+        /* 16 independent float sums, which compilers vectorise */
+        const float *d = j->dy + (n * g->O + o) * j->w.P;
+        float part[16] = {0};
+        int64_t z = 0;
+        for (; z + 16 <= j->w.P; z += 16)
+            for (int l = 0; l < 16; l++)
+                part[l] += d[z + l];
+        for (; z < j->w.P; z++)
+            part[0] += d[z];
+        for (int l = 0; l < 16; l++)
+            acc += part[l];
+    }
+    j->db[o] += (float)acc;
+}
+
+void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                      const float *dy, float *dw, float *db, void *scratch)
+{
+    wjob j;
+    memset(&j, 0, sizeof j);
+    j.isa = isa;
+    j.g = g;
+    wgeom_of(g, &j.w);
+    size_t parts[3];
+    char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    size_t shared = w_shared(g, &j.w, parts);
+    int64_t *pix = (int64_t *)base, *toff = (int64_t *)(base + parts[0]);
+    j.partial = (float *)(base + parts[0] + parts[1]);
+    j.threads_base = base + shared;
+    j.nthreads = cnni_pool_threads(pool);
+    j.x = x;
+    j.dy = dy;
+    j.db = db;
+    /* Offsets in the plane read: the input itself, or its padded copy. */
+    int64_t pd[3];
+    padded_dims(g, pd);
+    const int64_t *dims = in_place(g) ? g->in : pd;
+    const int64_t L2 = dims[2], L1 = dims[1] * dims[2], L0 = dims[0] * L1, kv = vol3(g->k);
+    for (int64_t z0 = 0, z = 0; z0 < g->out[0]; z0++)
+        for (int64_t z1 = 0; z1 < g->out[1]; z1++)
+            for (int64_t z2 = 0; z2 < g->out[2]; z2++)
+                pix[z++] = z0 * g->s[0] * L1 + z1 * g->s[1] * L2 + z2 * g->s[2];
+    for (int64_t k = 0; k < j.w.K; k++) {
+        const int64_t c = k / kv, t = k % kv, t2 = t % g->k[2], t1 = t / g->k[2] % g->k[1], t0 = t / (g->k[2] * g->k[1]);
+        toff[k] = c * L0 + t0 * g->d[0] * L1 + t1 * g->d[1] * L2 + t2 * g->d[2];
+    }
+    j.pix = pix;
+    j.toff = toff;
+    cnni_pool_run(pool, wtask, &j, g->G * j.w.nob * j.w.slices);
+    const int64_t total = g->O * j.w.K;
+    for (int64_t i = 0; i < total; i++) {
+        double s = 0;
+        for (int64_t sl = 0; sl < j.w.slices; sl++)
+            s += j.partial[sl * total + i];
+        dw[i] += (float)s;
+    }
+    if (db)
+        cnni_pool_run(pool, bias_task, &j, g->O);
 }

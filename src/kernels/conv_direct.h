@@ -1,11 +1,12 @@
-/* Direct convolution without im2col, for layers with at least 32 output
- * channels per group: output channels along the SIMD lanes (a block of 32),
- * up to 14 consecutive pixels of one output row broadcast from a zero-padded
- * copy of the input, the reduction over (input channel, kernel tap) read
- * through a table of offsets. Weights are packed once per call as K x 32
- * blocks. Works for any stride, dilation, padding and groups; the backward
- * data pass at stride 1 runs the same kernel on the padded output gradient
- * with the weights flipped and transposed.
+/* Direct convolution without im2col, for layers with at least 24 output
+ * channels per group (blocks of 32) or 12 to 16 (one block of 16): output
+ * channels along the SIMD lanes, up to 14 consecutive pixels of one output
+ * row broadcast from a zero-padded copy of the input, the reduction over
+ * (input channel, kernel tap) read through a table of offsets. Weights are
+ * packed once per call as K x 32 (or K x 16) blocks. Works for any stride,
+ * dilation, padding and groups; the backward data pass at stride 1 runs the
+ * same kernel on the padded output gradient with the weights flipped and
+ * transposed.
  * Tasks (image, group, channel block, row) never share outputs, so results do
  * not depend on the number of threads. Falls back to nothing: callers check
  * cnni_conv_direct_applies() and otherwise use conv_fast.h. */
@@ -18,18 +19,19 @@
 
 struct cnni_pool;
 
-#define CNNI_DIRECT_NR 32
+#define CNNI_DIRECT_NR 32 /* the widest block of channels */
 #define CNNI_DIRECT_MAX_MR 14
 
-/* One tile: acc(pixel r, channel j) = sum_k x[base + r*s + off[k]] * w[k*32 + j];
+/* One tile: acc(pixel r, channel j) = sum_k x[base + r*s + off[k]] * w[k*nr + j];
  * stored to y[j*ldy + r] for j < nvalid (added to y when accumulate), with
  * bias[j] added when bias is non-NULL. */
 typedef void (*cnni_direct_tile_fn)(int64_t K, const int64_t *off, const float *base, int64_t s,
                                     const float *w, float *y, int64_t ldy, int nvalid, const float *bias,
                                     int accumulate);
 
-/* The tile kernel of an instruction set for mr pixels (1..max), or NULL. */
-cnni_direct_tile_fn cnni_direct_tile_for(int isa, int mr);
+/* The tile kernel of an instruction set for blocks of nr (16 or 32)
+ * channels and mr pixels (1..max), or NULL. */
+cnni_direct_tile_fn cnni_direct_tile_for(int isa, int nr, int mr);
 int cnni_direct_max_mr(int isa);
 
 /* Whether the direct kernels serve this forward (and this backward data). */
@@ -41,5 +43,22 @@ void cnni_conv_direct_forward(int isa, struct cnni_pool *pool, const cnni_conv_g
 /* dx overwritten; stride 1 only (see applies_bwd). */
 void cnni_conv_direct_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
                                     const float *w, float *dx, void *scratch);
+
+/* The weight gradient with the same arrangement: a tile holds up to 12
+ * taps x one block of output channels, every pixel of an image adds
+ * x(pixel, tap) broadcast times the block's dy at that pixel (dy is first
+ * transposed to pixel-major blocks). Tasks are (group, channel block, tap
+ * block, batch slice), the slices chosen from the shape and their partial
+ * sums added in a fixed order. dw += ...; db += sum of dy (db may be NULL).
+ * Applies whenever cnni_conv_direct_applies() does. */
+size_t cnni_conv_direct_weight_scratch(int isa, const cnni_conv_geom *g, int threads);
+void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                      const float *dy, float *dw, float *db, void *scratch);
+
+#define CNNI_DIRECT_MAX_MK 12
+/* acc[i*nr + j] += sum_{z < P} x[pix[z] + toff[i]] * dyt[z*nr + j] for i < mk taps. */
+typedef void (*cnni_direct_wtile_fn)(int64_t P, const int64_t *pix, const float *x, const int64_t *toff,
+                                     const float *dyt, float *acc);
+cnni_direct_wtile_fn cnni_direct_wtile_for(int isa, int nr, int mk);
 
 #endif

@@ -331,32 +331,49 @@ static cnn_status make_geom(const conv_opts *o, const cnn_shape *x, cnni_conv_ge
 
 static int64_t prod3(const int64_t *v) { return v[0] * v[1] * v[2]; }
 
-/* The kernels of each pass of a convolution (not transposed): the
- * depthwise (plane) kernels for depthwise layers, and with SIMD wherever
- * a group has few output channels, which leaves the im2col GEMM packing
- * far more than it multiplies; the direct kernels for wide layers. */
+/* The kernels of each pass of a convolution (not transposed). The plane
+ * kernels (pixels along the SIMD lanes) serve depthwise layers, and with
+ * SIMD any group with few output channels, where the im2col GEMM would
+ * spend far more on packing than on arithmetic; the direct kernels
+ * (channels along the lanes) serve wide layers, and groups of 12 to 16
+ * channels whose rows would leave a quarter of the lanes empty. The GEMM
+ * is left with what no SIMD kernel covers. */
 typedef enum { KERN_GEMM, KERN_DIRECT, KERN_PLANES } conv_kernel;
 typedef struct {
     conv_kernel fwd, data, weight;
 } conv_kernels;
 
+/* The plane kernels fill lanes with a row of `width` outputs. */
+static int rows_fill_lanes(int64_t width) { return 4 * width >= 3 * ((width + 15) / 16 * 16); }
+
 static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
 {
     const int depthwise = cnni_conv_dw_applies(g), simd = isa != CNNI_ISA_GENERIC;
-    const int64_t og = g->O / g->G;
+    const int64_t og = g->O / g->G, cg = g->C / g->G;
     int stride_one = 1;
     for (int i = 0; i < 3; i++)
         stride_one &= g->s[i] == 1;
     conv_kernels k;
-    k.fwd = depthwise ? KERN_PLANES
-            : cnni_conv_direct_applies(isa, g) ? KERN_DIRECT
-            : simd ? KERN_PLANES
-                   : KERN_GEMM;
-    k.data = depthwise ? KERN_PLANES
-             : cnni_conv_direct_applies_bwd(isa, g) ? KERN_DIRECT
-             : simd && stride_one ? KERN_PLANES
-                                  : KERN_GEMM;
-    k.weight = depthwise || (simd && og <= 16) ? KERN_PLANES : KERN_GEMM;
+    if (depthwise)
+        k.fwd = KERN_PLANES;
+    else if (cnni_conv_direct_applies(isa, g) && (og >= 24 || !rows_fill_lanes(g->out[2])))
+        k.fwd = KERN_DIRECT;
+    else
+        k.fwd = simd ? KERN_PLANES : KERN_GEMM;
+    if (depthwise)
+        k.data = KERN_PLANES;
+    else if (cnni_conv_direct_applies_bwd(isa, g) && (cg >= 24 || !rows_fill_lanes(g->in[2])))
+        k.data = KERN_DIRECT;
+    else
+        k.data = simd && stride_one ? KERN_PLANES : KERN_GEMM;
+    /* The weight gradient: the direct tiles want several taps per pixel. */
+    const int64_t taps = cg * g->k[0] * g->k[1] * g->k[2];
+    if (depthwise)
+        k.weight = KERN_PLANES;
+    else if (cnni_conv_direct_applies(isa, g) && taps >= 32)
+        k.weight = KERN_DIRECT;
+    else
+        k.weight = simd && (og <= 16 || taps < 32) ? KERN_PLANES : KERN_GEMM;
     return k;
 }
 
@@ -401,9 +418,13 @@ static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
     for (int i = 0; i < 3; i++) {
         if (pass[i] == KERN_PLANES)
             planes |= (unsigned)CNNI_DW_FORWARD << i;
-        s = pass[i] == KERN_GEMM ? cnni_conv_fast_scratch(k, &g, inf->threads)
-            : pass[i] == KERN_DIRECT ? cnni_conv_direct_scratch(inf->isa, &g, inf->threads)
-                                     : cnni_conv_dw_scratch(&g, inf->threads, planes);
+        if (pass[i] == KERN_GEMM)
+            s = cnni_conv_fast_scratch(k, &g, inf->threads);
+        else if (pass[i] == KERN_DIRECT)
+            s = i == 2 ? cnni_conv_direct_weight_scratch(inf->isa, &g, inf->threads)
+                       : cnni_conv_direct_scratch(inf->isa, &g, inf->threads);
+        else
+            s = cnni_conv_dw_scratch(&g, inf->threads, planes);
         scratch = s > scratch ? s : scratch;
     }
     inf->work_bytes = pad_bytes + scratch;
@@ -499,6 +520,8 @@ static cnn_status conv_backward(const cnni_exec *x)
     conv_kernels ks = choose_kernels(x->isa, &g);
     if (ks.weight == KERN_PLANES)
         cnni_conv_dw_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
+    else if (ks.weight == KERN_DIRECT)
+        cnni_conv_direct_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
     else
         cnni_conv_fast_backward_weight(k, x->pool, &g, xin, dy, dw, db, scratch);
     if (!dx)

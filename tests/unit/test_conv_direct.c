@@ -1,7 +1,7 @@
-/* The direct convolution kernels against the reference ones: forward on
- * random geometries (1-3 spatial dims, groups, stride, dilation, asymmetric
- * padding, 24 to 80 channels per group) and backward data at stride 1;
- * bitwise equal with 1 and 2 threads. */
+/* The direct convolution kernels against the reference ones: forward and
+ * weight gradient on random geometries (1-3 spatial dims, groups, stride,
+ * dilation, asymmetric padding, 12 to 16 and 24 to 80 channels per group)
+ * and backward data at stride 1; bitwise equal with 1 and 2 threads. */
 #include "gradcheck.h"
 #include "core/cpu.h"
 #include "core/pool.h"
@@ -38,7 +38,7 @@ int main(int argc, char **argv)
         printf("  no direct kernels for %s\n", cnni_isa_name((cnni_isa)isa));
         return test_finish();
     }
-    TEST("direct convolution vs reference, forward and backward data, threads bitwise equal")
+    TEST("direct convolution vs reference, forward, backward data and weight, threads bitwise equal")
     {
         double worst = 0;
         int bwd_cases = 0;
@@ -49,7 +49,7 @@ int main(int argc, char **argv)
             g.G = pick(1, 2);
             /* Odd cases: many input channels, so backward data qualifies too. */
             g.C = g.G * (t % 4 == 1 ? pick(24, 64) : pick(1, 6));
-            g.O = g.G * (t % 4 == 1 ? pick(1, 40) : pick(24, 80));
+            g.O = g.G * (t % 4 == 1 ? pick(1, 40) : t % 4 == 3 ? pick(12, 16) : pick(24, 80));
             g.N = pick(1, 3);
             for (int i = 0; i < 3; i++) {
                 if (i < 3 - nsp) {
@@ -70,7 +70,8 @@ int main(int argc, char **argv)
             int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
             float *x = rand_f(nx), *w = rand_f(nw), *b = rand_f(g.O), *dy = rand_f(ny);
             float *y0 = malloc(4 * (size_t)ny), *y1 = malloc(4 * (size_t)ny), *y2 = malloc(4 * (size_t)ny);
-            void *scr = malloc(cnni_conv_direct_scratch(isa, &g, 2));
+            size_t sf = cnni_conv_direct_scratch(isa, &g, 2), sw = cnni_conv_direct_weight_scratch(isa, &g, 2);
+            void *scr = malloc(sf > sw ? sf : sw);
             double e = 0;
             if (cnni_conv_direct_applies(isa, &g)) {
                 cnni_ref_conv_forward_f32(&g, x, w, b, y0);
@@ -78,6 +79,17 @@ int main(int argc, char **argv)
                 cnni_conv_direct_forward(isa, p2, &g, x, w, b, y2, scr);
                 e = rel(y1, y0, ny);
                 CHECK(!memcmp(y1, y2, 4 * (size_t)ny));
+                /* weight and bias gradients, added to what dw and db held */
+                float *dw0 = rand_f(nw), *db0 = rand_f(g.O), *dw1 = malloc(4 * (size_t)nw), *dw2 = malloc(4 * (size_t)nw);
+                float *db1 = malloc(4 * (size_t)g.O), *db2 = malloc(4 * (size_t)g.O);
+                memcpy(dw1, dw0, 4 * (size_t)nw), memcpy(dw2, dw0, 4 * (size_t)nw);
+                memcpy(db1, db0, 4 * (size_t)g.O), memcpy(db2, db0, 4 * (size_t)g.O);
+                cnni_ref_conv_backward_weight_f32(&g, x, dy, dw0, db0);
+                cnni_conv_direct_backward_weight(isa, p1, &g, x, dy, dw1, db1, scr);
+                cnni_conv_direct_backward_weight(isa, p2, &g, x, dy, dw2, db2, scr);
+                e = fmax(e, fmax(rel(dw1, dw0, nw), rel(db1, db0, g.O)));
+                CHECK(!memcmp(dw1, dw2, 4 * (size_t)nw) && !memcmp(db1, db2, 4 * (size_t)g.O));
+                free(dw0), free(db0), free(dw1), free(dw2), free(db1), free(db2);
             }
             if (cnni_conv_direct_applies_bwd(isa, &g)) {
                 bwd_cases++;
