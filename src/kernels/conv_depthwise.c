@@ -217,7 +217,7 @@ size_t cnni_conv_dw_scratch(const cnni_conv_geom *g, int threads, unsigned passe
         if (!(passes & pass))
             continue;
         layout_bytes b = pass_bytes(g, pass);
-        size_t total = b.off + b.extra + b.plane * (size_t)(threads > 0 ? threads : 1);
+        size_t total = b.off + b.extra + 2 * b.plane * (size_t)(threads > 0 ? threads : 1);
         most = total > most ? total : most;
     }
     return most + 64;
@@ -271,17 +271,31 @@ static void plane_init(cnni_dw_plane *p, int isa, const cnni_conv_geom *pg, int6
 }
 
 /* Points the plane at the input channels from x: read in place, or as the
- * padded copy in task t's thread scratch, filled from row z1a*s1 on. */
-static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, const float *x)
+ * padded copy in buffer b (0, 1) of task t's thread scratch, to be filled
+ * from row z1a*s1 on, as the loops need it. */
+static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, int b, const float *x)
 {
     if (!p->padded) {
         p->x = x;
         return;
     }
-    p->buf = (float *)(r->planes + (size_t)(t % r->nthreads) * r->plane);
+    p->buf = (float *)(r->planes + ((size_t)(t % r->nthreads) * 2 + (size_t)b) * r->plane);
     p->x = p->buf;
     p->src = x;
     p->filled = p->z1a * p->g->s[1];
+}
+
+/* The same, filled at once when small. A task working through several
+ * planes fills the next one before it convolves the current one: reading a
+ * copy just written stalls on the stores, which small planes cannot hide.
+ * Large planes are filled as the loops go, so loads from memory overlap
+ * arithmetic. */
+#define PREFILL_FLOATS 2048
+static void plane_prefill(cnni_dw_plane *p, const regions *r, int64_t t, int b, const float *x)
+{
+    plane_source(p, r, t, b, x);
+    if (p->padded && p->nch * vol3(p->pd) <= PREFILL_FLOATS)
+        cnni_dw_fill_rows(p, p->pd[1]);
 }
 
 /* ---- forward, and backward data at stride 1 ----
@@ -293,24 +307,45 @@ typedef struct {
     const float *src, *w, *b;
     float *dst;
     int64_t groups, src_g, dst_g; /* channels per group on each side */
-    int64_t chunks;
+    int64_t chunks;      /* row chunks per plane (then one plane per task) */
+    int64_t planes, tasks; /* otherwise: planes split into runs, one per task */
     const regions *r;
 } fwd_job;
+
+/* Output channels of plane i = (image, group) from the planes read in p. */
+static void fwd_plane(const fwd_job *j, cnni_dw_plane *p, int64_t i)
+{
+    const int64_t ov = vol3(j->proto.g->out), grp = i % j->groups;
+    p->w = j->w + grp * j->dst_g * p->ntaps;
+    j->kn->forward(p, j->dst_g, j->dst + i * j->dst_g * ov, ov, j->b ? j->b + grp * j->dst_g : NULL, 0);
+}
 
 static void fwd_task(void *ctx, int64_t t)
 {
     const fwd_job *j = ctx;
     const cnni_conv_geom *g = j->proto.g;
-    const int64_t chunk = t % j->chunks, ng = t / j->chunks, grp = ng % j->groups, n = ng / j->groups;
-    const int64_t iv = vol3(g->in), ov = vol3(g->out);
+    const int64_t iv = vol3(g->in);
     cnni_dw_plane p = j->proto;
-    cnni_split(g->out[1], j->chunks, chunk, &p.z1a, &p.z1b);
-    if (p.z1a >= p.z1b)
+    if (j->chunks > 1) {
+        const int64_t chunk = t % j->chunks, i = t / j->chunks;
+        cnni_split(g->out[1], j->chunks, chunk, &p.z1a, &p.z1b);
+        if (p.z1a < p.z1b) {
+            plane_source(&p, j->r, t, 0, j->src + i * j->src_g * iv);
+            fwd_plane(j, &p, i);
+        }
         return;
-    plane_source(&p, j->r, t, j->src + ((n * j->groups + grp) * j->src_g) * iv);
-    p.w = j->w + grp * j->dst_g * p.ntaps;
-    j->kn->forward(&p, j->dst_g, j->dst + ((n * j->groups + grp) * j->dst_g) * ov, ov,
-                   j->b ? j->b + grp * j->dst_g : NULL, 0);
+    }
+    int64_t i0, i1;
+    cnni_split(j->planes, j->tasks, t, &i0, &i1);
+    cnni_dw_plane next = p;
+    if (i0 < i1)
+        plane_prefill(&next, j->r, t, 0, j->src + i0 * j->src_g * iv);
+    for (int64_t i = i0; i < i1; i++) {
+        p = next;
+        if (i + 1 < i1)
+            plane_prefill(&next, j->r, t, (int)((i + 1 - i0) & 1), j->src + (i + 1) * j->src_g * iv);
+        fwd_plane(j, &p, i);
+    }
 }
 
 /* Convolves each group's src_g channels of src (geometry pg) into its dst_g
@@ -336,7 +371,9 @@ static void run_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *p
     j.chunks = planes >= want ? 1 : (want + planes - 1) / planes;
     if (j.chunks > pg->out[1])
         j.chunks = pg->out[1];
-    cnni_pool_run(pool, fwd_task, &j, planes * j.chunks);
+    j.planes = planes;
+    j.tasks = planes < 2 * want ? planes : 2 * want;
+    cnni_pool_run(pool, fwd_task, &j, j.chunks > 1 ? planes * j.chunks : j.tasks);
 }
 
 void cnni_conv_dw_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
@@ -363,7 +400,7 @@ static void scatter_task(void *ctx, int64_t t)
     const int64_t grp = t % g->G, n = t / g->G, Cg = cg_of(g), Og = og_of(g);
     const int64_t iv = vol3(g->in), ov = vol3(g->out);
     const int64_t *pd = j->proto.pd, pv = vol3(pd);
-    float *buf = (float *)(j->r->planes + (size_t)(t % j->r->nthreads) * j->r->plane);
+    float *buf = (float *)(j->r->planes + (size_t)(t % j->r->nthreads) * 2 * j->r->plane);
     memset(buf, 0, sizeof(float) * (size_t)(Cg * pv));
     cnni_dw_plane p = j->proto;
     for (int64_t q = 0; q < Og; q++) {
@@ -446,9 +483,13 @@ static void wgt_task(void *ctx, int64_t t)
         acc[i] = 0;
     int64_t n0, n1;
     cnni_split(g->N, j->slices, slice, &n0, &n1);
-    cnni_dw_plane p = j->proto;
+    cnni_dw_plane p = j->proto, next = p;
+    if (n0 < n1)
+        plane_prefill(&next, j->r, t, 0, j->x + (n0 * g->C + grp * Cg) * iv);
     for (int64_t n = n0; n < n1; n++) {
-        plane_source(&p, j->r, t, j->x + (n * g->C + grp * Cg) * iv);
+        p = next;
+        if (n + 1 < n1)
+            plane_prefill(&next, j->r, t, (int)((n + 1 - n0) & 1), j->x + ((n + 1) * g->C + grp * Cg) * iv);
         j->kn->weight(&p, mo, j->dy + (n * g->O + o0) * ov, ov, acc, nt + 1, j->want_db);
     }
 }

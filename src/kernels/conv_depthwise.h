@@ -71,13 +71,14 @@ typedef struct cnni_dw_plane {
 /* Fills the padded copy's rows [p->filled, need). */
 void cnni_dw_fill_rows(cnni_dw_plane *p, int64_t need);
 
-/* Fills the padded copy's rows up to what output row z1 reads. */
+/* Fills the padded copy's rows up to what output row z1 reads, and a few
+ * more (a call per row would cost more than the copy on small planes). */
 static inline void cnni_dw_fill(cnni_dw_plane *p, int64_t z1)
 {
     const cnni_conv_geom *g = p->g;
     int64_t need = z1 * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
     if (p->padded && need > p->filled)
-        cnni_dw_fill_rows(p, need);
+        cnni_dw_fill_rows(p, need + 8);
 }
 
 typedef struct cnni_dw_kernels {

@@ -37,39 +37,59 @@ DW_INLINE V load_x(const float *p, int64_t s, int n, int mode)
 
 DW_INLINE void fwd_tile(const float *xr, const int64_t *off, const int64_t *runs, int nruns, const float *w,
                         int64_t wstride, int64_t s, int mode, float *yr, int64_t ystride, int last, int nv, int mq,
-                        const float *bias, int accumulate)
+                        int split, const float *bias, int accumulate)
 {
-    V acc[4][4];
+    /* split 2: even and odd taps in separate accumulators, when a tile has
+     * too few of them to cover the FMA latency */
+    V acc[2][4][4];
     DW_UNROLL for (int q = 0; q < mq; q++)
     {
         DW_UNROLL for (int v = 0; v < nv; v++)
         {
             const int n = v == nv - 1 ? last : W;
             const float *yq = yr + q * ystride + v * W;
-            acc[q][v] = accumulate ? (n == W ? VLOAD(yq) : VLOADM(yq, n)) : VSET(bias ? bias[q] : 0.0f);
+            acc[0][q][v] = accumulate ? (n == W ? VLOAD(yq) : VLOADM(yq, n)) : VSET(bias ? bias[q] : 0.0f);
+            acc[1][q][v] = VZERO;
         }
     }
-    for (int r = 0; r < nruns; r++)
-        for (int64_t t = runs[2 * r], te = t + runs[2 * r + 1]; t < te; t++) {
+    for (int r = 0; r < nruns; r++) {
+        int64_t t = runs[2 * r];
+        const int64_t te = t + runs[2 * r + 1];
+        for (; t + split <= te; t += split) {
+            DW_UNROLL for (int h = 0; h < split; h++)
+            {
+                const float *xt = xr + off[t + h];
+                V xv[4];
+                DW_UNROLL for (int v = 0; v < nv; v++) xv[v] = load_x(xt + v * W * s, s, v == nv - 1 ? last : W, mode);
+                DW_UNROLL for (int q = 0; q < mq; q++)
+                {
+                    const V wv = VSET(w[q * wstride + t + h]);
+                    DW_UNROLL for (int v = 0; v < nv; v++) acc[h][q][v] = VFMADD(xv[v], wv, acc[h][q][v]);
+                }
+            }
+        }
+        if (t < te) {
             const float *xt = xr + off[t];
             V xv[4];
             DW_UNROLL for (int v = 0; v < nv; v++) xv[v] = load_x(xt + v * W * s, s, v == nv - 1 ? last : W, mode);
             DW_UNROLL for (int q = 0; q < mq; q++)
             {
                 const V wv = VSET(w[q * wstride + t]);
-                DW_UNROLL for (int v = 0; v < nv; v++) acc[q][v] = VFMADD(xv[v], wv, acc[q][v]);
+                DW_UNROLL for (int v = 0; v < nv; v++) acc[0][q][v] = VFMADD(xv[v], wv, acc[0][q][v]);
             }
         }
+    }
     DW_UNROLL for (int q = 0; q < mq; q++)
     {
         DW_UNROLL for (int v = 0; v < nv; v++)
         {
             const int n = v == nv - 1 ? last : W;
             float *yq = yr + q * ystride + v * W;
+            const V a = split == 2 ? VADD(acc[0][q][v], acc[1][q][v]) : acc[0][q][v];
             if (n == W)
-                VSTORE(yq, acc[q][v]);
+                VSTORE(yq, a);
             else
-                VSTOREM(yq, n, acc[q][v]);
+                VSTOREM(yq, n, a);
         }
     }
 }
@@ -77,7 +97,7 @@ DW_INLINE void fwd_tile(const float *xr, const int64_t *off, const int64_t *runs
 /* Output row (z0, z1)'s taps whose kernel rows read input rather than the
  * copy's zero padding, as runs (start, length) of the tap list; 0 runs
  * when none does. Without padding, one run of every tap. */
-static inline int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64_t *runs)
+DW_INLINE int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64_t *runs)
 {
     const cnni_conv_geom *g = p->g;
     runs[0] = 0;
@@ -88,9 +108,9 @@ static inline int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64
     const int64_t z[2] = {z0, z1};
     for (int i = 0; i < 2; i++) {
         /* kernel rows t with p <= z*s + t*d < p + in */
-        const int64_t a = g->p[i] - z[i] * g->s[i], b = g->p[i] + g->in[i] - 1 - z[i] * g->s[i];
-        lo[i] = a <= 0 ? 0 : (a + g->d[i] - 1) / g->d[i];
-        hi[i] = b < 0 ? 0 : b / g->d[i] + 1;
+        const int64_t a = g->p[i] - z[i] * g->s[i], b = g->p[i] + g->in[i] - 1 - z[i] * g->s[i], d = g->d[i];
+        lo[i] = a <= 0 ? 0 : d == 1 ? a : (a + d - 1) / d;
+        hi[i] = b < 0 ? 0 : d == 1 ? b + 1 : b / d + 1;
         hi[i] = hi[i] < g->k[i] ? hi[i] : g->k[i];
         if (lo[i] >= hi[i])
             return 0;
@@ -111,7 +131,8 @@ static inline int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64
 }
 
 #define FWD_TILE(NV, MQ) \
-    fwd_tile(xz, p->off, runs, nruns, w, p->ntaps, s, mode, yq + z2, ystride, last, NV, MQ, bq, accumulate)
+    fwd_tile(xz, p->off, runs, nruns, w, p->ntaps, s, mode, yq + z2, ystride, last, NV, MQ, NV * MQ <= 2 ? 2 : 1, bq, \
+             accumulate)
 
 DW_INLINE void fwd_rows(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate,
                         int mode)
