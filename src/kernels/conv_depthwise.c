@@ -1,5 +1,5 @@
-/* Depthwise convolution driver and the portable plane loops; see
- * conv_depthwise.h. */
+/* Plane convolution (depthwise and few-channel groups): the driver and the
+ * portable loops; see conv_depthwise.h. */
 #include "conv_depthwise.h"
 #include "../core/cpu.h"
 #include "../core/pool.h"

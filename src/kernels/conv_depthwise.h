@@ -1,22 +1,26 @@
-/* Depthwise convolution: one input channel per group (C == G), any channel
- * multiplier m = O/G, kernel, stride, dilation and padding, in 1 to 3
- * spatial dims. Output channel o reads input channel o / m alone, so a conv
- * is a set of independent planes:
- *   forward:          y[n,o](z) = b[o] + sum_t x[n,o/m](z*s - p + t*d) w[o,t]
- *   backward data:    at stride 1 the same kernel on dy with the taps flipped
- *                     and padding d*(k-1) - p, summed over the m channels;
- *                     otherwise each dy value is scattered into a padded
- *                     plane, which is then cropped
- *   backward weight:  dw[o,t] += sum_{n,z} x[n,o/m](z*s - p + t*d) dy[n,o](z),
- *                     all taps of a block accumulated in SIMD registers over
+/* Plane convolution kernels (pixels along the SIMD lanes), made for
+ * depthwise convolutions (one input channel per group, C == G) and serving
+ * any group with few channels: a group's Cg input channels are simply more
+ * taps, (channel, tap) pairs of one list. Any channel multiplier O/G,
+ * kernel, stride, dilation and padding, in 1 to 3 spatial dims:
+ *   forward:          y[n,o](z) = b[o] + sum_{c,t} x[n,c](z*s - p + t*d) w[o,c,t]
+ *                     over the Cg channels c of o's group
+ *   backward data:    at stride 1 the same loops on dy with the taps flipped,
+ *                     the weights transposed and the padding d*(k-1) - p;
+ *                     otherwise each dy value is scattered into padded
+ *                     planes, which are then cropped
+ *   backward weight:  dw[o,c,t] += sum_{n,z} x[n,c](z*s - p + t*d) dy[n,o](z),
+ *                     a tile of taps x output channels in SIMD registers over
  *                     one plane, then added in double
- * Planes are read in place, or through a zero-padded copy filled just
- * before use (see cnni_dw_plane), so the inner loops never test a border.
- * Rows are vectorised along the output width in blocks of up to 4 vectors,
- * with masked tails. Every output is computed by one task in a fixed order,
- * and weight gradients are split by channel and by a batch slicing given by
- * the shape, so results are bitwise identical whatever the number of
- * threads. */
+ * Each pass works on (image, group) planes. Planes are read in place, or
+ * through a zero-padded copy (see cnni_dw_plane), so the inner loops never
+ * test a border. Rows are vectorised along the output width in blocks of up
+ * to 4 vectors with masked tails, so narrow rows leave lanes empty: the
+ * layer picks these kernels where that costs less than the alternatives
+ * (src/layers/conv.c). Every output is computed by one task in a fixed
+ * order, and weight gradients are split by channel block and by a batch
+ * slicing given by the shape, so results are bitwise identical whatever
+ * the number of threads. */
 #ifndef CNN_CONV_DEPTHWISE_H
 #define CNN_CONV_DEPTHWISE_H
 
@@ -27,7 +31,7 @@
 struct cnni_pool;
 
 /* Whether the convolution is depthwise (one input channel per group). The
- * kernels serve any grouped convolution, though: see the top. */
+ * kernels serve any convolution, though: see the top. */
 int cnni_conv_dw_applies(const cnni_conv_geom *g);
 
 /* Scratch bytes for the passes (a mask of these) run with `threads` threads. */

@@ -1,10 +1,10 @@
-/* The depthwise convolution kernels against the reference ones, on random
- * geometries with one input channel per group: 1-3 spatial dims, channel
- * multipliers 1 to 6, kernels 1 to 5, stride, dilation, padding up to and
- * beyond the dilated kernel, an extra row or column of right padding, rows
- * wider than one block of vectors; forward, backward data and backward
- * weight and bias, for every instruction set this CPU has, and the same
- * bits with 1, 2 and 3 threads. */
+/* The depthwise (plane) convolution kernels against the reference ones, on
+ * random geometries, two thirds with one input channel per group and the
+ * rest with 2 to 4: 1-3 spatial dims, channel multipliers 1 to 6, kernels 1
+ * to 5, stride, dilation, padding up to and beyond the dilated kernel, an
+ * extra row or column of right padding, rows wider than one block of
+ * vectors; forward, backward data and backward weight and bias, for every
+ * instruction set this CPU has, and the same bits with 1, 2 and 3 threads. */
 #include "gradcheck.h"
 #include "core/cpu.h"
 #include "core/pool.h"
