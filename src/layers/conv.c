@@ -366,11 +366,12 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
         k.data = KERN_DIRECT;
     else
         k.data = simd && stride_one ? KERN_PLANES : KERN_GEMM;
-    /* The weight gradient: the direct tiles want several taps per pixel. */
+    /* The weight gradient: the direct tiles want several taps per pixel,
+     * and measured no faster than the GEMM from about 2000 taps on. */
     const int64_t taps = cg * g->k[0] * g->k[1] * g->k[2];
     if (depthwise)
         k.weight = KERN_PLANES;
-    else if (cnni_conv_direct_applies(isa, g) && taps >= 32)
+    else if (cnni_conv_direct_applies(isa, g) && taps >= 32 && taps <= 1152)
         k.weight = KERN_DIRECT;
     else
         k.weight = simd && (og <= 16 || taps < 32) ? KERN_PLANES : KERN_GEMM;
