@@ -46,7 +46,7 @@ def main():
         for train in ([False] if has_dropout else [False, True]):
             m.train(train)
             m.zero_grad()
-            weights = {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in m.state_dict().items()}
+            weights = {k: (v.float() if v.is_floating_point() else v).numpy().copy() for k, v in m.state_dict().items()}
             x32 = torch.randn(batch, 1, 28, 28).float()
             x = x32.double().requires_grad_(True)
             y = m(input=x) if is_graph else m(x)
