@@ -182,14 +182,18 @@ static int64_t wgt_slices(const cnni_conv_geom *g)
 }
 
 typedef struct {
-    size_t off, extra, plane; /* bytes of each region (plane: per thread) */
+    size_t off, extra, plane; /* bytes of each region (plane: per buffer) */
+    int buffers;              /* plane buffers per thread (see plane_prefill) */
 } layout_bytes;
+
+/* Small padded planes are filled one ahead, in two buffers. */
+#define PREFILL_FLOATS 2048
 
 /* The regions pass `pass` needs, with nch input channels per group read
  * from geometry pg (for backward data at stride 1, the flipped one). */
 static layout_bytes pass_bytes(const cnni_conv_geom *g, unsigned pass)
 {
-    layout_bytes b = {0, 0, 0};
+    layout_bytes b = {0, 0, 0, 1};
     const int64_t kv = vol3(g->k);
     cnni_conv_geom pg = *g;
     int64_t nch = cg_of(g), pd[3];
@@ -207,6 +211,7 @@ static layout_bytes pass_bytes(const cnni_conv_geom *g, unsigned pass)
     padded_dims(&pg, pd);
     b.off = align64((size_t)(nch * kv) * sizeof(int64_t));
     b.plane = padded ? align64((size_t)(nch * vol3(pd)) * sizeof(float)) : 0;
+    b.buffers = padded && nch * vol3(pd) <= PREFILL_FLOATS ? 2 : 1;
     return b;
 }
 
@@ -217,7 +222,7 @@ size_t cnni_conv_dw_scratch(const cnni_conv_geom *g, int threads, unsigned passe
         if (!(passes & pass))
             continue;
         layout_bytes b = pass_bytes(g, pass);
-        size_t total = b.off + b.extra + 2 * b.plane * (size_t)(threads > 0 ? threads : 1);
+        size_t total = b.off + b.extra + (size_t)b.buffers * b.plane * (size_t)(threads > 0 ? threads : 1);
         most = total > most ? total : most;
     }
     return most + 64;
@@ -228,6 +233,7 @@ typedef struct {
     void *extra; /* flipped weights, or partial sums */
     char *planes;
     size_t plane;
+    int buffers;
     int nthreads;
 } regions;
 
@@ -239,6 +245,7 @@ static void carve(const cnni_conv_geom *g, unsigned pass, struct cnni_pool *pool
     r->extra = base + b.off;
     r->planes = base + b.off + b.extra;
     r->plane = b.plane;
+    r->buffers = b.buffers;
     r->nthreads = cnni_pool_threads(pool);
 }
 
@@ -279,7 +286,8 @@ static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, int b, c
         p->x = x;
         return;
     }
-    p->buf = (float *)(r->planes + ((size_t)(t % r->nthreads) * 2 + (size_t)b) * r->plane);
+    const size_t slot = (size_t)(t % r->nthreads) * (size_t)r->buffers + (size_t)(b % r->buffers);
+    p->buf = (float *)(r->planes + slot * r->plane);
     p->x = p->buf;
     p->src = x;
     p->filled = p->z1a * p->g->s[1];
@@ -290,7 +298,6 @@ static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, int b, c
  * copy just written stalls on the stores, which small planes cannot hide.
  * Large planes are filled as the loops go, so loads from memory overlap
  * arithmetic. */
-#define PREFILL_FLOATS 2048
 static void plane_prefill(cnni_dw_plane *p, const regions *r, int64_t t, int b, const float *x)
 {
     plane_source(p, r, t, b, x);
@@ -400,7 +407,7 @@ static void scatter_task(void *ctx, int64_t t)
     const int64_t grp = t % g->G, n = t / g->G, Cg = cg_of(g), Og = og_of(g);
     const int64_t iv = vol3(g->in), ov = vol3(g->out);
     const int64_t *pd = j->proto.pd, pv = vol3(pd);
-    float *buf = (float *)(j->r->planes + (size_t)(t % j->r->nthreads) * 2 * j->r->plane);
+    float *buf = (float *)(j->r->planes + (size_t)(t % j->r->nthreads) * (size_t)j->r->buffers * j->r->plane);
     memset(buf, 0, sizeof(float) * (size_t)(Cg * pv));
     cnni_dw_plane p = j->proto;
     for (int64_t q = 0; q < Og; q++) {

@@ -153,8 +153,8 @@ static void task(void *ctx, int64_t t)
             float *yrow = ybase + row * g->out[2];
             for (int64_t z2 = 0; z2 < g->out[2];) {
                 int mr = (int)(g->out[2] - z2 < maxmr ? g->out[2] - z2 : maxmr);
-                cnni_direct_tile_for(j->isa, (int)nr, mr)(K, j->off, xrow + z2 * g->s[2], g->s[2], w, yrow + z2, ov, nvalid,
-                                                 bias, 0);
+                cnni_direct_tile_for(j->isa, (int)nr, mr)(K, j->off, xrow + z2 * g->s[2], g->s[2], w, yrow + z2, ov,
+                                                          nvalid, bias, 0);
                 z2 += mr;
             }
         }
@@ -397,7 +397,8 @@ void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnn
             for (int64_t z2 = 0; z2 < g->out[2]; z2++)
                 pix[z++] = z0 * g->s[0] * L1 + z1 * g->s[1] * L2 + z2 * g->s[2];
     for (int64_t k = 0; k < j.w.K; k++) {
-        const int64_t c = k / kv, t = k % kv, t2 = t % g->k[2], t1 = t / g->k[2] % g->k[1], t0 = t / (g->k[2] * g->k[1]);
+        const int64_t c = k / kv, t = k % kv;
+        const int64_t t2 = t % g->k[2], t1 = t / g->k[2] % g->k[1], t0 = t / (g->k[2] * g->k[1]);
         toff[k] = c * L0 + t0 * g->d[0] * L1 + t1 * g->d[1] * L2 + t2 * g->d[2];
     }
     j.pix = pix;

@@ -65,10 +65,10 @@ static void describe(const cnni_conv_geom *g, int nsp, char *buf, size_t n)
 {
     snprintf(buf, n, "%dd N=%lld C=%lld O=%lld G=%lld in=%lldx%lldx%lld k=%lldx%lldx%lld s=%lldx%lldx%lld "
                      "d=%lldx%lldx%lld p=%lldx%lldx%lld out=%lldx%lldx%lld",
-             nsp, (long long)g->N, (long long)g->C, (long long)g->O, (long long)g->G, (long long)g->in[0], (long long)g->in[1],
-             (long long)g->in[2], (long long)g->k[0], (long long)g->k[1], (long long)g->k[2], (long long)g->s[0],
-             (long long)g->s[1], (long long)g->s[2], (long long)g->d[0], (long long)g->d[1], (long long)g->d[2],
-             (long long)g->p[0], (long long)g->p[1], (long long)g->p[2], (long long)g->out[0],
+             nsp, (long long)g->N, (long long)g->C, (long long)g->O, (long long)g->G, (long long)g->in[0],
+             (long long)g->in[1], (long long)g->in[2], (long long)g->k[0], (long long)g->k[1], (long long)g->k[2],
+             (long long)g->s[0], (long long)g->s[1], (long long)g->s[2], (long long)g->d[0], (long long)g->d[1],
+             (long long)g->d[2], (long long)g->p[0], (long long)g->p[1], (long long)g->p[2], (long long)g->out[0],
              (long long)g->out[1], (long long)g->out[2]);
 }
 
