@@ -9,6 +9,7 @@
 #include "layer.h"
 #include "../kernels/conv_depthwise.h"
 #include "../kernels/conv_direct.h"
+#include "../kernels/conv_winograd.h"
 #include "../kernels/conv_fast.h"
 #include "../kernels/ref/ref.h"
 
@@ -338,7 +339,7 @@ static int64_t prod3(const int64_t *v) { return v[0] * v[1] * v[2]; }
  * (channels along the lanes) serve wide layers, and groups of 12 to 16
  * channels whose rows would leave a quarter of the lanes empty. The GEMM
  * is left with what no SIMD kernel covers. */
-typedef enum { KERN_GEMM, KERN_DIRECT, KERN_PLANES } conv_kernel;
+typedef enum { KERN_GEMM, KERN_DIRECT, KERN_PLANES, KERN_WINOGRAD } conv_kernel;
 typedef struct {
     conv_kernel fwd, data, weight;
 } conv_kernels;
@@ -356,12 +357,16 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
     conv_kernels k;
     if (depthwise)
         k.fwd = KERN_PLANES;
+    else if (cnni_conv_winograd_applies(isa, g))
+        k.fwd = KERN_WINOGRAD;
     else if (cnni_conv_direct_applies(isa, g) && (og >= 24 || !rows_fill_lanes(g->out[2])))
         k.fwd = KERN_DIRECT;
     else
         k.fwd = simd ? KERN_PLANES : KERN_GEMM;
     if (depthwise)
         k.data = KERN_PLANES;
+    else if (cnni_conv_winograd_applies_bwd(isa, g))
+        k.data = KERN_WINOGRAD;
     else if (cnni_conv_direct_applies_bwd(isa, g) && (cg >= 24 || !rows_fill_lanes(g->in[2])))
         k.data = KERN_DIRECT;
     else
@@ -421,6 +426,8 @@ static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
             planes |= (unsigned)CNNI_DW_FORWARD << i;
         if (pass[i] == KERN_GEMM)
             s = cnni_conv_fast_scratch(k, &g, inf->threads);
+        else if (pass[i] == KERN_WINOGRAD)
+            s = cnni_conv_winograd_scratch(inf->isa, &g, inf->threads);
         else if (pass[i] == KERN_DIRECT)
             s = i == 2 ? cnni_conv_direct_weight_scratch(inf->isa, &g, inf->threads)
                        : cnni_conv_direct_scratch(inf->isa, &g, inf->threads);
@@ -471,6 +478,8 @@ static cnn_status conv_forward(const cnni_exec *x)
     conv_kernel kind = choose_kernels(x->isa, &g).fwd;
     if (kind == KERN_PLANES)
         cnni_conv_dw_forward(x->isa, x->pool, &g, in, w, b, out, scratch);
+    else if (kind == KERN_WINOGRAD)
+        cnni_conv_winograd_forward(x->isa, x->pool, &g, in, w, b, out, scratch);
     else if (kind == KERN_DIRECT)
         cnni_conv_direct_forward(x->isa, x->pool, &g, in, w, b, out, scratch);
     else
@@ -529,6 +538,8 @@ static cnn_status conv_backward(const cnni_exec *x)
         return CNN_OK;
     if (ks.data == KERN_PLANES)
         cnni_conv_dw_backward_data(x->isa, x->pool, &g, dy, w, dxg, scratch);
+    else if (ks.data == KERN_WINOGRAD)
+        cnni_conv_winograd_backward_data(x->isa, x->pool, &g, dy, w, dxg, scratch);
     else if (ks.data == KERN_DIRECT)
         cnni_conv_direct_backward_data(x->isa, x->pool, &g, dy, w, dxg, scratch);
     else

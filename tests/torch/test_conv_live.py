@@ -26,7 +26,23 @@ def fmt(v):
     return repr(v)
 
 
+def winograd_config(rng):
+    """A wide 3x3 stride-1 layer (at least 32 channels each side, enough
+    tiles): the Winograd kernels serve its forward and input gradient."""
+    cin, cout = rng.randint(32, 72), rng.randint(32, 72)
+    kw = {"padding": rng.choice([0, 1, 1, 2, (1, 0), (0, 2)])}
+    if rng.random() < 0.3:
+        kw["bias"] = False
+    if rng.random() < 0.2:
+        kw["padding"] = 1
+        kw["padding_mode"] = rng.choice(["reflect", "replicate", "circular"])
+    text = "Conv2d(%d, %d, 3, %s)" % (cin, cout, ", ".join("%s=%r" % i for i in kw.items()))
+    return text, "Conv2d", [rng.randint(1, 3), cin, rng.randint(3, 30), rng.randint(3, 30)]
+
+
 def random_config(rng, allow_invalid):
+    if rng.random() < 0.08:
+        return winograd_config(rng)
     transposed = rng.random() < 0.35
     nsp = rng.choice([1, 2, 2, 3])
     name = ("ConvTranspose%dd" if transposed else "Conv%dd") % nsp

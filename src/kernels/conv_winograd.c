@@ -1,0 +1,427 @@
+/* Winograd F(4x4, 3x3) driver and the portable kernels; see conv_winograd.h.
+ *
+ * The transforms, for the points (0, 2/3, -2/3, 3/2, -3/2, inf):
+ *   input   B^T (6x6) on a patch's columns, then on its rows:
+ *             r0 = d0 - 97/36 d2 + d4        r5 = d1 - 97/36 d3 + d5
+ *             r1,r2 = (d4 - 9/4 d2) +- (2/3 d3 - 3/2 d1)
+ *             r3,r4 = (d4 - 4/9 d2) +- (3/2 d3 - 2/3 d1)
+ *   weights G (6x3):  u0 = g0, u5 = g2,
+ *             u1,u2 = (-81/130 g0 - 18/65 g2) -+ 27/65 g1
+ *             u3,u4 = (8/65 g0 + 18/65 g2) +- 12/65 g1
+ *   output  A^T (4x6):  y0 = m0 + (m1 + m2) + (m3 + m4)
+ *             y1 = 2/3 (m1 - m2) + 3/2 (m3 - m4)
+ *             y2 = 4/9 (m1 + m2) + 9/4 (m3 + m4)
+ *             y3 = 8/27 (m1 - m2) + 27/8 (m3 - m4) + m5 */
+#include "conv_winograd.h"
+#include "../core/cpu.h"
+#include "../core/pool.h"
+
+#include <string.h>
+
+#define NP 36      /* points of the transformed domain */
+#define TB_MAX 48  /* tiles per task at most */
+
+/* ---- portable kernels (16 lanes as plain loops) ---- */
+
+static void bt6(const float *d, float *r)
+{
+    const float c97 = 97.0f / 36.0f, c49 = 4.0f / 9.0f, c23 = 2.0f / 3.0f;
+    float e1 = d[4] - 2.25f * d[2], o1 = c23 * d[3] - 1.5f * d[1];
+    float e2 = d[4] - c49 * d[2], o2 = 1.5f * d[3] - c23 * d[1];
+    r[0] = d[0] - c97 * d[2] + d[4];
+    r[1] = e1 + o1;
+    r[2] = e1 - o1;
+    r[3] = e2 + o2;
+    r[4] = e2 - o2;
+    r[5] = d[1] - c97 * d[3] + d[5];
+}
+
+static void at6(const float *m, float *y)
+{
+    float s1 = m[1] + m[2], d1 = m[1] - m[2], s2 = m[3] + m[4], d2 = m[3] - m[4];
+    y[0] = m[0] + s1 + s2;
+    y[1] = (2.0f / 3.0f) * d1 + 1.5f * d2;
+    y[2] = (4.0f / 9.0f) * s1 + 2.25f * s2;
+    y[3] = (8.0f / 27.0f) * d1 + 3.375f * d2 + m[5];
+}
+
+static void g3(const double *g, double *u)
+{
+    double a = -81.0 / 130 * g[0] - 18.0 / 65 * g[2], b = 27.0 / 65 * g[1];
+    double a2 = 8.0 / 65 * g[0] + 18.0 / 65 * g[2], b2 = 12.0 / 65 * g[1];
+    u[0] = g[0];
+    u[1] = a - b;
+    u[2] = a + b;
+    u[3] = a2 + b2;
+    u[4] = a2 - b2;
+    u[5] = g[2];
+}
+
+static void g_in_run(const float *x, int64_t plane, int nch, int64_t H, int64_t W, int64_t h0, int64_t w0, int nt,
+                     float *buf, float *v, int64_t ldv, int64_t vs)
+{
+    const int ncols = 4 * nt + 2;
+    const int64_t bs = cnni_wino_row_floats(nt) / 16;
+    for (int r = 0; r < 6; r++)
+        for (int c = 0; c < ncols; c++) {
+            const int64_t h = h0 + r, w = w0 + c;
+            const int in = h >= 0 && h < H && w >= 0 && w < W;
+            for (int l = 0; l < 16; l++)
+                buf[(r * bs + c) * 16 + l] = in && l < nch ? x[l * plane + h * W + w] : 0.0f;
+        }
+    float d[6], t[6];
+    for (int c = 0; c < ncols; c++)
+        for (int l = 0; l < 16; l++) {
+            for (int r = 0; r < 6; r++)
+                d[r] = buf[(r * bs + c) * 16 + l];
+            bt6(d, t);
+            for (int r = 0; r < 6; r++)
+                buf[(r * bs + c) * 16 + l] = t[r];
+        }
+    for (int i = 0; i < nt; i++)
+        for (int k = 0; k < 6; k++)
+            for (int l = 0; l < 16; l++) {
+                for (int c = 0; c < 6; c++)
+                    d[c] = buf[(k * bs + 4 * i + c) * 16 + l];
+                bt6(d, t);
+                for (int c = 0; c < 6; c++)
+                    v[(k * 6 + c) * vs + i * ldv + l] = t[c];
+            }
+}
+
+static void g_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const float *bias, int nch, float *y,
+                      int64_t plane, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, float *buf)
+{
+    (void)buf;
+    for (int i = 0; i < nt; i++)
+        for (int l = 0; l < nch; l++) {
+            float t[6][4], d[6], o[4];
+            for (int k = 0; k < 6; k++) {
+                for (int c = 0; c < 6; c++)
+                    d[c] = m[(k * 6 + c) * ms + i * ldm + l];
+                at6(d, t[k]);
+            }
+            for (int b = 0; b < 4; b++) {
+                for (int k = 0; k < 6; k++)
+                    d[k] = t[k][b];
+                at6(d, o);
+                const int64_t ow = ow0 + 4 * i + b;
+                for (int a = 0; a < 4; a++)
+                    if (oh0 + a < OH && ow < OW)
+                        y[l * plane + (oh0 + a) * OW + ow] = o[a] + (bias ? bias[l] : 0.0f);
+            }
+        }
+}
+
+static void g_weights(const float *w, int64_t ls, int64_t ks, int flip, int nl, int64_t K, float *u, int64_t ldu,
+                      int64_t us)
+{
+    for (int64_t k = 0; k < K; k++)
+        for (int l = 0; l < 16; l++) {
+            double g[9], col[3], t[6][3], row[6];
+            for (int i = 0; i < 9; i++)
+                g[i] = l < nl ? w[l * ls + k * ks + (flip ? 8 - i : i)] : 0.0;
+            for (int c = 0; c < 3; c++) {
+                double tc[6];
+                for (int r = 0; r < 3; r++)
+                    col[r] = g[r * 3 + c];
+                g3(col, tc);
+                for (int i = 0; i < 6; i++)
+                    t[i][c] = tc[i];
+            }
+            for (int i = 0; i < 6; i++) {
+                g3(t[i], row);
+                for (int j = 0; j < 6; j++)
+                    u[(i * 6 + j) * us + k * ldu + l] = (float)row[j];
+            }
+        }
+}
+
+static inline void g_gemm(int nr, int mr, int64_t K, const float *v, int64_t ldv, const float *u, float *m,
+                          int64_t ldm, int accumulate)
+{
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) {
+            float s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += v[r * ldv + k] * u[k * nr + j];
+            m[r * ldm + j] = accumulate ? m[r * ldm + j] + s : s;
+        }
+}
+
+#define G_GEMM(NR, MR)                                                                             \
+    static void g_gemm##NR##_##MR(int64_t K, const float *v, int64_t ldv, const float *u, float *m, \
+                                  int64_t ldm, int accumulate)                                     \
+    {                                                                                              \
+        g_gemm(NR, MR, K, v, ldv, u, m, ldm, accumulate);                                          \
+    }
+#define G_GEMMS(MR) G_GEMM(16, MR) G_GEMM(32, MR)
+G_GEMMS(1)
+G_GEMMS(2)
+G_GEMMS(3)
+G_GEMMS(4)
+G_GEMMS(5)
+G_GEMMS(6)
+G_GEMMS(7)
+G_GEMMS(8)
+G_GEMMS(9)
+G_GEMMS(10)
+G_GEMMS(11)
+G_GEMMS(12)
+
+const cnni_wino_kernels cnni_wino_kernels_generic = {
+    {g_gemm32_1, g_gemm32_2, g_gemm32_3, g_gemm32_4, g_gemm32_5, g_gemm32_6, g_gemm32_7, g_gemm32_8, g_gemm32_9,
+     g_gemm32_10, g_gemm32_11, g_gemm32_12},
+    {g_gemm16_1, g_gemm16_2, g_gemm16_3, g_gemm16_4, g_gemm16_5, g_gemm16_6, g_gemm16_7, g_gemm16_8, g_gemm16_9,
+     g_gemm16_10, g_gemm16_11, g_gemm16_12},
+    g_in_run,
+    g_out_run,
+    g_weights};
+
+static const cnni_wino_kernels *kernels_for(int isa)
+{
+    return isa == CNNI_ISA_AVX512 ? &cnni_wino_kernels_avx512 : &cnni_wino_kernels_generic;
+}
+
+/* ---- geometry and scratch ---- */
+
+/* The convolution as Winograd sees it: in channels C (the sums), out
+ * channels O, planes H x W -> OH x OW read from row -ph, column -pw. */
+typedef struct {
+    int64_t N, C, O, H, W, OH, OW, ph, pw;
+    int64_t tw, th, T; /* tiles per row, per column, in all */
+    int64_t Cp, Op;    /* C, O rounded up to 16 */
+    int64_t tbs;       /* tiles per task at most */
+    int64_t vs, ms;    /* floats from one point to the next in V and M */
+} wgeo;
+
+static int64_t up16(int64_t v) { return (v + 15) & ~(int64_t)15; }
+
+static void geo_of(const cnni_conv_geom *g, wgeo *e)
+{
+    e->N = g->N;
+    e->C = g->C;
+    e->O = g->O;
+    e->H = g->in[1];
+    e->W = g->in[2];
+    e->OH = g->out[1];
+    e->OW = g->out[2];
+    e->ph = g->p[1];
+    e->pw = g->p[2];
+    e->th = (e->OH + 3) / 4;
+    e->tw = (e->OW + 3) / 4;
+    e->T = e->N * e->th * e->tw;
+    e->Cp = up16(e->C);
+    e->Op = up16(e->O);
+    e->tbs = e->T < TB_MAX ? e->T : TB_MAX;
+    if (e->tbs < 1)
+        e->tbs = 1;
+    /* a line more than the points need, so they do not share a cache set */
+    e->vs = e->tbs * e->Cp + 16;
+    e->ms = e->tbs * e->Op + 16;
+}
+
+/* The backward data pass as a forward convolution of dy. */
+static void bwd_geom(const cnni_conv_geom *g, cnni_conv_geom *b)
+{
+    *b = *g;
+    b->C = g->O;
+    b->O = g->C;
+    for (int i = 0; i < 3; i++) {
+        b->in[i] = g->out[i];
+        b->out[i] = g->in[i];
+        b->p[i] = g->k[i] - 1 - g->p[i];
+    }
+}
+
+static int geometry_fits(const cnni_conv_geom *g)
+{
+    return g->G == 1 && g->N > 0 && g->in[0] == 1 && g->out[0] == 1 && g->k[0] == 1 && g->k[1] == 3 &&
+           g->k[2] == 3 && g->s[1] == 1 && g->s[2] == 1 && g->d[1] == 1 && g->d[2] == 1 && g->C > 0 && g->O > 0 &&
+           g->out[1] > 0 && g->out[2] > 0;
+}
+
+int cnni_conv_winograd_applies(int isa, const cnni_conv_geom *g)
+{
+    if (isa != CNNI_ISA_AVX512 || !geometry_fits(g))
+        return 0;
+    wgeo e;
+    geo_of(g, &e);
+    return g->C >= 32 && g->O >= 32 && e.T >= 8;
+}
+
+int cnni_conv_winograd_applies_bwd(int isa, const cnni_conv_geom *g)
+{
+    if (!geometry_fits(g))
+        return 0;
+    cnni_conv_geom b;
+    bwd_geom(g, &b);
+    return cnni_conv_winograd_applies(isa, &b);
+}
+
+static size_t al64(size_t v) { return (v + 63) & ~(size_t)63; }
+
+static size_t u_bytes(const wgeo *e) { return al64((size_t)(NP * e->C * e->Op) * sizeof(float)); }
+
+/* Per thread: V [point][tile][Cp], M [point][tile][Op], the row buffer. */
+static size_t thread_bytes(const wgeo *e, size_t *parts)
+{
+    const int64_t run = e->tbs < e->tw ? e->tbs : e->tw;
+    parts[0] = al64((size_t)(NP * e->vs) * sizeof(float));
+    parts[1] = al64((size_t)(NP * e->ms) * sizeof(float));
+    parts[2] = al64((size_t)(6 * cnni_wino_row_floats((int)run)) * sizeof(float));
+    return parts[0] + parts[1] + parts[2];
+}
+
+static size_t total_bytes(const cnni_conv_geom *g, int threads)
+{
+    wgeo e;
+    size_t parts[3];
+    geo_of(g, &e);
+    return u_bytes(&e) + thread_bytes(&e, parts) * (size_t)(threads > 0 ? threads : 1);
+}
+
+size_t cnni_conv_winograd_scratch(int isa, const cnni_conv_geom *g, int threads)
+{
+    (void)isa;
+    cnni_conv_geom b;
+    bwd_geom(g, &b);
+    size_t f = total_bytes(g, threads), d = total_bytes(&b, threads);
+    return (f > d ? f : d) + 64;
+}
+
+/* ---- the passes ---- */
+
+typedef struct {
+    const cnni_wino_kernels *k;
+    wgeo e;
+    const float *x, *w, *b;
+    float *y, *u;
+    int flip;
+    int64_t ls, ks; /* weight strides: per lane (out channel), per row (in channel) */
+    int64_t tb;     /* tiles per task */
+    char *threads_base;
+    size_t thread_bytes;
+    int nthreads;
+} job;
+
+/* U[point][32-channel block][C][width]: the block of 16 lanes q. */
+static void weights_task(void *ctx, int64_t q)
+{
+    const job *j = ctx;
+    const wgeo *e = &j->e;
+    const int64_t o0 = q * 16, blk = o0 / 32, nb = e->Op - blk * 32 < 32 ? e->Op - blk * 32 : 32;
+    const int nl = (int)(e->O - o0 < 16 ? e->O - o0 : 16);
+    float *u = j->u + blk * 32 * e->C + o0 % 32;
+    j->k->weights(j->w + o0 * j->ls, j->ls, j->ks, j->flip, nl, e->C, u, nb, e->C * e->Op);
+}
+
+/* The position of global tile gt: image n, tile row ty, tile column tx. */
+static void tile_pos(const wgeo *e, int64_t gt, int64_t *n, int64_t *ty, int64_t *tx)
+{
+    const int64_t per = e->th * e->tw, r = gt % per;
+    *n = gt / per;
+    *ty = r / e->tw;
+    *tx = r % e->tw;
+}
+
+static void main_task(void *ctx, int64_t t)
+{
+    const job *j = ctx;
+    const wgeo *e = &j->e;
+    const cnni_wino_kernels *k = j->k;
+    size_t parts[3];
+    char *base = j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes;
+    thread_bytes(e, parts);
+    float *V = (float *)base, *M = (float *)(base + parts[0]), *buf = (float *)(base + parts[0] + parts[1]);
+    const int64_t vs = e->vs, ms = e->ms;
+    const int64_t t0 = t * j->tb, nt = e->T - t0 < j->tb ? e->T - t0 : j->tb;
+    const int64_t inplane = e->H * e->W, outplane = e->OH * e->OW;
+
+    /* input transform, by runs of tiles within a tile row */
+    for (int64_t i = 0; i < nt;) {
+        int64_t n, ty, tx;
+        tile_pos(e, t0 + i, &n, &ty, &tx);
+        const int run = (int)(nt - i < e->tw - tx ? nt - i : e->tw - tx);
+        for (int64_t c0 = 0; c0 < e->C; c0 += 16)
+            k->in_run(j->x + (n * e->C + c0) * inplane, inplane, (int)(e->C - c0 < 16 ? e->C - c0 : 16), e->H, e->W,
+                      4 * ty - e->ph, 4 * tx - e->pw, run, buf, V + i * e->Cp + c0, e->Cp, vs);
+        i += run;
+    }
+
+    /* the products, point by point, in blocks of CNNI_WINO_KB channels */
+    const int64_t nkb = (e->C + CNNI_WINO_KB - 1) / CNNI_WINO_KB;
+    for (int64_t p = 0; p < NP; p++)
+        for (int64_t o0 = 0; o0 < e->Op; o0 += 32) {
+            const int64_t nb = e->Op - o0 < 32 ? e->Op - o0 : 32;
+            const cnni_wino_gemm_fn *fns = nb == 32 ? k->gemm32 : k->gemm16;
+            const float *u = j->u + p * e->C * e->Op + o0 * e->C;
+            for (int64_t kb = 0; kb < nkb; kb++) {
+                int64_t k0, k1;
+                cnni_split(e->C, nkb, kb, &k0, &k1);
+                for (int64_t r0 = 0; r0 < nt; r0 += CNNI_WINO_MR) {
+                    const int mr = (int)(nt - r0 < CNNI_WINO_MR ? nt - r0 : CNNI_WINO_MR);
+                    fns[mr - 1](k1 - k0, V + p * vs + r0 * e->Cp + k0, e->Cp, u + k0 * nb, M + p * ms + r0 * e->Op + o0,
+                                e->Op, kb > 0);
+                }
+            }
+        }
+
+    /* output transform */
+    for (int64_t i = 0; i < nt;) {
+        int64_t n, ty, tx;
+        tile_pos(e, t0 + i, &n, &ty, &tx);
+        const int run = (int)(nt - i < e->tw - tx ? nt - i : e->tw - tx);
+        for (int64_t o0 = 0; o0 < e->O; o0 += 16)
+            k->out_run(M + i * e->Op + o0, e->Op, ms, run, j->b ? j->b + o0 : NULL,
+                       (int)(e->O - o0 < 16 ? e->O - o0 : 16), j->y + (n * e->O + o0) * outplane, outplane, e->OH,
+                       e->OW, 4 * ty, 4 * tx, buf);
+        i += run;
+    }
+}
+
+static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x, const float *w, int flip,
+                int64_t ls, int64_t ks, const float *b, float *y, void *scratch)
+{
+    job j;
+    memset(&j, 0, sizeof j);
+    j.k = kernels_for(isa);
+    geo_of(g, &j.e);
+    j.x = x;
+    j.w = w;
+    j.b = b;
+    j.y = y;
+    j.flip = flip;
+    j.ls = ls;
+    j.ks = ks;
+    char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    j.u = (float *)base;
+    size_t parts[3];
+    j.threads_base = base + u_bytes(&j.e);
+    j.thread_bytes = thread_bytes(&j.e, parts);
+    j.nthreads = cnni_pool_threads(pool);
+    cnni_pool_run(pool, weights_task, &j, j.e.Op / 16);
+    /* Enough tasks for every thread, each at most TB_MAX tiles; how tiles
+     * are grouped does not change any result. */
+    int64_t tasks = (j.e.T + TB_MAX - 1) / TB_MAX;
+    tasks = (tasks + j.nthreads - 1) / j.nthreads * j.nthreads;
+    if (tasks > j.e.T)
+        tasks = j.e.T;
+    j.tb = (j.e.T + tasks - 1) / tasks;
+    cnni_pool_run(pool, main_task, &j, (j.e.T + j.tb - 1) / j.tb);
+}
+
+void cnni_conv_winograd_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                const float *w, const float *b, float *y, void *scratch)
+{
+    run(isa, pool, g, x, w, 0, g->C * 9, 9, b, y, scratch);
+}
+
+void cnni_conv_winograd_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
+                                      const float *w, float *dx, void *scratch)
+{
+    cnni_conv_geom b;
+    bwd_geom(g, &b);
+    /* w'[c][o][t] = w[o][c][8 - t]: lanes are the forward's input channels. */
+    run(isa, pool, &b, dy, w, 1, 9, g->C * 9, NULL, dx, scratch);
+}
