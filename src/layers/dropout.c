@@ -128,15 +128,23 @@ static cnn_status dropout_forward(const cnni_exec *x)
     }
     float scale = (float)(1.0 / (1.0 - o->p));
     float *f = mode ? (float *)((char *)x->saved + SAVED_HEADER) : NULL;
-    for (int64_t b = 0; b < blocks; b++) {
-        float fb = cnni_rng_uniform(x->rng) < o->p ? 0.0f : scale;
-        if (f)
-            f[b] = fb;
-        else
-            cnni_ref_block_scale_f32(1, inner, in + b * inner, &fb, out + b * inner);
-    }
-    if (f)
+    if (!f) { /* no backward: the factors are used once, chunk by chunk */
+        float chunk[256];
+        for (int64_t b0 = 0; b0 < blocks; b0 += 256) {
+            const int64_t nb = blocks - b0 < 256 ? blocks - b0 : 256;
+            if (inner == 1) {
+                cnni_rng_drop_factors(x->rng, nb, o->p, scale, chunk, in + b0, out + b0);
+            } else {
+                cnni_rng_drop_factors(x->rng, nb, o->p, scale, chunk, NULL, NULL);
+                cnni_ref_block_scale_f32(nb, inner, in + b0 * inner, chunk, out + b0 * inner);
+            }
+        }
+    } else if (inner == 1) {
+        cnni_rng_drop_factors(x->rng, blocks, o->p, scale, f, in, out);
+    } else {
+        cnni_rng_drop_factors(x->rng, blocks, o->p, scale, f, NULL, NULL);
         cnni_ref_block_scale_f32(blocks, inner, in, f, out);
+    }
     return CNN_OK;
 }
 
