@@ -131,17 +131,28 @@ size_t cnni_gemm_packed_a_bytes(const cnni_gemm_kernel *k, int64_t M, int64_t K)
     return (size_t)round_up(M, k->mr) * (size_t)K * sizeof(float) + 64;
 }
 
-void cnni_gemm_pack_a(const cnni_gemm_kernel *k, const cnni_gemm_op *op, float *dst)
+int64_t cnni_gemm_k_blocks(const cnni_gemm_kernel *k, int64_t K)
+{
+    const int64_t kb = k_block(k, K);
+    return (K + kb - 1) / kb;
+}
+
+void cnni_gemm_pack_a_block(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t block, float *dst)
 {
     cnni_pack_a_fn pack_a = op->pack_a ? op->pack_a : pack_a_plain;
-    const int64_t mup = round_up(op->M, k->mr), kb = k_block(k, op->K);
-    for (int64_t pc = 0; pc < op->K; pc += kb) {
-        int64_t kc = op->K - pc < kb ? op->K - pc : kb;
-        for (int64_t ic = 0; ic < op->M; ic += k->mc) {
-            int64_t mc = op->M - ic < k->mc ? op->M - ic : k->mc;
-            pack_a(op, ic, mc, pc, kc, k->mr, dst + pc * mup + ic * kc);
-        }
+    const int64_t mup = round_up(op->M, k->mr), kb = k_block(k, op->K), pc = block * kb;
+    const int64_t kc = op->K - pc < kb ? op->K - pc : kb;
+    for (int64_t ic = 0; ic < op->M; ic += k->mc) {
+        int64_t mc = op->M - ic < k->mc ? op->M - ic : k->mc;
+        pack_a(op, ic, mc, pc, kc, k->mr, dst + pc * mup + ic * kc);
     }
+}
+
+void cnni_gemm_pack_a(const cnni_gemm_kernel *k, const cnni_gemm_op *op, float *dst)
+{
+    const int64_t nb = cnni_gemm_k_blocks(k, op->K);
+    for (int64_t b = 0; b < nb; b++)
+        cnni_gemm_pack_a_block(k, op, b, dst);
 }
 
 void cnni_gemm(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t n0, int64_t n1, void *scratch)

@@ -69,6 +69,10 @@ size_t cnni_gemm_scratch_bytes(const cnni_gemm_kernel *k);
  * all rows. Bytes needed, and the packing (op describes A as for cnni_gemm). */
 size_t cnni_gemm_packed_a_bytes(const cnni_gemm_kernel *k, int64_t M, int64_t K);
 void cnni_gemm_pack_a(const cnni_gemm_kernel *k, const cnni_gemm_op *op, float *dst);
+/* The same packing one K block at a time (blocks are independent, so
+ * threads can share the work): how many blocks, and block b of them. */
+int64_t cnni_gemm_k_blocks(const cnni_gemm_kernel *k, int64_t K);
+void cnni_gemm_pack_a_block(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t b, float *dst);
 
 /* Computes the columns [n0, n1) of C (pass 0, op->N for all). Runs on one
  * thread; callers split columns (or separate problems) across threads.

@@ -14,9 +14,16 @@ typedef struct {
 
 static size_t per_thread(const cnni_gemm_kernel *k) { return (cnni_gemm_scratch_bytes(k) + 63) & ~(size_t)63; }
 
-size_t cnni_linear_fast_scratch(const cnni_gemm_kernel *k, int threads)
+/* The forward packs x once for all column tasks, after the per-thread areas. */
+static size_t threads_bytes(const cnni_gemm_kernel *k, int threads)
 {
-    return per_thread(k) * (size_t)(threads > 0 ? threads : 1) + 64;
+    return per_thread(k) * (size_t)(threads > 0 ? threads : 1);
+}
+
+size_t cnni_linear_fast_scratch(const cnni_gemm_kernel *k, int64_t M, int64_t K, int threads)
+{
+    const size_t packed = cnni_gemm_packed_a_bytes(cnni_gemm_kernel_for_rows(k->isa, M), M, K);
+    return threads_bytes(k, threads) + ((packed + 63) & ~(size_t)63) + 64;
 }
 
 static void task(void *ctx, int64_t t)
@@ -28,9 +35,27 @@ static void task(void *ctx, int64_t t)
     cnni_gemm(cnni_gemm_kernel_for_rows(j->k->isa, j->op.M), &j->op, n0, n1, base + (size_t)thr * per_thread(j->k));
 }
 
-/* Runs op over column blocks whose width depends only on the shape. */
-static void run(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_gemm_op *op, void *scratch)
+typedef struct {
+    const cnni_gemm_kernel *k;
+    const cnni_gemm_op *op;
+    float *dst;
+} pack_job;
+
+static void pack_task(void *ctx, int64_t b)
 {
+    const pack_job *p = ctx;
+    cnni_gemm_pack_a_block(p->k, p->op, b, p->dst);
+}
+
+/* Runs op over column blocks whose width depends only on the shape. With
+ * several blocks and share_a, A is packed once (split over K blocks) for
+ * all of them rather than once per block; the packed values and so the
+ * results are the same either way. */
+static void run(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_gemm_op *op_in, void *scratch,
+                int share_a)
+{
+    cnni_gemm_op opv = *op_in;
+    const cnni_gemm_op *op = &opv;
     int64_t N = op->N;
     int64_t block = N < 4 * k->nr ? N : (N + 3) / 4;
     block = (block + k->nr - 1) / k->nr * k->nr;
@@ -38,9 +63,17 @@ static void run(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_ge
         block = k->nc;
     if (block < 1)
         block = 1;
+    const int tiny = op->M * op->N * op->K < 32768;
+    if (share_a && !tiny && block < N) {
+        const cnni_gemm_kernel *kr = cnni_gemm_kernel_for_rows(k->isa, op->M);
+        char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+        pack_job pj = {kr, op, (float *)(base + threads_bytes(k, cnni_pool_threads(pool)))};
+        cnni_pool_run(pool, pack_task, &pj, cnni_gemm_k_blocks(kr, op->K));
+        opv.a_packed = pj.dst;
+    }
     job j = {k, pool, *op, block, scratch};
     /* Tiny products are not worth waking threads for. */
-    if (op->M * op->N * op->K < 32768)
+    if (tiny)
         for (int64_t t = 0; t * block < N; t++) {
             int64_t n0 = t * block, n1 = n0 + block < N ? n0 + block : N;
             cnni_gemm(cnni_gemm_kernel_for_rows(k->isa, op->M), op, n0, n1,
@@ -66,7 +99,7 @@ void cnni_linear_fast_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool,
     op.trans_b = 1;
     op.c = y;
     op.ldc = N;
-    run(k, pool, &op, scratch);
+    run(k, pool, &op, scratch, 1);
     if (b)
         for (int64_t m = 0; m < M; m++)
             for (int64_t n = 0; n < N; n++)
@@ -88,7 +121,7 @@ void cnni_linear_fast_backward_data(const cnni_gemm_kernel *k, struct cnni_pool 
     op.ldb = K;
     op.c = dx;
     op.ldc = K;
-    run(k, pool, &op, scratch);
+    run(k, pool, &op, scratch, 0);
 }
 
 void cnni_linear_fast_backward_weight(const cnni_gemm_kernel *k, struct cnni_pool *pool, int64_t M,
@@ -108,7 +141,7 @@ void cnni_linear_fast_backward_weight(const cnni_gemm_kernel *k, struct cnni_poo
     op.c = dw;
     op.ldc = K;
     op.accumulate = 1;
-    run(k, pool, &op, scratch);
+    run(k, pool, &op, scratch, 0);
     if (db)
         for (int64_t n = 0; n < N; n++) {
             float s = 0;

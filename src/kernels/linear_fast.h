@@ -8,7 +8,8 @@
 
 struct cnni_pool;
 
-size_t cnni_linear_fast_scratch(const cnni_gemm_kernel *k, int threads);
+/* Scratch for M rows of K inputs with up to `threads` threads. */
+size_t cnni_linear_fast_scratch(const cnni_gemm_kernel *k, int64_t M, int64_t K, int threads);
 void cnni_linear_fast_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool, int64_t M, int64_t N,
                               int64_t K, const float *x, const float *w, const float *b, float *y,
                               void *scratch);

@@ -56,7 +56,8 @@ static cnn_status linear_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
     inf->out[0].shape.dims[x->ndim - 1] = o->out;
     inf->out[0].dtype = CNN_F32;
     inf->macs = (cnni_numel(x) / (o->in ? o->in : 1)) * o->in * o->out;
-    inf->work_bytes = cnni_linear_fast_scratch(cnni_gemm_kernel_for((cnni_isa)inf->isa), inf->threads);
+    inf->work_bytes = cnni_linear_fast_scratch(cnni_gemm_kernel_for((cnni_isa)inf->isa),
+                                               cnni_numel(x) / (o->in ? o->in : 1), o->in, inf->threads);
     return CNN_OK;
 }
 

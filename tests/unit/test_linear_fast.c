@@ -50,7 +50,7 @@ int main(int argc, char **argv)
                 memcpy(dw2, dw0, 4 * (size_t)(N * K));
                 memcpy(db1, db0, 4 * (size_t)N);
                 memcpy(db2, db0, 4 * (size_t)N);
-                void *scr = malloc(cnni_linear_fast_scratch(k, 2));
+                void *scr = malloc(cnni_linear_fast_scratch(k, M, K, 2));
                 cnni_ref_linear_forward_f32(M, N, K, x, w, b, y0);
                 cnni_ref_linear_backward_data_f32(M, N, K, dy, w, dx0);
                 cnni_ref_linear_backward_weight_f32(M, N, K, x, dy, dw0, db0);
