@@ -49,22 +49,40 @@ size_t cnni_gemm_scratch_bytes(const cnni_gemm_kernel *k)
     return (a + b) * sizeof(float) + 128;
 }
 
+/* The transposing packs walk each source row along a chunk of PACK_CHUNK
+ * elements (contiguous reads, one page at a time) and scatter into a
+ * destination chunk small enough for L1; visiting every row once per
+ * element instead (MR or NR rows far apart) misses the TLB on most reads. */
+#define PACK_CHUNK 64
+
 static void pack_a_plain(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                          int mr, float *dst)
 {
     for (int64_t p = 0; p < mc; p += mr) {
         int rows = (int)(mc - p < mr ? mc - p : mr);
-        for (int64_t k = 0; k < kc; k++) {
-            float *d = dst + (p * kc) + k * mr;
-            int r = 0;
-            if (!op->trans_a)
+        float *dp = dst + p * kc;
+        if (!op->trans_a) {
+            for (int64_t c0 = 0; c0 < kc; c0 += PACK_CHUNK) {
+                const int64_t c1 = kc - c0 < PACK_CHUNK ? kc : c0 + PACK_CHUNK;
+                for (int r = 0; r < rows; r++) {
+                    const float *s = op->a + (m0 + p + r) * op->lda + k0;
+                    for (int64_t k = c0; k < c1; k++)
+                        dp[k * mr + r] = s[k];
+                }
+                for (int r = rows; r < mr; r++)
+                    for (int64_t k = c0; k < c1; k++)
+                        dp[k * mr + r] = 0;
+            }
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                float *d = dp + k * mr;
+                const float *s = op->a + (k0 + k) * op->lda + m0 + p;
+                int r = 0;
                 for (; r < rows; r++)
-                    d[r] = op->a[(m0 + p + r) * op->lda + k0 + k];
-            else
-                for (; r < rows; r++)
-                    d[r] = op->a[(k0 + k) * op->lda + m0 + p + r];
-            for (; r < mr; r++)
-                d[r] = 0;
+                    d[r] = s[r];
+                for (; r < mr; r++)
+                    d[r] = 0;
+            }
         }
     }
 }
@@ -83,11 +101,16 @@ static void pack_b_plain(const cnni_gemm_op *op, int64_t k0, int64_t kc, int64_t
                     d[k * nr + j] = 0;
             }
         } else {
-            for (int64_t k = 0; k < kc; k++) {
-                for (int j = 0; j < cols; j++)
-                    d[k * nr + j] = op->b[(n0 + p + j) * op->ldb + k0 + k];
+            for (int64_t c0 = 0; c0 < kc; c0 += PACK_CHUNK) {
+                const int64_t c1 = kc - c0 < PACK_CHUNK ? kc : c0 + PACK_CHUNK;
+                for (int j = 0; j < cols; j++) {
+                    const float *s = op->b + (n0 + p + j) * op->ldb + k0;
+                    for (int64_t k = c0; k < c1; k++)
+                        d[k * nr + j] = s[k];
+                }
                 for (int j = cols; j < nr; j++)
-                    d[k * nr + j] = 0;
+                    for (int64_t k = c0; k < c1; k++)
+                        d[k * nr + j] = 0;
             }
         }
     }
