@@ -34,6 +34,10 @@ typedef struct cnni_nodeplan {
     size_t saved_bytes, work_bytes;
     int64_t macs;
     int run_backward;
+    /* A BatchNorm whose output only a ReLU reads runs that ReLU inside its
+     * own passes (plan.c): relu_node is the ReLU's index on the BatchNorm,
+     * fused_into the BatchNorm's on the ReLU; -1 otherwise. */
+    int relu_node, fused_into;
 } cnni_nodeplan;
 
 struct cnni_pool;
@@ -87,6 +91,8 @@ struct cnn_graph {
     int profiling;
     double *prof;            /* per node: forward seconds, backward seconds, calls */
     int detect_anomaly;      /* check every output and gradient for NaN/Inf (anomaly.c) */
+    int fused_run;           /* the last forward ran fused pairs fused (not with detect_anomaly,
+                              * which checks each layer's own output and gradient) */
 };
 
 /* Adds a node for op with bound constructor arguments (and bound constant

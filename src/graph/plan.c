@@ -175,6 +175,29 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
         np->macs = inf.macs;
     }
 
+    /* Fusions: a BatchNorm followed by a ReLU that alone reads its output
+     * (not a model output) computes the ReLU in its own passes, forward
+     * and backward. Every value is still written as if they ran apart. */
+    for (int i = 0; i < g->n_nodes; i++)
+        g->np[i].relu_node = g->np[i].fused_into = -1;
+    for (int j = 0; j < g->n_nodes; j++) {
+        const cnni_node *r = &g->nodes[j];
+        if (strcmp(r->op->name, "ReLU") || r->n_in != 1)
+            continue;
+        const cnni_val *v = &g->vals[r->in[0]];
+        const int i = v->producer;
+        if (i < 0 || strncmp(g->nodes[i].op->name, "BatchNorm", 9) || v->producer_out != 0 || v->n_consumers != 1 ||
+            v->t.dtype != CNN_F32)
+            continue;
+        int is_output = 0;
+        for (int k = 0; k < g->n_outputs; k++)
+            is_output |= g->outputs[k] == r->in[0];
+        if (is_output)
+            continue;
+        g->np[i].relu_node = j;
+        g->np[j].fused_into = i;
+    }
+
     /* Which values need gradients. */
     for (int i = 0; i < g->n_vals; i++)
         g->vals[i].requires_grad = 0;

@@ -69,11 +69,20 @@ cnn_status cnn_graph_forward(cnn_graph *g, int training)
     cnni_err_clear(&g->err);
     if (!g->planned)
         return cnni_fail(&g->err, CNN_ERR_STATE, "cnn_graph_forward: call cnn_graph_plan first");
+    g->fused_run = !g->detect_anomaly;
     for (int i = 0; i < g->n_nodes; i++) {
         float *param[CNNI_MAX_PARAMS], *grad[CNNI_MAX_PARAMS];
         void *buffer[CNNI_MAX_PARAMS];
         cnni_exec x;
+        if (g->fused_run && g->np[i].fused_into >= 0) {
+            /* its BatchNorm wrote its output (and the time is counted there) */
+            if (g->profiling)
+                g->prof[3 * i + 2] += 1;
+            continue;
+        }
         fill_exec(g, i, &x, param, grad, buffer, training);
+        if (g->fused_run && g->np[i].relu_node >= 0)
+            x.relu_out = g->np[g->np[i].relu_node].out[0].data;
         double t0 = g->profiling ? seconds() : 0;
         cnn_status st = g->nodes[i].op->forward(&x);
         if (st)
@@ -127,16 +136,19 @@ cnn_status cnn_graph_backward(cnn_graph *g)
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         cnni_node *n = &g->nodes[i];
         cnni_nodeplan *np = &g->np[i];
-        if (!np->run_backward)
-            continue;
+        if (!np->run_backward || (g->fused_run && np->fused_into >= 0))
+            continue; /* a fused ReLU's gradient is taken by its BatchNorm */
+        const int relu = g->fused_run ? np->relu_node : -1;
         for (int k = 0; k < n->n_out; k++) {
-            cnni_val *v = &g->vals[n->out[k]];
+            /* fused: the gradient that arrives is the ReLU output's */
+            cnni_val *v = &g->vals[relu >= 0 ? g->nodes[relu].out[0] : n->out[k]];
             np->dout[k] = v->t;
             np->dout[k].data = v->grad;
-            if (v->grad && !g->written[n->out[k]]) {
+            const int vi = (int)(v - g->vals);
+            if (v->grad && !g->written[vi]) {
                 /* Nothing downstream used this output: its gradient is zero. */
                 memset(v->grad, 0, (size_t)cnni_numel(&v->t.shape) * sizeof(float));
-                g->written[n->out[k]] = 1;
+                g->written[vi] = 1;
             }
         }
         char *scratch = (char *)g->scratch;
@@ -165,6 +177,7 @@ cnn_status cnn_graph_backward(cnn_graph *g)
         void *buffer[CNNI_MAX_PARAMS];
         cnni_exec x;
         fill_exec(g, i, &x, param, grad, buffer, 1);
+        x.relu_grad = relu >= 0;
         double t0 = g->profiling ? seconds() : 0;
         cnn_status st = n->op->backward(&x);
         if (st)

@@ -53,10 +53,65 @@ static void g_dev2(const float *x, int64_t n, float hi, float lo, double *sd, do
     *sd2 = s2;
 }
 
+/* One element of the affine map; the ReLU-fused spans recompute the
+ * forward's output with it, bit for bit. */
+static inline float g_aff1(float x, float hi, float lo, float a, float b) { return ((x - hi) - lo) * a + b; }
+
 static void g_affine(const float *x, int64_t n, float hi, float lo, float a, float b, float *y)
 {
     for (int64_t i = 0; i < n; i++)
-        y[i] = ((x[i] - hi) - lo) * a + b;
+        y[i] = g_aff1(x[i], hi, lo, a, b);
+}
+
+static void g_affine_relu(const float *x, int64_t n, float hi, float lo, float a, float b, float *y, float *z)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float t = g_aff1(x[i], hi, lo, a, b);
+        y[i] = t;
+        z[i] = t > 0 ? t : (t != t ? t : 0.0f);
+    }
+}
+
+#define G_ONE(i) (g_aff1(x[i], hi, lo, a, b) > 0 ? dz[i] : 0.0f)
+
+static void g_relu_grad(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float *g)
+{
+    for (int64_t i = 0; i < n; i++)
+        g[i] = G_ONE(i);
+}
+
+static void g_sums_relu(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b,
+                        double *sdy, double *sdyx)
+{
+    double s1 = 0, s2 = 0;
+    for (int64_t i = 0; i < n; i += FLUSH) {
+        float sa[8] = {0}, sb[8] = {0};
+        int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
+        for (; j + 8 <= e; j += 8)
+            for (int k = 0; k < 8; k++) {
+                const float g = G_ONE(j + k);
+                sa[k] += g;
+                sb[k] += g * ((x[j + k] - hi) - lo);
+            }
+        for (; j < e; j++) {
+            const float g = G_ONE(j);
+            sa[0] += g;
+            sb[0] += g * ((x[j] - hi) - lo);
+        }
+        for (int k = 0; k < 8; k++) {
+            s1 += sa[k];
+            s2 += sb[k];
+        }
+    }
+    *sdy = s1;
+    *sdyx = s2;
+}
+
+static void g_grad_relu(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float r,
+                        float w, float c, float k, float *dx)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = r * (w * G_ONE(i) - c) + k * ((x[i] - hi) - lo);
 }
 
 static void g_sums(const float *x, const float *dy, int64_t n, float hi, float lo, double *sdy, double *sdyx)
@@ -97,7 +152,8 @@ static inline void split(double v, float *hi, float *lo)
     *lo = (float)(v - (double)*hi);
 }
 
-const cnni_norm_spans cnni_norm_spans_generic = {g_sum, g_dev2, g_affine, g_sums, g_grad};
+const cnni_norm_spans cnni_norm_spans_generic = {g_sum, g_dev2, g_affine, g_sums, g_grad, g_affine_relu,
+                                                  g_relu_grad, g_sums_relu, g_grad_relu};
 
 static const cnni_norm_spans *spans_for(int isa)
 {
@@ -120,7 +176,8 @@ typedef struct {
     const double *mean_in, *rstd;
     double *mean, *var;
     const float *w, *b;
-    float *y, *dx;
+    float *y, *z, *dx; /* z: the fused ReLU's output (forward) */
+    int relu;          /* backward: dy is the fused ReLU's output gradient */
     double *part; /* backward: per (statistic, channel) sums */
     int batch_stats;
 } job;
@@ -207,12 +264,25 @@ static void fwd_task(void *ctx, int64_t t)
     for (int64_t j = 0; j < g->Cg; j++) {
         const int64_t c = grp * g->Cg + j, off = span_at(g, n, grp, j);
         const double w = jb->w ? jb->w[c] : 1.0, b = jb->b ? jb->b[c] : 0.0;
-        jb->sp->affine(jb->x + off, g->S, hi, lo, (float)(r * w), (float)b, jb->y + off);
+        if (jb->z)
+            jb->sp->affine_relu(jb->x + off, g->S, hi, lo, (float)(r * w), (float)b, jb->y + off, jb->z + off);
+        else
+            jb->sp->affine(jb->x + off, g->S, hi, lo, (float)(r * w), (float)b, jb->y + off);
     }
 }
 
+/* The forward's affine coefficients of channel c under statistic st, as
+ * fwd_task computes them (the fused backward recomputes the output). */
+static inline void coeffs(const job *jb, int64_t st, int64_t c, float *a, float *b)
+{
+    const double w = jb->w ? jb->w[c] : 1.0, bb = jb->b ? jb->b[c] : 0.0;
+    *a = (float)(jb->rstd[st] * w);
+    *b = (float)bb;
+}
+
 void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
-                            const double *mean, const double *rstd, const float *w, const float *b, float *y)
+                            const double *mean, const double *rstd, const float *w, const float *b, float *y,
+                            float *z)
 {
     job jb;
     memset(&jb, 0, sizeof jb);
@@ -224,6 +294,7 @@ void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geo
     jb.w = w;
     jb.b = b;
     jb.y = y;
+    jb.z = z;
     cnni_pool_run(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
 }
 
@@ -249,7 +320,13 @@ static void sums_task(void *ctx, int64_t t)
     for (int64_t j = 0; j < g->Cg; j++) {
         const int64_t off = span_at(g, n, grp, j);
         double *p = jb->part + 2 * (t * g->Cg + j);
-        jb->sp->sums(jb->x + off, jb->dy + off, g->S, hi, lo, &p[0], &p[1]);
+        if (jb->relu) {
+            float a, b;
+            coeffs(jb, st, grp * g->Cg + j, &a, &b);
+            jb->sp->sums_relu(jb->x + off, jb->dy + off, g->S, hi, lo, a, b, &p[0], &p[1]);
+        } else {
+            jb->sp->sums(jb->x + off, jb->dy + off, g->S, hi, lo, &p[0], &p[1]);
+        }
     }
 }
 
@@ -282,22 +359,42 @@ static void grad_task(void *ctx, int64_t t)
             k = -r * r * r * B / M;
             cc = A / M;
         }
+        float a = 0, b = 0;
+        if (jb->relu)
+            coeffs(jb, st, c, &a, &b);
         if (jb->batch_stats && M <= SMALL_STAT) {
             /* A statistic over a few elements (LayerNorm over a short row,
              * GroupNorm with tiny groups): the two terms nearly cancel and r
-             * may be large, so float would lose the result; double is cheap here. */
+             * may be large, so float would lose the result; double is cheap here.
+             * The ReLU's mask comes in chunks of FLUSH (a multiple of every
+             * vector width, so the same vector/tail split as the forward's). */
             const double m = jb->mean_in[st];
-            for (int64_t i = 0; i < g->S; i++)
-                jb->dx[off + i] = (float)(r * ((double)wj * jb->dy[off + i] - cc) + k * ((double)jb->x[off + i] - m));
+            float gb[FLUSH];
+            for (int64_t i0 = 0; i0 < g->S; i0 += FLUSH) {
+                const int64_t ni = g->S - i0 < FLUSH ? g->S - i0 : FLUSH;
+                const float *gy = jb->dy + off + i0;
+                if (jb->relu) {
+                    jb->sp->relu_grad(jb->x + off + i0, gy, ni, hi, lo, a, b, gb);
+                    gy = gb;
+                }
+                for (int64_t i = 0; i < ni; i++)
+                    jb->dx[off + i0 + i] =
+                        (float)(r * ((double)wj * gy[i] - cc) + k * ((double)jb->x[off + i0 + i] - m));
+            }
             continue;
         }
-        jb->sp->grad(jb->x + off, jb->dy + off, g->S, hi, lo, (float)r, wj, (float)cc, (float)k, jb->dx + off);
+        if (jb->relu)
+            jb->sp->grad_relu(jb->x + off, jb->dy + off, g->S, hi, lo, a, b, (float)r, wj, (float)cc, (float)k,
+                              jb->dx + off);
+        else
+            jb->sp->grad(jb->x + off, jb->dy + off, g->S, hi, lo, (float)r, wj, (float)cc, (float)k, jb->dx + off);
     }
 }
 
 void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                              const float *dy, const double *mean, const double *rstd, const float *w,
-                             int batch_stats, float *dx, float *dw, float *db, void *scratch)
+                             const float *b, int relu, int batch_stats, float *dx, float *dw, float *db,
+                             void *scratch)
 {
     job jb;
     memset(&jb, 0, sizeof jb);
@@ -308,6 +405,8 @@ void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_ge
     jb.mean_in = mean;
     jb.rstd = rstd;
     jb.w = w;
+    jb.b = b;
+    jb.relu = relu;
     jb.dx = dx;
     jb.batch_stats = batch_stats;
     jb.part = (double *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);

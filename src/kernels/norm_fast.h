@@ -16,11 +16,18 @@ struct cnni_pool;
 size_t cnni_norm_fast_scratch(const cnni_norm_geom *g);
 void cnni_norm_fast_stats(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                           double *mean, double *var);
+/* With z not NULL, also z = ReLU(y), in the same pass (a normalisation
+ * followed by a ReLU, fused by the graph). */
 void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
-                            const double *mean, const double *rstd, const float *w, const float *b, float *y);
+                            const double *mean, const double *rstd, const float *w, const float *b, float *y,
+                            float *z);
+/* With relu set, dy is the gradient of ReLU(y) instead of y's: it is masked
+ * where the forward's y (recomputed from x, w and b, bit for bit) was not
+ * positive, as the ReLU's own backward would. b is only read then. */
 void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                              const float *dy, const double *mean, const double *rstd, const float *w,
-                             int batch_stats, float *dx, float *dw, float *db, void *scratch);
+                             const float *b, int relu, int batch_stats, float *dx, float *dw, float *db,
+                             void *scratch);
 
 /* The span loops each instruction set provides. A mean is passed as two
  * floats, hi + lo, and deviations are formed as (x - hi) - lo: exact enough
@@ -36,6 +43,16 @@ typedef struct cnni_norm_spans {
      * (a statistic over one element), which r (w dy) - r c would not be */
     void (*grad)(const float *x, const float *dy, int64_t n, float hi, float lo, float r, float w, float c,
                  float k, float *dx);
+    /* Fused with a ReLU after the affine map y = (x - mean) a + b. */
+    /* y as affine, and z = ReLU(y) */
+    void (*affine_relu)(const float *x, int64_t n, float hi, float lo, float a, float b, float *y, float *z);
+    /* g = dz where y > 0, else 0 */
+    void (*relu_grad)(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float *g);
+    /* sums and grad of g = relu_grad(dz) */
+    void (*sums_relu)(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b,
+                      double *sdy, double *sdyx);
+    void (*grad_relu)(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float r,
+                      float w, float c, float k, float *dx);
 } cnni_norm_spans;
 
 extern const cnni_norm_spans cnni_norm_spans_generic, cnni_norm_spans_avx2, cnni_norm_spans_avx512;

@@ -91,6 +91,11 @@ typedef struct cnni_exec {
     struct cnni_pool *pool;
     cnn_err *e;
     int isa;                  /* cnni_isa: which fast kernels to use */
+    /* A BatchNorm whose only consumer is a ReLU runs the ReLU too (graph
+     * plan): forward, relu_out receives the ReLU's output besides out[0];
+     * backward, dout[0] is the ReLU's output gradient (relu_grad set). */
+    float *relu_out;
+    int relu_grad;
 } cnni_exec;
 
 struct cnni_op {

@@ -525,7 +525,7 @@ static cnn_status norm_forward(const cnni_exec *x)
         s.rstd[i] = 1.0 / sqrt(s.rstd[i] + o->eps);
     *s.from_batch = from_batch;
     cnni_norm_fast_forward(x->isa, x->pool, &g, in, s.mean, s.rstd, o->iw >= 0 ? x->param[o->iw] : NULL,
-                           o->ib >= 0 ? x->param[o->ib] : NULL, x->out[0].data);
+                           o->ib >= 0 ? x->param[o->ib] : NULL, x->out[0].data, x->relu_out);
     return CNN_OK;
 }
 
@@ -538,7 +538,8 @@ static cnn_status norm_backward(const cnni_exec *x)
         return st;
     stats_mem s = stats_at(x->saved, &g);
     cnni_norm_fast_backward(x->isa, x->pool, &g, x->in[0].data, x->dout[0].data, s.mean, s.rstd,
-                            o->iw >= 0 ? x->param[o->iw] : NULL, (int)*s.from_batch, x->din[0].data,
+                            o->iw >= 0 ? x->param[o->iw] : NULL, o->ib >= 0 ? x->param[o->ib] : NULL,
+                            x->relu_grad, (int)*s.from_batch, x->din[0].data,
                             o->iw >= 0 ? x->grad[o->iw] : NULL, o->ib >= 0 ? x->grad[o->ib] : NULL, x->work);
     return CNN_OK;
 }

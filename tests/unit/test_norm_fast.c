@@ -62,16 +62,16 @@ int main(int argc, char **argv)
                 CHECK(!memcmp(m1, m2, 8 * (size_t)ns) && !memcmp(v1, v2, 8 * (size_t)ns));
                 float *y0 = malloc(4 * (size_t)n), *y1 = malloc(4 * (size_t)n), *y2 = malloc(4 * (size_t)n);
                 cnni_ref_norm_forward_f32(&g, x, m0, r0, affine ? w : NULL, affine ? b : NULL, y0);
-                cnni_norm_fast_forward(isa, p1, &g, x, m0, r0, affine ? w : NULL, affine ? b : NULL, y1);
-                cnni_norm_fast_forward(isa, p2, &g, x, m0, r0, affine ? w : NULL, affine ? b : NULL, y2);
+                cnni_norm_fast_forward(isa, p1, &g, x, m0, r0, affine ? w : NULL, affine ? b : NULL, y1, NULL);
+                cnni_norm_fast_forward(isa, p2, &g, x, m0, r0, affine ? w : NULL, affine ? b : NULL, y2, NULL);
                 CHECK(!memcmp(y1, y2, 4 * (size_t)n));
                 float *d0 = malloc(4 * (size_t)n), *d1 = malloc(4 * (size_t)n), *d2 = malloc(4 * (size_t)n);
                 float *dw0 = calloc((size_t)C, 4), *db0 = calloc((size_t)C, 4), *dw1 = calloc((size_t)C, 4),
                       *db1 = calloc((size_t)C, 4), *dw2 = calloc((size_t)C, 4), *db2 = calloc((size_t)C, 4);
                 void *scr = malloc(cnni_norm_fast_scratch(&g));
                 cnni_ref_norm_backward_f32(&g, x, dy, m0, r0, affine ? w : NULL, batch, d0, dw0, db0);
-                cnni_norm_fast_backward(isa, p1, &g, x, dy, m0, r0, affine ? w : NULL, batch, d1, dw1, db1, scr);
-                cnni_norm_fast_backward(isa, p2, &g, x, dy, m0, r0, affine ? w : NULL, batch, d2, dw2, db2, scr);
+                cnni_norm_fast_backward(isa, p1, &g, x, dy, m0, r0, affine ? w : NULL, NULL, 0, batch, d1, dw1, db1, scr);
+                cnni_norm_fast_backward(isa, p2, &g, x, dy, m0, r0, affine ? w : NULL, NULL, 0, batch, d2, dw2, db2, scr);
                 CHECK(!memcmp(d1, d2, 4 * (size_t)n) && !memcmp(dw1, dw2, 4 * (size_t)C) && !memcmp(db1, db2, 4 * (size_t)C));
                 double e = fmax(fmax(rel(y1, y0, n), rel(d1, d0, n)), fmax(rel(dw1, dw0, C), rel(db1, db0, C)));
                 e = fmax(e, es * 1e-2);
@@ -84,6 +84,68 @@ int main(int argc, char **argv)
                 free(dw2), free(db2), free(scr);
             }
             printf("  %s: worst relative error %.3g\n", cnni_isa_name((cnni_isa)isa), worst);
+        }
+    }
+    /* BatchNorm fused with the ReLU after it: the forward's y and z, and
+     * the backward from z's gradient, bit for bit what the separate passes
+     * give (the backward recomputes y from x to mask the gradient). */
+    for (int isa = 0; isa <= (int)cnni_cpu_best_isa(); isa++) {
+        char name[96];
+        snprintf(name, sizeof name, "fast BatchNorm + ReLU fused (%s) equals the separate passes",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            for (int t = 0; t < 40; t++) {
+                /* BatchNorm: statistics across the batch, one channel per group */
+                cnni_norm_geom g = {pick(1, 5), pick(1, 6), 1, t % 3 == 0 ? pick(1, 20) : pick(1, 900), 1};
+                int64_t n = g.N * g.G * g.S, C = g.G, ns = cnni_norm_nstat(&g);
+                float *x = malloc(4 * (size_t)n), *dz = malloc(4 * (size_t)n), *w = malloc(4 * (size_t)C),
+                      *b = malloc(4 * (size_t)C);
+                for (int64_t i = 0; i < n; i++) {
+                    x[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
+                    dz[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
+                    if (i % 17 == 3)
+                        x[i] = x[i > 0 ? i - 1 : 0]; /* ties */
+                }
+                if (t == 5 && n > 2)
+                    x[1] = NAN, dz[2] = NAN;
+                for (int64_t c = 0; c < C; c++) {
+                    w[c] = (float)cnni_rng_uniform_range(&rng, -1.5, 1.5);
+                    b[c] = (float)cnni_rng_uniform_range(&rng, -1, 1);
+                }
+                int affine = (int)pick(0, 1), batch = (int)pick(0, 1);
+                if (t % 4 == 1) /* a channel whose output is exactly 0: ReLU passes no gradient there */
+                    affine = 1, w[0] = 0, b[0] = 0;
+                const float *wa = affine ? w : NULL, *ba = affine ? b : NULL;
+                double *m = malloc(8 * (size_t)ns), *r = malloc(8 * (size_t)ns);
+                cnni_norm_fast_stats(isa, p2, &g, x, m, r);
+                for (int64_t i = 0; i < ns; i++)
+                    r[i] = 1.0 / sqrt(r[i] + 1e-5);
+                float *y0 = malloc(4 * (size_t)n), *z0 = malloc(4 * (size_t)n), *y1 = malloc(4 * (size_t)n),
+                      *z1 = malloc(4 * (size_t)n), *gy = malloc(4 * (size_t)n);
+                cnni_norm_fast_forward(isa, p2, &g, x, m, r, wa, ba, y0, NULL);
+                for (int64_t i = 0; i < n; i++) {
+                    z0[i] = y0[i] > 0 ? y0[i] : (y0[i] != y0[i] ? y0[i] : 0.0f);
+                    gy[i] = y0[i] > 0 ? dz[i] : 0.0f;
+                }
+                cnni_norm_fast_forward(isa, (t & 1) ? p1 : p2, &g, x, m, r, wa, ba, y1, z1);
+                CHECKF(!memcmp(y0, y1, 4 * (size_t)n) && !memcmp(z0, z1, 4 * (size_t)n),
+                       "forward N=%lld C=%lld S=%lld affine=%d", (long long)g.N, (long long)C, (long long)g.S,
+                       affine);
+                float *d0 = malloc(4 * (size_t)n), *d1 = malloc(4 * (size_t)n);
+                float *dw0 = calloc((size_t)C, 4), *db0 = calloc((size_t)C, 4), *dw1 = calloc((size_t)C, 4),
+                      *db1 = calloc((size_t)C, 4);
+                void *scr = malloc(cnni_norm_fast_scratch(&g));
+                cnni_norm_fast_backward(isa, p2, &g, x, gy, m, r, wa, NULL, 0, batch, d0, dw0, db0, scr);
+                cnni_norm_fast_backward(isa, (t & 1) ? p1 : p2, &g, x, dz, m, r, wa, ba, 1, batch, d1, dw1, db1,
+                                        scr);
+                CHECKF(!memcmp(d0, d1, 4 * (size_t)n) && !memcmp(dw0, dw1, 4 * (size_t)C) &&
+                           !memcmp(db0, db1, 4 * (size_t)C),
+                       "backward N=%lld C=%lld S=%lld affine=%d batch=%d", (long long)g.N, (long long)C,
+                       (long long)g.S, affine, batch);
+                free(x), free(dz), free(w), free(b), free(m), free(r), free(y0), free(z0), free(y1), free(z1);
+                free(gy), free(d0), free(d1), free(dw0), free(db0), free(dw1), free(db1), free(scr);
+            }
         }
     }
     cnni_pool_destroy(p1);

@@ -21,7 +21,11 @@ static inline double vsum(__m256 v)
     return (double)_mm_cvtss_f32(s);
 }
 #define VSUM vsum
+/* y, with the lanes where y <= 0 set to 0 (NaN is not <= 0, so it stays) */
+#define VRELU(y) _mm256_andnot_ps(_mm256_cmp_ps((y), _mm256_setzero_ps(), _CMP_LE_OQ), (y))
+/* g where y > 0, else 0 */
+#define VPOS(y, g) _mm256_and_ps(_mm256_cmp_ps((y), _mm256_setzero_ps(), _CMP_GT_OQ), (g))
 
 #include "norm_simd.h"
 
-const cnni_norm_spans cnni_norm_spans_avx2 = {s_sum, s_dev2, s_affine, s_sums, s_grad};
+const cnni_norm_spans cnni_norm_spans_avx2 = SPANS_INIT;

@@ -49,6 +49,11 @@ static void s_dev2(const float *x, int64_t n, float hi, float lo, double *sd, do
     *sd2 = s2;
 }
 
+/* One element of the affine map outside the vector loop. Every span that
+ * recomputes the forward's output (the ReLU-fused ones) uses this and the
+ * same vector/tail split, so it gets the forward's exact bits. */
+static inline float s_aff1(float x, float hi, float lo, float a, float b) { return ((x - hi) - lo) * a + b; }
+
 static void s_affine(const float *x, int64_t n, float hi, float lo, float a, float b, float *y)
 {
     const V mh = VSET(hi), ml = VSET(lo), va = VSET(a), vb = VSET(b);
@@ -56,7 +61,65 @@ static void s_affine(const float *x, int64_t n, float hi, float lo, float a, flo
     for (; j + W <= n; j += W)
         VSTORE(y + j, VFMADD(DEV(VLOAD(x + j)), va, vb));
     for (; j < n; j++)
-        y[j] = ((x[j] - hi) - lo) * a + b;
+        y[j] = s_aff1(x[j], hi, lo, a, b);
+}
+
+/* ReLU as the activation kernels compute it: 0 where y <= 0, NaN kept. */
+static inline float s_relu1(float y) { return y > 0 ? y : (y != y ? y : 0.0f); }
+
+static void s_affine_relu(const float *x, int64_t n, float hi, float lo, float a, float b, float *y, float *z)
+{
+    const V mh = VSET(hi), ml = VSET(lo), va = VSET(a), vb = VSET(b);
+    int64_t j = 0;
+    for (; j + W <= n; j += W) {
+        const V t = VFMADD(DEV(VLOAD(x + j)), va, vb);
+        VSTORE(y + j, t);
+        VSTORE(z + j, VRELU(t));
+    }
+    for (; j < n; j++) {
+        const float t = s_aff1(x[j], hi, lo, a, b);
+        y[j] = t;
+        z[j] = s_relu1(t);
+    }
+}
+
+/* The gradient through the ReLU: dz where the forward's output was > 0. */
+#define GVEC(j) VPOS(VFMADD(DEV(VLOAD(x + (j))), va, vb), VLOAD(dz + (j)))
+#define GONE(j) (s_aff1(x[j], hi, lo, a, b) > 0 ? dz[j] : 0.0f)
+
+static void s_relu_grad(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float *g)
+{
+    const V mh = VSET(hi), ml = VSET(lo), va = VSET(a), vb = VSET(b);
+    int64_t j = 0;
+    for (; j + W <= n; j += W)
+        VSTORE(g + j, GVEC(j));
+    for (; j < n; j++)
+        g[j] = GONE(j);
+}
+
+static void s_sums_relu(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b,
+                        double *sdy, double *sdyx)
+{
+    const V mh = VSET(hi), ml = VSET(lo), va = VSET(a), vb = VSET(b);
+    double s1 = 0, s2 = 0;
+    for (int64_t i = 0; i < n; i += FLUSH) {
+        int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
+        V sa = VSET(0.0f), sb = VSET(0.0f);
+        for (; j + W <= e; j += W) {
+            V g = GVEC(j);
+            sa = VADD(sa, g);
+            sb = VFMADD(g, DEV(VLOAD(x + j)), sb);
+        }
+        s1 += VSUM(sa);
+        s2 += VSUM(sb);
+        for (; j < e; j++) {
+            const float g = GONE(j);
+            s1 += g;
+            s2 += (double)(g * ((x[j] - hi) - lo));
+        }
+    }
+    *sdy = s1;
+    *sdyx = s2;
 }
 
 static void s_sums(const float *x, const float *dy, int64_t n, float hi, float lo, double *sdy, double *sdyx)
@@ -94,3 +157,19 @@ static void s_grad(const float *x, const float *dy, int64_t n, float hi, float l
     for (; j < n; j++)
         dx[j] = r * (w * dy[j] - c) + k * ((x[j] - hi) - lo);
 }
+
+static void s_grad_relu(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float r,
+                        float w, float c, float k, float *dx)
+{
+    const V mh = VSET(hi), ml = VSET(lo), va = VSET(a), vb = VSET(b);
+    const V vr = VSET(r), vw = VSET(w), vc = VSET(c), vk = VSET(k);
+    int64_t j = 0;
+    for (; j + W <= n; j += W) {
+        V t = VSUB(VMUL(vw, GVEC(j)), vc);
+        VSTORE(dx + j, VFMADD(vr, t, VMUL(vk, DEV(VLOAD(x + j)))));
+    }
+    for (; j < n; j++)
+        dx[j] = r * (w * GONE(j) - c) + k * ((x[j] - hi) - lo);
+}
+
+#define SPANS_INIT {s_sum, s_dev2, s_affine, s_sums, s_grad, s_affine_relu, s_relu_grad, s_sums_relu, s_grad_relu}
