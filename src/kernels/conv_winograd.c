@@ -11,7 +11,14 @@
  *   output  A^T (4x6):  y0 = m0 + (m1 + m2) + (m3 + m4)
  *             y1 = 2/3 (m1 - m2) + 3/2 (m3 - m4)
  *             y2 = 4/9 (m1 + m2) + 9/4 (m3 + m4)
- *             y3 = 8/27 (m1 - m2) + 27/8 (m3 - m4) + m5 */
+ *             y3 = 8/27 (m1 - m2) + 27/8 (m3 - m4) + m5
+ * and for the weight gradient, the transposes of the last two:
+ *   dy      A (6x4):  z0 = d0, z5 = d3,
+ *             z1,z2 = (d0 + 4/9 d2) +- (2/3 d1 + 8/27 d3)
+ *             z3,z4 = (d0 + 9/4 d2) +- (3/2 d1 + 27/8 d3)
+ *   back    G^T (3x6):  r0 = m0 - 81/130 (m1 + m2) + 8/65 (m3 + m4)
+ *             r1 = 27/65 (m2 - m1) + 12/65 (m3 - m4)
+ *             r2 = 18/65 ((m3 + m4) - (m1 + m2)) + m5 */
 #include "conv_winograd.h"
 #include "../core/cpu.h"
 #include "../core/pool.h"
@@ -137,6 +144,87 @@ static void g_weights(const float *w, int64_t ls, int64_t ks, int flip, int nl, 
         }
 }
 
+static void a4(const float *d, float *z)
+{
+    const float e1 = d[0] + (4.0f / 9.0f) * d[2], o1 = (2.0f / 3.0f) * d[1] + (8.0f / 27.0f) * d[3];
+    const float e2 = d[0] + 2.25f * d[2], o2 = 1.5f * d[1] + 3.375f * d[3];
+    z[0] = d[0];
+    z[1] = e1 + o1;
+    z[2] = e1 - o1;
+    z[3] = e2 + o2;
+    z[4] = e2 - o2;
+    z[5] = d[3];
+}
+
+static void gt6(const double *m, double *r)
+{
+    const double s1 = m[1] + m[2], s2 = m[3] + m[4];
+    r[0] = m[0] - 81.0 / 130 * s1 + 8.0 / 65 * s2;
+    r[1] = 27.0 / 65 * (m[2] - m[1]) + 12.0 / 65 * (m[3] - m[4]);
+    r[2] = 18.0 / 65 * (s2 - s1) + m[5];
+}
+
+static void g_dy_run(const float *dy, int64_t plane, int nch, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0,
+                     int nt, float *buf, float *z, int64_t ldz, int64_t zs)
+{
+    (void)buf;
+    for (int i = 0; i < nt; i++)
+        for (int l = 0; l < 16; l++) {
+            float d[4][4], t[6][4], col[4], out[6];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) {
+                    const int64_t h = oh0 + a, w = ow0 + 4 * i + b;
+                    d[a][b] = l < nch && h < OH && w < OW ? dy[l * plane + h * OW + w] : 0.0f;
+                }
+            for (int b = 0; b < 4; b++) {
+                for (int a = 0; a < 4; a++)
+                    col[a] = d[a][b];
+                a4(col, out);
+                for (int k = 0; k < 6; k++)
+                    t[k][b] = out[k];
+            }
+            for (int k = 0; k < 6; k++) {
+                a4(t[k], out);
+                for (int c = 0; c < 6; c++)
+                    z[(k * 6 + c) * zs + i * ldz + l] = out[c];
+            }
+        }
+}
+
+static void g_wout(const float *m, int64_t ms, int nl, float *dw)
+{
+    for (int l = 0; l < nl; l++) {
+        double t[3][6], row[6], r[3];
+        for (int c = 0; c < 6; c++) {
+            double col[6];
+            for (int k = 0; k < 6; k++)
+                col[k] = m[(k * 6 + c) * ms + l];
+            gt6(col, r);
+            for (int a = 0; a < 3; a++)
+                t[a][c] = r[a];
+        }
+        for (int a = 0; a < 3; a++) {
+            for (int c = 0; c < 6; c++)
+                row[c] = t[a][c];
+            gt6(row, r);
+            for (int b = 0; b < 3; b++)
+                dw[l * 9 + a * 3 + b] += (float)r[b];
+        }
+    }
+}
+
+static inline void g_gemmt(int nr, int mr, int64_t K, const float *a, int64_t lda, const float *b, float *m,
+                           int64_t ldm, int accumulate)
+{
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) {
+            float s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += a[k * lda + r] * b[k * nr + j];
+            m[r * ldm + j] = accumulate ? m[r * ldm + j] + s : s;
+        }
+}
+
 static inline void g_gemm(int nr, int mr, int64_t K, const float *v, int64_t ldv, const float *u, float *m,
                           int64_t ldm, int accumulate)
 {
@@ -155,7 +243,13 @@ static inline void g_gemm(int nr, int mr, int64_t K, const float *v, int64_t ldv
     {                                                                                              \
         g_gemm(NR, MR, K, v, ldv, u, m, ldm, accumulate);                                          \
     }
-#define G_GEMMS(MR) G_GEMM(16, MR) G_GEMM(32, MR)
+#define G_GEMMT(NR, MR)                                                                             \
+    static void g_gemmt##NR##_##MR(int64_t K, const float *a, int64_t lda, const float *b, float *m,  \
+                                   int64_t ldm, int accumulate)                                     \
+    {                                                                                               \
+        g_gemmt(NR, MR, K, a, lda, b, m, ldm, accumulate);                                          \
+    }
+#define G_GEMMS(MR) G_GEMM(16, MR) G_GEMM(32, MR) G_GEMMT(16, MR) G_GEMMT(32, MR)
 G_GEMMS(1)
 G_GEMMS(2)
 G_GEMMS(3)
@@ -174,9 +268,15 @@ const cnni_wino_kernels cnni_wino_kernels_generic = {
      g_gemm32_10, g_gemm32_11, g_gemm32_12},
     {g_gemm16_1, g_gemm16_2, g_gemm16_3, g_gemm16_4, g_gemm16_5, g_gemm16_6, g_gemm16_7, g_gemm16_8, g_gemm16_9,
      g_gemm16_10, g_gemm16_11, g_gemm16_12},
+    {g_gemmt32_1, g_gemmt32_2, g_gemmt32_3, g_gemmt32_4, g_gemmt32_5, g_gemmt32_6, g_gemmt32_7, g_gemmt32_8,
+     g_gemmt32_9, g_gemmt32_10, g_gemmt32_11, g_gemmt32_12},
+    {g_gemmt16_1, g_gemmt16_2, g_gemmt16_3, g_gemmt16_4, g_gemmt16_5, g_gemmt16_6, g_gemmt16_7, g_gemmt16_8,
+     g_gemmt16_9, g_gemmt16_10, g_gemmt16_11, g_gemmt16_12},
     g_in_run,
     g_out_run,
-    g_weights};
+    g_weights,
+    g_dy_run,
+    g_wout};
 
 static const cnni_wino_kernels *kernels_for(int isa)
 {
@@ -424,4 +524,202 @@ void cnni_conv_winograd_backward_data(int isa, struct cnni_pool *pool, const cnn
     bwd_geom(g, &b);
     /* w'[c][o][t] = w[o][c][8 - t]: lanes are the forward's input channels. */
     run(isa, pool, &b, dy, w, 1, 9, g->C * 9, NULL, dx, scratch);
+}
+
+/* ---- the weight gradient ---- */
+
+/* Transforms of x and dy take about this many bytes per chunk of tiles. */
+#define WG_CHUNK_BYTES (2 << 20)
+#define WG_KB 64 /* tiles per block of the sums */
+
+typedef struct {
+    wgeo e;
+    int64_t tc;     /* tiles per chunk */
+    int64_t vs, zs; /* floats from one point to the next in V and Z */
+    int64_t ncb;    /* blocks of 32 in channels */
+} wggeo;
+
+static void wg_geo(const cnni_conv_geom *g, wggeo *w)
+{
+    geo_of(g, &w->e);
+    const wgeo *e = &w->e;
+    const int64_t per_tile = NP * (e->Cp + e->Op) * (int64_t)sizeof(float);
+    int64_t tc = WG_CHUNK_BYTES / per_tile;
+    /* and enough that reading and writing the sums for every chunk costs
+     * at most a quarter of the chunk's transforms */
+    const int64_t tm = 4 * e->O * e->Cp / (e->Cp + e->Op);
+    tc = tc < tm ? tm : tc;
+    tc = tc < 16 ? 16 : tc;
+    w->tc = tc < e->T ? tc : e->T;
+    /* a line more than the points need, so they do not share a cache set */
+    w->vs = w->tc * e->Cp + 16;
+    w->zs = w->tc * e->Op + 16;
+    w->ncb = (e->Cp + 31) / 32;
+}
+
+static int64_t wg_chunks(const wggeo *w) { return (w->e.T + w->tc - 1) / w->tc; }
+
+/* Shared: the sums across chunks S [32-channel block][O][point][32] (with
+ * more than one chunk), V [point][32-channel block][tile][width],
+ * Z [point][tile][Op]; per thread: the row buffer, and the sums of one
+ * task [MR][point][32] (with one chunk). */
+static size_t wg_bytes(const wggeo *w, size_t *parts)
+{
+    const int64_t run = w->tc < w->e.tw ? w->tc : w->e.tw;
+    parts[0] = wg_chunks(w) > 1 ? al64((size_t)(w->ncb * w->e.O * NP * 32) * sizeof(float)) : 0;
+    parts[1] = al64((size_t)(NP * w->vs) * sizeof(float));
+    parts[2] = al64((size_t)(NP * w->zs) * sizeof(float));
+    parts[3] = al64((size_t)(6 * cnni_wino_row_floats((int)run)) * sizeof(float)) +
+               (wg_chunks(w) > 1 ? 0 : al64((size_t)(CNNI_WINO_MR * NP * 32) * sizeof(float)));
+    return parts[0] + parts[1] + parts[2];
+}
+
+int cnni_conv_winograd_applies_weight(int isa, const cnni_conv_geom *g)
+{
+    if (isa != CNNI_ISA_AVX512 || !geometry_fits(g))
+        return 0;
+    wgeo e;
+    geo_of(g, &e);
+    return g->C >= 32 && g->O >= 32 && e.T >= 8;
+}
+
+size_t cnni_conv_winograd_weight_scratch(int isa, const cnni_conv_geom *g, int threads)
+{
+    (void)isa;
+    wggeo w;
+    size_t parts[4];
+    wg_geo(g, &w);
+    return wg_bytes(&w, parts) + parts[3] * (size_t)(threads > 0 ? threads : 1) + 64;
+}
+
+typedef struct {
+    const cnni_wino_kernels *k;
+    wggeo w;
+    const float *x, *dy;
+    float *dw, *db, *S, *V, *Z;
+    int64_t t0, nt; /* the chunk's first tile and its tiles */
+    int last;       /* the last chunk */
+    int64_t ntasks; /* transform tasks per chunk */
+    int64_t nob;    /* blocks of out channels in the products */
+    char *threads_base;
+    size_t thread_bytes, buf_bytes;
+    int nthreads;
+} wgjob;
+
+/* The transforms of the chunk's tiles in range t of ntasks. */
+static void wg_transform_task(void *ctx, int64_t t)
+{
+    const wgjob *j = ctx;
+    const wgeo *e = &j->w.e;
+    const cnni_wino_kernels *k = j->k;
+    float *buf = (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes);
+    const int64_t inplane = e->H * e->W, outplane = e->OH * e->OW, tc = j->w.tc;
+    int64_t i0, i1;
+    cnni_split(j->nt, j->ntasks, t, &i0, &i1);
+    for (int64_t i = i0; i < i1;) {
+        int64_t n, ty, tx;
+        tile_pos(e, j->t0 + i, &n, &ty, &tx);
+        const int run = (int)(i1 - i < e->tw - tx ? i1 - i : e->tw - tx);
+        for (int64_t c0 = 0; c0 < e->C; c0 += 16) {
+            const int64_t blk = c0 / 32, nb = e->Cp - blk * 32 < 32 ? e->Cp - blk * 32 : 32;
+            k->in_run(j->x + (n * e->C + c0) * inplane, inplane, (int)(e->C - c0 < 16 ? e->C - c0 : 16), e->H, e->W,
+                      4 * ty - e->ph, 4 * tx - e->pw, run, buf, j->V + blk * 32 * tc + i * nb + c0 % 32, nb, j->w.vs);
+        }
+        for (int64_t o0 = 0; o0 < e->O; o0 += 16)
+            k->dy_run(j->dy + (n * e->O + o0) * outplane, outplane, (int)(e->O - o0 < 16 ? e->O - o0 : 16), e->OH,
+                      e->OW, 4 * ty, 4 * tx, run, buf, j->Z + i * e->Op + o0, e->Op, j->w.zs);
+        i += run;
+    }
+}
+
+/* Block t / nob of 32 in channels, block t % nob of out channels (at most
+ * MR): every point's sums over the chunk's tiles, added to those of the
+ * chunks before; after the last chunk, dw += G^T (sums) G and db += the
+ * sums of dy. */
+static void wg_product_task(void *ctx, int64_t t)
+{
+    const wgjob *j = ctx;
+    const wgeo *e = &j->w.e;
+    const int64_t cb = t / j->nob, ob = t % j->nob, c0 = cb * 32, nb = e->Cp - c0 < 32 ? e->Cp - c0 : 32;
+    int64_t o0, o1;
+    cnni_split(e->O, j->nob, ob, &o0, &o1);
+    const int mr = (int)(o1 - o0);
+    const cnni_wino_gemmt_fn fn = (nb == 32 ? j->k->gemmt32 : j->k->gemmt16)[mr - 1];
+    /* the block's sums: row r, point p at s[r*NP*32 + p*32] */
+    float *s = wg_chunks(&j->w) > 1
+                   ? j->S + (cb * e->O + o0) * NP * 32
+                   : (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes + j->buf_bytes);
+    for (int64_t p = 0; p < NP; p++) {
+        const float *z = j->Z + p * j->w.zs + o0, *v = j->V + p * j->w.vs + c0 * j->w.tc;
+        /* the tiles in blocks, whose sums are then added */
+        for (int64_t k0 = 0; k0 < j->nt; k0 += WG_KB) {
+            const int64_t kn = j->nt - k0 < WG_KB ? j->nt - k0 : WG_KB;
+            fn(kn, z + k0 * e->Op, e->Op, v + k0 * nb, s + p * 32, NP * 32, j->t0 > 0 || k0 > 0);
+        }
+    }
+    if (!j->last)
+        return;
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t h = c0; h < c0 + nb && h < e->C; h += 16)
+            j->k->wout(s + (o - o0) * NP * 32 + (h - c0), 32, (int)(e->C - h < 16 ? e->C - h : 16),
+                       j->dw + (o * e->C + h) * 9);
+    if (!j->db || cb > 0)
+        return;
+    const int64_t P = e->OH * e->OW;
+    for (int64_t o = o0; o < o1; o++) {
+        double acc = 0;
+        for (int64_t n = 0; n < e->N; n++) {
+            /* 16 float sums, which compilers vectorise */
+            const float *d = j->dy + (n * e->O + o) * P;
+            float part[16] = {0};
+            int64_t z = 0;
+            for (; z + 16 <= P; z += 16)
+                for (int l = 0; l < 16; l++)
+                    part[l] += d[z + l];
+            for (; z < P; z++)
+                part[0] += d[z];
+            for (int l = 0; l < 16; l++)
+                acc += part[l];
+        }
+        j->db[o] += (float)acc;
+    }
+}
+
+void cnni_conv_winograd_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                        const float *dy, float *dw, float *db, void *scratch)
+{
+    wgjob j;
+    memset(&j, 0, sizeof j);
+    j.k = kernels_for(isa);
+    wg_geo(g, &j.w);
+    j.x = x;
+    j.dy = dy;
+    j.dw = dw;
+    j.db = db;
+    size_t parts[4];
+    char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    const size_t shared = wg_bytes(&j.w, parts);
+    j.S = (float *)base;
+    j.V = (float *)(base + parts[0]);
+    j.Z = (float *)(base + parts[0] + parts[1]);
+    j.threads_base = base + shared;
+    j.thread_bytes = parts[3];
+    const int64_t run = j.w.tc < j.w.e.tw ? j.w.tc : j.w.e.tw;
+    j.buf_bytes = al64((size_t)(6 * cnni_wino_row_floats((int)run)) * sizeof(float));
+    j.nthreads = cnni_pool_threads(pool);
+    const wgeo *e = &j.w.e;
+    /* Blocks of at most MR out channels, and enough tasks to spread; how
+     * they are split does not change any result. The chunks do (each
+     * chunk's sums are added to the sums before), and depend only on the
+     * shape. */
+    j.nob = (e->O + CNNI_WINO_MR - 1) / CNNI_WINO_MR;
+    while (j.nob * j.w.ncb < 2 * j.nthreads && j.nob < e->O)
+        j.nob++;
+    for (j.t0 = 0; j.t0 < e->T; j.t0 += j.w.tc) {
+        j.nt = e->T - j.t0 < j.w.tc ? e->T - j.t0 : j.w.tc;
+        j.last = j.t0 + j.nt >= e->T;
+        j.ntasks = j.nt < j.nthreads ? j.nt : j.nthreads;
+        cnni_pool_run(pool, wg_transform_task, &j, j.ntasks);
+        cnni_pool_run(pool, wg_product_task, &j, j.nob * j.w.ncb);
+    }
 }

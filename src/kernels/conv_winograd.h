@@ -53,6 +53,20 @@ void cnni_conv_winograd_forward(int isa, struct cnni_pool *pool, const cnni_conv
 void cnni_conv_winograd_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
                                       const float *w, float *dx, void *scratch);
 
+/* The weight gradient, dw[o][c] += G^T [ sum over tiles (A dy A^T) . (B^T x B) ] G
+ * (dy's 4x4 tile taken to the transformed domain by the output
+ * transform's transpose, x's patch by the forward's input transform), and
+ * db += the sum of dy (db may be NULL). Tiles are taken in chunks of a size
+ * set by the shape alone: a chunk's transforms are stored, then every
+ * point's [O x tiles] x [tiles x C] product is added to the point's sums
+ * (each sum its own chain of products, by chunk in order), and the sums
+ * are taken back to 3x3 in double. Results are bitwise identical for any
+ * thread count. */
+int cnni_conv_winograd_applies_weight(int isa, const cnni_conv_geom *g);
+size_t cnni_conv_winograd_weight_scratch(int isa, const cnni_conv_geom *g, int threads);
+void cnni_conv_winograd_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                        const float *dy, float *dw, float *db, void *scratch);
+
 /* ---- the per-instruction-set pieces ---- */
 #define CNNI_WINO_MR 12 /* tiles per register tile */
 #define CNNI_WINO_KB 64 /* channels per block of the sums */
@@ -67,8 +81,15 @@ static inline int64_t cnni_wino_row_floats(int nt) { return ((4 * (int64_t)nt + 
 typedef void (*cnni_wino_gemm_fn)(int64_t K, const float *v, int64_t ldv, const float *u, float *m, int64_t ldm,
                                   int accumulate);
 
+/* m[r*ldm + j] (=, or += when accumulate) sum_{k<K} a[k*lda + r] * b[k*nr + j]
+ * for r < mr and j < nr (16 or 32): the weight gradient's products, with
+ * the out channels r broadcast and the in channels j along the lanes. */
+typedef void (*cnni_wino_gemmt_fn)(int64_t K, const float *a, int64_t lda, const float *b, float *m, int64_t ldm,
+                                   int accumulate);
+
 typedef struct cnni_wino_kernels {
     cnni_wino_gemm_fn gemm32[CNNI_WINO_MR], gemm16[CNNI_WINO_MR]; /* [mr - 1] */
+    cnni_wino_gemmt_fn gemmt32[CNNI_WINO_MR], gemmt16[CNNI_WINO_MR];
     /* Input transform of a run of nt tiles in one tile row, for 16 channels
      * (nch of them real, the rest zero): x is the first channel's plane
      * (plane floats apart, H x W), the run's patches start at row h0 and
@@ -90,6 +111,16 @@ typedef struct cnni_wino_kernels {
      * reversed when flip; point p of row k goes to u[p*us + k*ldu], 16 floats. */
     void (*weights)(const float *w, int64_t ls, int64_t ks, int flip, int nl, int64_t K, float *u, int64_t ldu,
                     int64_t us);
+    /* The weight gradient's transform of a run of nt dy tiles in one tile
+     * row, 16 channels (nch real, the rest zero): dy is the first
+     * channel's plane (plane floats apart, OH x OW, zero past its edges),
+     * the tiles start at row oh0, column ow0; buf holds 4 rows of
+     * cnni_wino_row_floats(nt). Point p of tile i goes to z[p*zs + i*ldz]. */
+    void (*dy_run)(const float *dy, int64_t plane, int nch, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, int nt,
+                   float *buf, float *z, int64_t ldz, int64_t zs);
+    /* dw[l*9 + t] += (G^T M_l G)[t], in double, for lanes l < nl, where
+     * point p of M_l is m[p*ms + l]. */
+    void (*wout)(const float *m, int64_t ms, int nl, float *dw);
 } cnni_wino_kernels;
 
 extern const cnni_wino_kernels cnni_wino_kernels_generic;

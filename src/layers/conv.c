@@ -376,6 +376,8 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
     const int64_t taps = cg * g->k[0] * g->k[1] * g->k[2];
     if (depthwise)
         k.weight = KERN_PLANES;
+    else if (cnni_conv_winograd_applies_weight(isa, g))
+        k.weight = KERN_WINOGRAD;
     else if (cnni_conv_direct_applies(isa, g) && taps >= 32 && taps <= 1152)
         k.weight = KERN_DIRECT;
     else
@@ -427,7 +429,8 @@ static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
         if (pass[i] == KERN_GEMM)
             s = cnni_conv_fast_scratch(k, &g, inf->threads);
         else if (pass[i] == KERN_WINOGRAD)
-            s = cnni_conv_winograd_scratch(inf->isa, &g, inf->threads);
+            s = i == 2 ? cnni_conv_winograd_weight_scratch(inf->isa, &g, inf->threads)
+                       : cnni_conv_winograd_scratch(inf->isa, &g, inf->threads);
         else if (pass[i] == KERN_DIRECT)
             s = i == 2 ? cnni_conv_direct_weight_scratch(inf->isa, &g, inf->threads)
                        : cnni_conv_direct_scratch(inf->isa, &g, inf->threads);
@@ -530,6 +533,8 @@ static cnn_status conv_backward(const cnni_exec *x)
     conv_kernels ks = choose_kernels(x->isa, &g);
     if (ks.weight == KERN_PLANES)
         cnni_conv_dw_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
+    else if (ks.weight == KERN_WINOGRAD)
+        cnni_conv_winograd_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
     else if (ks.weight == KERN_DIRECT)
         cnni_conv_direct_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
     else

@@ -60,7 +60,57 @@
         }                                                                                          \
     }
 
-#define DEFINE_GEMMS(MR) DEFINE_GEMM32(MR) DEFINE_GEMM16(MR)
+/* The weight gradient's products: MR out channels broadcast from a column
+ * of a, 32 (or 16) in channels along the lanes. */
+#define DEFINE_GEMMT32(MR)                                                                         \
+    static void gemmt32_##MR(int64_t K, const float *a, int64_t lda, const float *b, float *m,    \
+                             int64_t ldm, int accumulate)                                          \
+    {                                                                                              \
+        __m512 acc[MR][2];                                                                         \
+        UNROLL for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();           \
+        for (int64_t k = 0; k < K; k++) {                                                          \
+            const __m512 b0 = _mm512_loadu_ps(b + k * 32), b1 = _mm512_loadu_ps(b + k * 32 + 16);   \
+            const float *ak = a + k * lda;                                                         \
+            UNROLL for (int r = 0; r < MR; r++)                                                    \
+            {                                                                                      \
+                const __m512 av = _mm512_set1_ps(ak[r]);                                           \
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                    \
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                    \
+            }                                                                                      \
+        }                                                                                          \
+        UNROLL for (int r = 0; r < MR; r++)                                                        \
+        {                                                                                          \
+            float *mr = m + r * ldm;                                                               \
+            if (accumulate) {                                                                      \
+                acc[r][0] = _mm512_add_ps(_mm512_loadu_ps(mr), acc[r][0]);                         \
+                acc[r][1] = _mm512_add_ps(_mm512_loadu_ps(mr + 16), acc[r][1]);                    \
+            }                                                                                      \
+            _mm512_storeu_ps(mr, acc[r][0]);                                                       \
+            _mm512_storeu_ps(mr + 16, acc[r][1]);                                                  \
+        }                                                                                          \
+    }
+
+#define DEFINE_GEMMT16(MR)                                                                         \
+    static void gemmt16_##MR(int64_t K, const float *a, int64_t lda, const float *b, float *m,    \
+                             int64_t ldm, int accumulate)                                          \
+    {                                                                                              \
+        __m512 acc[MR];                                                                            \
+        UNROLL for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();                          \
+        for (int64_t k = 0; k < K; k++) {                                                          \
+            const __m512 b0 = _mm512_loadu_ps(b + k * 16);                                         \
+            const float *ak = a + k * lda;                                                         \
+            UNROLL for (int r = 0; r < MR; r++) acc[r] =                                           \
+                _mm512_fmadd_ps(_mm512_set1_ps(ak[r]), b0, acc[r]);                                \
+        }                                                                                          \
+        UNROLL for (int r = 0; r < MR; r++)                                                        \
+        {                                                                                          \
+            if (accumulate)                                                                        \
+                acc[r] = _mm512_add_ps(_mm512_loadu_ps(m + r * ldm), acc[r]);                      \
+            _mm512_storeu_ps(m + r * ldm, acc[r]);                                                 \
+        }                                                                                          \
+    }
+
+#define DEFINE_GEMMS(MR) DEFINE_GEMM32(MR) DEFINE_GEMM16(MR) DEFINE_GEMMT32(MR) DEFINE_GEMMT16(MR)
 DEFINE_GEMMS(1)
 DEFINE_GEMMS(2)
 DEFINE_GEMMS(3)
@@ -155,6 +205,96 @@ INLINE void g3(__m512d g0, __m512d g1, __m512d g2, __m512d *u)
     u[3] = _mm512_add_pd(a2, b2);
     u[4] = _mm512_sub_pd(a2, b2);
     u[5] = g2;
+}
+
+/* dy's transform along one line: 4 values to 6. */
+INLINE void a4(__m512 d0, __m512 d1, __m512 d2, __m512 d3, __m512 *z)
+{
+    const __m512 e1 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f / 9.0f), d2, d0);
+    const __m512 o1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f / 3.0f), d1, _mm512_mul_ps(_mm512_set1_ps(8.0f / 27.0f), d3));
+    const __m512 e2 = _mm512_fmadd_ps(_mm512_set1_ps(2.25f), d2, d0);
+    const __m512 o2 = _mm512_fmadd_ps(_mm512_set1_ps(1.5f), d1, _mm512_mul_ps(_mm512_set1_ps(3.375f), d3));
+    z[0] = d0;
+    z[1] = _mm512_add_ps(e1, o1);
+    z[2] = _mm512_sub_ps(e1, o1);
+    z[3] = _mm512_add_ps(e2, o2);
+    z[4] = _mm512_sub_ps(e2, o2);
+    z[5] = d3;
+}
+
+/* The weight gradient's transform back, in double: 6 values to 3. */
+INLINE void gt6(const __m512d *m, __m512d *r)
+{
+    const __m512d s1 = _mm512_add_pd(m[1], m[2]), s2 = _mm512_add_pd(m[3], m[4]);
+    r[0] = _mm512_fmadd_pd(_mm512_set1_pd(8.0 / 65), s2, _mm512_fnmadd_pd(_mm512_set1_pd(81.0 / 130), s1, m[0]));
+    r[1] = _mm512_fmadd_pd(_mm512_set1_pd(27.0 / 65), _mm512_sub_pd(m[2], m[1]),
+                           _mm512_mul_pd(_mm512_set1_pd(12.0 / 65), _mm512_sub_pd(m[3], m[4])));
+    r[2] = _mm512_fmadd_pd(_mm512_set1_pd(18.0 / 65), _mm512_sub_pd(s2, s1), m[5]);
+}
+
+static void k_dy_run(const float *dy, int64_t plane, int nch, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0,
+                     int nt, float *buf, float *z, int64_t ldz, int64_t zs)
+{
+    const int ncols = 4 * nt;
+    const int64_t bs = cnni_wino_row_floats(nt) / 16;
+    /* the run's 4 rows as [column][channel] */
+    for (int a = 0; a < 4; a++) {
+        float *ba = buf + (size_t)a * bs * 16;
+        const int64_t h = oh0 + a;
+        if (h >= OH) {
+            memset(ba, 0, sizeof(float) * 16 * (size_t)ncols);
+            continue;
+        }
+        for (int c0 = 0; c0 < ncols; c0 += 16) {
+            const int64_t ws = ow0 + c0;
+            const __mmask16 mk = lanes(-ws, OW - ws);
+            __m512 q[16];
+            UNROLL for (int l = 0; l < 16; l++) q[l] = _mm512_setzero_ps();
+            if (mk)
+                for (int l = 0; l < nch; l++)
+                    q[l] = _mm512_maskz_loadu_ps(mk, dy + l * plane + h * OW + ws);
+            transpose16(q);
+            UNROLL for (int i = 0; i < 16; i++) _mm512_storeu_ps(ba + (c0 + i) * 16, q[i]);
+        }
+    }
+    for (int i = 0; i < nt; i++) {
+        __m512 d[4][4];
+        UNROLL for (int a = 0; a < 4; a++)
+            UNROLL for (int b = 0; b < 4; b++) d[a][b] = _mm512_loadu_ps(buf + ((size_t)a * bs + 4 * i + b) * 16);
+        __m512 t[4][6];
+        UNROLL for (int b = 0; b < 4; b++) a4(d[0][b], d[1][b], d[2][b], d[3][b], t[b]);
+        float *zi = z + i * ldz;
+        UNROLL for (int k = 0; k < 6; k++)
+        {
+            __m512 r[6];
+            a4(t[0][k], t[1][k], t[2][k], t[3][k], r);
+            UNROLL for (int c = 0; c < 6; c++) _mm512_storeu_ps(zi + (k * 6 + c) * zs, r[c]);
+        }
+    }
+}
+
+static void k_wout(const float *m, int64_t ms, int nl, float *dw)
+{
+    float loc[9][16];
+    for (int h = 0; h < 2; h++) {
+        __m512d t[3][6];
+        UNROLL for (int c = 0; c < 6; c++)
+        {
+            __m512d col[6], r[3];
+            UNROLL for (int k = 0; k < 6; k++) col[k] = _mm512_cvtps_pd(_mm256_loadu_ps(m + (k * 6 + c) * ms + 8 * h));
+            gt6(col, r);
+            UNROLL for (int a = 0; a < 3; a++) t[a][c] = r[a];
+        }
+        UNROLL for (int a = 0; a < 3; a++)
+        {
+            __m512d r[3];
+            gt6(t[a], r);
+            UNROLL for (int b = 0; b < 3; b++) _mm256_storeu_ps(loc[a * 3 + b] + 8 * h, _mm512_cvtpd_ps(r[b]));
+        }
+    }
+    for (int l = 0; l < nl; l++)
+        for (int i = 0; i < 9; i++)
+            dw[l * 9 + i] += loc[i][l];
 }
 
 static void k_in_run(const float *x, int64_t plane, int nch, int64_t H, int64_t W, int64_t h0, int64_t w0, int nt,
@@ -278,6 +418,12 @@ const cnni_wino_kernels cnni_wino_kernels_avx512 = {
      gemm32_12},
     {gemm16_1, gemm16_2, gemm16_3, gemm16_4, gemm16_5, gemm16_6, gemm16_7, gemm16_8, gemm16_9, gemm16_10, gemm16_11,
      gemm16_12},
+    {gemmt32_1, gemmt32_2, gemmt32_3, gemmt32_4, gemmt32_5, gemmt32_6, gemmt32_7, gemmt32_8, gemmt32_9, gemmt32_10,
+     gemmt32_11, gemmt32_12},
+    {gemmt16_1, gemmt16_2, gemmt16_3, gemmt16_4, gemmt16_5, gemmt16_6, gemmt16_7, gemmt16_8, gemmt16_9, gemmt16_10,
+     gemmt16_11, gemmt16_12},
     k_in_run,
     k_out_run,
-    k_weights};
+    k_weights,
+    k_dy_run,
+    k_wout};
