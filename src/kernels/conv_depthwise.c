@@ -25,7 +25,12 @@ void cnni_dw_fill_rows(cnni_dw_plane *p, int64_t need)
             for (int64_t b = p->filled; b < need; b++) {
                 const int64_t ib = b - g->p[1];
                 float *d = p->buf + c * pv + (a * p->pd[1] + b) * p->pd[2];
-                if (ia < 0 || ia >= g->in[0] || ib < 0 || ib >= g->in[1])
+                const int outside = ia < 0 || ia >= g->in[0] || ib < 0 || ib >= g->in[1];
+                if (p->zeroed) { /* the padding is still zero: the input's part alone */
+                    if (!outside && hi > lo)
+                        p->copy(d + lo, hi - lo, p->src + c * iv + (ia * g->in[1] + ib) * g->in[2] + (lo - g->p[2]),
+                                0, hi - lo);
+                } else if (outside)
                     p->copy(d, p->pd[2], NULL, 0, 0);
                 else
                     p->copy(d, p->pd[2], p->src + c * iv + (ia * g->in[1] + ib) * g->in[2] + (lo - g->p[2]), lo,
@@ -117,7 +122,35 @@ static void g_copy(float *d, int64_t width, const float *s, int64_t lo, int64_t 
     memset(d + lo + len, 0, sizeof(float) * (size_t)(width - lo - len));
 }
 
-const cnni_dw_kernels cnni_dw_kernels_generic = {g_forward, g_weight, g_scatter, g_copy};
+static void g_cols(int64_t T, int64_t K, int64_t P, const float *a, const float *b, int64_t ldb, float *c,
+                   int64_t ldc)
+{
+    for (int64_t t = 0; t < T; t++) {
+        float *ct = c + t * ldc;
+        for (int64_t p = 0; p < P; p++)
+            ct[p] = 0;
+        for (int64_t k = 0; k < K; k++) {
+            const float at = a[t * K + k], *bk = b + k * ldb;
+            for (int64_t p = 0; p < P; p++)
+                ct[p] += at * bk[p];
+        }
+    }
+}
+
+static void g_gather(float *d, int64_t n, int64_t m, const float *const *src, int64_t cnt, int64_t k2, int64_t ld,
+                     int64_t sh0, int64_t dil)
+{
+    for (int64_t i = 0; i < n; i++)
+        d[i] = 0;
+    for (int64_t t = 0; t < k2; t++) {
+        const int64_t sh = sh0 + t * dil, lo = sh > 0 ? sh : 0, hi = sh + m < n ? sh + m : n;
+        for (int64_t e = 0; e < cnt; e++)
+            for (int64_t i = lo; i < hi; i++)
+                d[i] += src[e][t * ld + i - sh];
+    }
+}
+
+const cnni_dw_kernels cnni_dw_kernels_generic = {g_forward, g_weight, g_scatter, g_copy, g_cols, g_gather};
 
 static const cnni_dw_kernels *kernels_for(int isa)
 {
@@ -169,7 +202,7 @@ static int64_t og_of(const cnni_conv_geom *g) { return g->O / g->G; }
 /* Batch slices of the weight gradient: enough tasks for any thread count,
  * chosen from the shape alone (their partial sums are added in a fixed
  * order). */
-#define WGT_BLOCK 4 /* output channels per weight-gradient task: they share each load of the input */
+#define WGT_BLOCK 6 /* output channels per weight-gradient task: they share each load of the input */
 
 static int64_t wgt_blocks(const cnni_conv_geom *g) { return (og_of(g) + WGT_BLOCK - 1) / WGT_BLOCK; }
 
@@ -180,6 +213,19 @@ static int64_t wgt_slices(const cnni_conv_geom *g)
         slices *= 2;
     return slices;
 }
+
+/* The backward data pass as products and a scatter: per image, group and
+ * input channel c, columns col[t][z] = sum_o w[o][c][t] dy[o](z) over the
+ * group's output channels (pixels along the lanes, the whole output plane
+ * flattened, so no lane idles on narrow rows and no tap reads padding),
+ * then dx[c](z*s - p + t*d) += col[t][z]. Worth it where the flipped
+ * convolution would spend much on padding or on narrow rows, and the
+ * scatter is small beside the products: several output channels per group
+ * and small planes. */
+static int data_by_columns(const cnni_conv_geom *g) { return og_of(g) >= 4 && vol3(g->out) <= 256; }
+
+/* Columns' row stride: the plane rounded up to a whole cache line. */
+static int64_t cols_ld(const cnni_conv_geom *g) { return (vol3(g->out) + 15) / 16 * 16; }
 
 typedef struct {
     size_t off, extra, plane; /* bytes of each region (plane: per buffer) */
@@ -198,6 +244,16 @@ static layout_bytes pass_bytes(const cnni_conv_geom *g, unsigned pass)
     cnni_conv_geom pg = *g;
     int64_t nch = cg_of(g), pd[3];
     int padded = !reads_in_place(g);
+    if (pass == CNNI_DW_DATA && data_by_columns(g)) {
+        /* packed weights, and per thread: the group's dy and one input
+         * channel's columns (rows of cols_ld floats), and the scatter's
+         * lists (see cols_task) */
+        const int64_t rows = g->in[0] * g->in[1];
+        b.extra = align64((size_t)(g->O * cg_of(g) * kv) * sizeof(float));
+        b.plane = align64((size_t)((og_of(g) + kv) * cols_ld(g)) * sizeof(float)) +
+                  align64((size_t)(rows * g->k[0] * g->k[1]) * sizeof(float *) + (size_t)(rows + 1) * sizeof(int64_t));
+        return b;
+    }
     if (pass == CNNI_DW_DATA && stride_one(g)) {
         flipped_geom(g, &pg);
         nch = og_of(g);
@@ -278,9 +334,10 @@ static void plane_init(cnni_dw_plane *p, int isa, const cnni_conv_geom *pg, int6
 }
 
 /* Points the plane at the input channels from x: read in place, or as the
- * padded copy in buffer b (0, 1) of task t's thread scratch, to be filled
- * from row z1a*s1 on, as the loops need it. */
-static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, int b, const float *x)
+ * padded copy in buffer b % buffers of task t's thread scratch, to be
+ * filled from row z1a*s1 on, as the loops need it; b is the plane's rank
+ * among those the task reads (0 for a task of one plane). */
+static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, int64_t b, const float *x)
 {
     if (!p->padded) {
         p->x = x;
@@ -291,6 +348,9 @@ static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, int b, c
     p->x = p->buf;
     p->src = x;
     p->filled = p->z1a * p->g->s[1];
+    /* b counts the planes a task has read: from the buffers-th on, its
+     * buffer holds a whole earlier plane, whose padding is still zero */
+    p->zeroed = b >= r->buffers;
 }
 
 /* The same, filled at once when small. A task working through several
@@ -298,7 +358,7 @@ static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, int b, c
  * copy just written stalls on the stores, which small planes cannot hide.
  * Large planes are filled as the loops go, so loads from memory overlap
  * arithmetic. */
-static void plane_prefill(cnni_dw_plane *p, const regions *r, int64_t t, int b, const float *x)
+static void plane_prefill(cnni_dw_plane *p, const regions *r, int64_t t, int64_t b, const float *x)
 {
     plane_source(p, r, t, b, x);
     if (p->padded && p->nch * vol3(p->pd) <= PREFILL_FLOATS)
@@ -334,8 +394,11 @@ static void fwd_task(void *ctx, int64_t t)
     const int64_t iv = vol3(g->in);
     cnni_dw_plane p = j->proto;
     if (j->chunks > 1) {
+        /* in whole blocks of 4 rows (see fwd_rows in x86/conv_depthwise_simd.h) */
         const int64_t chunk = t % j->chunks, i = t / j->chunks;
-        cnni_split(g->out[1], j->chunks, chunk, &p.z1a, &p.z1b);
+        cnni_split((g->out[1] + 3) / 4, j->chunks, chunk, &p.z1a, &p.z1b);
+        p.z1a *= 4;
+        p.z1b = p.z1b * 4 < g->out[1] ? p.z1b * 4 : g->out[1];
         if (p.z1a < p.z1b) {
             plane_source(&p, j->r, t, 0, j->src + i * j->src_g * iv);
             fwd_plane(j, &p, i);
@@ -350,7 +413,7 @@ static void fwd_task(void *ctx, int64_t t)
     for (int64_t i = i0; i < i1; i++) {
         p = next;
         if (i + 1 < i1)
-            plane_prefill(&next, j->r, t, (int)((i + 1 - i0) & 1), j->src + (i + 1) * j->src_g * iv);
+            plane_prefill(&next, j->r, t, i + 1 - i0, j->src + (i + 1) * j->src_g * iv);
         fwd_plane(j, &p, i);
     }
 }
@@ -376,8 +439,8 @@ static void run_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *p
      * follow the thread count: row chunks only when planes are few. */
     const int64_t planes = pg->N * groups, want = 4 * (int64_t)r->nthreads;
     j.chunks = planes >= want ? 1 : (want + planes - 1) / planes;
-    if (j.chunks > pg->out[1])
-        j.chunks = pg->out[1];
+    if (j.chunks > (pg->out[1] + 3) / 4)
+        j.chunks = (pg->out[1] + 3) / 4;
     j.planes = planes;
     j.tasks = planes < 2 * want ? planes : 2 * want;
     cnni_pool_run(pool, fwd_task, &j, j.chunks > 1 ? planes * j.chunks : j.tasks);
@@ -436,12 +499,87 @@ static void scatter_task(void *ctx, int64_t t)
     }
 }
 
+typedef struct {
+    const cnni_dw_kernels *kn;
+    const cnni_conv_geom *g;
+    const float *dy, *wp; /* wp: [G][Cg][kv][Og] */
+    float *dx;
+    const regions *r;
+} cols_job;
+
+/* Task (image, group): the group's dy copied to aligned rows, then per
+ * input channel its columns and each row of its dx summed from them. The
+ * sources of each dx row (the column rows of taps (t0, t1, 0), the taps
+ * along dim 2 following at steps of ld) depend on neither the channel nor
+ * the image: listed first. */
+static void cols_task(void *ctx, int64_t t)
+{
+    const cols_job *j = ctx;
+    const cnni_conv_geom *g = j->g;
+    const int64_t grp = t % g->G, n = t / g->G, Cg = cg_of(g), Og = og_of(g), kv = vol3(g->k);
+    const int64_t iv = vol3(g->in), ov = vol3(g->out), ld = cols_ld(g), rows = g->in[0] * g->in[1];
+    char *base = j->r->planes + (size_t)(t % j->r->nthreads) * j->r->plane;
+    float *dyp = (float *)base, *col = dyp + Og * ld;
+    const float **src = (const float **)(base + align64((size_t)((Og + kv) * ld) * sizeof(float)));
+    int64_t *first = (int64_t *)(src + rows * g->k[0] * g->k[1]);
+    int64_t cnt = 0;
+    for (int64_t i0 = 0, row = 0; i0 < g->in[0]; i0++)
+        for (int64_t i1 = 0; i1 < g->in[1]; i1++, row++) {
+            first[row] = cnt;
+            for (int64_t t0 = 0; t0 < g->k[0]; t0++) {
+                const int64_t a0 = i0 + g->p[0] - t0 * g->d[0], z0 = a0 / g->s[0];
+                if (a0 < 0 || a0 % g->s[0] != 0 || z0 >= g->out[0])
+                    continue;
+                for (int64_t t1 = 0; t1 < g->k[1]; t1++) {
+                    const int64_t a1 = i1 + g->p[1] - t1 * g->d[1], z1 = a1 / g->s[1];
+                    if (a1 >= 0 && a1 % g->s[1] == 0 && z1 < g->out[1])
+                        src[cnt++] = col + (t0 * g->k[1] + t1) * g->k[2] * ld + (z0 * g->out[1] + z1) * g->out[2];
+                }
+            }
+        }
+    first[rows] = cnt;
+    const float *dyg = j->dy + (n * g->O + grp * Og) * ov;
+    for (int64_t o = 0; o < Og; o++)
+        memcpy(dyp + o * ld, dyg + o * ov, sizeof(float) * (size_t)ov);
+    for (int64_t c = 0; c < Cg; c++) {
+        j->kn->cols(kv, Og, ov, j->wp + (grp * Cg + c) * kv * Og, dyp, ld, col, ld);
+        float *dxc = j->dx + (n * g->C + grp * Cg + c) * iv;
+        for (int64_t row = 0; row < rows; row++) {
+            float *d = dxc + row * g->in[2];
+            const int64_t e0 = first[row], e1 = first[row + 1];
+            if (g->s[2] == 1) {
+                j->kn->gather(d, g->in[2], g->out[2], src + e0, e1 - e0, g->k[2], ld, -g->p[2], g->d[2]);
+                continue;
+            }
+            memset(d, 0, sizeof(float) * (size_t)g->in[2]);
+            for (int64_t t2 = 0; t2 < g->k[2]; t2++)
+                for (int64_t e = e0; e < e1; e++)
+                    for (int64_t z2 = 0; z2 < g->out[2]; z2++) {
+                        const int64_t i2 = z2 * g->s[2] - g->p[2] + t2 * g->d[2];
+                        if (i2 >= 0 && i2 < g->in[2])
+                            d[i2] += src[e][t2 * ld + z2];
+                    }
+        }
+    }
+}
+
 void cnni_conv_dw_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
                                 const float *w, float *dx, void *scratch)
 {
     regions r;
     carve(g, CNNI_DW_DATA, pool, scratch, &r);
     const int64_t kv = vol3(g->k), Cg = cg_of(g), Og = og_of(g);
+    if (data_by_columns(g)) {
+        float *wp = r.extra;
+        for (int64_t grp = 0; grp < g->G; grp++)
+            for (int64_t o = 0; o < Og; o++)
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t t = 0; t < kv; t++)
+                        wp[((grp * Cg + c) * kv + t) * Og + o] = w[((grp * Og + o) * Cg + c) * kv + t];
+        cols_job j = {kernels_for(isa), g, dy, wp, dx, &r};
+        cnni_pool_run(pool, cols_task, &j, g->N * g->G);
+        return;
+    }
     if (stride_one(g)) {
         /* dx = conv(dy, w') with w'[grp][c][o][t] = w[grp*Og + o][c][last - t] */
         cnni_conv_geom f;
@@ -496,7 +634,7 @@ static void wgt_task(void *ctx, int64_t t)
     for (int64_t n = n0; n < n1; n++) {
         p = next;
         if (n + 1 < n1)
-            plane_prefill(&next, j->r, t, (int)((n + 1 - n0) & 1), j->x + ((n + 1) * g->C + grp * Cg) * iv);
+            plane_prefill(&next, j->r, t, n + 1 - n0, j->x + ((n + 1) * g->C + grp * Cg) * iv);
         j->kn->weight(&p, mo, j->dy + (n * g->O + o0) * ov, ov, acc, nt + 1, j->want_db);
     }
 }

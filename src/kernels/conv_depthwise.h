@@ -65,6 +65,7 @@ typedef struct cnni_dw_plane {
      * planes at src; rows [0, filled) of dim 1 are done (every dim 0 and
      * channel). */
     int padded;
+    int zeroed; /* the buffer's padding is zero already (from an earlier plane) */
     int64_t nch;
     const float *src;
     float *buf;
@@ -99,6 +100,14 @@ typedef struct cnni_dw_kernels {
     void (*scatter)(cnni_dw_plane *p, float *xp, const float *dy);
     /* d[0, width) = 0 except d[lo, lo + len) = s[0, len) */
     void (*copy)(float *d, int64_t width, const float *s, int64_t lo, int64_t len);
+    /* c[t*ldc + p] = sum_{k < K} a[t*K + k] b[k*ldb + p] for t < T, p < P,
+     * summed in the order of k */
+    void (*cols)(int64_t T, int64_t K, int64_t P, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc);
+    /* d[i] = sum over e < cnt and t < k2 of src[e][t*ld + i - sh], where
+     * sh = sh0 + t*dil, over the terms with 0 <= i - sh < m (0 when none),
+     * for i < n, summed in an order fixed by cnt and k2 */
+    void (*gather)(float *d, int64_t n, int64_t m, const float *const *src, int64_t cnt, int64_t k2, int64_t ld,
+                   int64_t sh0, int64_t dil);
 } cnni_dw_kernels;
 
 extern const cnni_dw_kernels cnni_dw_kernels_generic, cnni_dw_kernels_avx2, cnni_dw_kernels_avx512;

@@ -128,6 +128,18 @@ static void pad_channels(const cnni_conv_geom *g, const float *x, float *xp, int
         }
 }
 
+/* Whether the outputs read exactly the input, unpadded: then it is read in
+ * place. */
+static int same_extent(const cnni_conv_geom *g)
+{
+    int64_t pd[3];
+    padded_dims(g, pd);
+    for (int i = 0; i < 3; i++)
+        if (g->p[i] != 0 || pd[i] != g->in[i])
+            return 0;
+    return 1;
+}
+
 static void task(void *ctx, int64_t t)
 {
     const job *j = ctx;
@@ -137,8 +149,12 @@ static void task(void *ctx, int64_t t)
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), nr = nr_of(g), nob = (Og + nr - 1) / nr;
     int64_t pd[3];
     padded_dims(g, pd);
-    float *xp = (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes);
-    pad_channels(g, j->x + (n * g->C + grp * Cg) * vol3(g->in), xp, 0, Cg);
+    const float *xg = j->x + (n * g->C + grp * Cg) * vol3(g->in), *xp = xg;
+    if (!same_extent(g)) {
+        float *buf = (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes);
+        pad_channels(g, xg, buf, 0, Cg);
+        xp = buf;
+    }
     const int64_t ov = vol3(g->out), rows = g->out[0] * g->out[1];
     const int64_t r0 = rt * j->rows_per_task, r1 = r0 + j->rows_per_task < rows ? r0 + j->rows_per_task : rows;
     const int maxmr = cnni_direct_max_mr(j->isa);
@@ -226,8 +242,16 @@ void cnni_conv_direct_backward_data(int isa, struct cnni_pool *pool, const cnni_
 }
 
 /* ---- weight gradient ---- */
-#define MK CNNI_DIRECT_MAX_MK
+#define MK 10
 #define W_MAX_SLICES 8
+
+void cnni_direct_transpose_avx512(int nr, int64_t P, const float *src, int64_t ld, int nvalid, float *dst,
+                                  float *sum);
+
+cnni_direct_transpose_fn cnni_direct_transpose_for(int isa)
+{
+    return isa == CNNI_ISA_AVX512 ? cnni_direct_transpose_avx512 : NULL;
+}
 
 cnni_direct_wtile_fn cnni_direct_wtile_for(int isa, int nr, int mk)
 {
@@ -261,14 +285,15 @@ static void wgeom_of(const cnni_conv_geom *g, wgeom *w)
         w->slices *= 2;
 }
 
-/* shared: [pixel offsets][tap offsets][partial sums]
+/* shared: [pixel offsets][tap offsets][partial sums][partial bias sums]
  * per thread: [padded group][dy transposed][accumulators] */
 static size_t w_shared(const cnni_conv_geom *g, const wgeom *w, size_t *parts)
 {
     parts[0] = ((size_t)w->P * sizeof(int64_t) + 63) & ~(size_t)63;
     parts[1] = ((size_t)w->K * sizeof(int64_t) + 63) & ~(size_t)63;
     parts[2] = ((size_t)(w->slices * g->O * w->K) * sizeof(float) + 63) & ~(size_t)63;
-    return parts[0] + parts[1] + parts[2];
+    parts[3] = ((size_t)(w->slices * g->O) * sizeof(double) + 63) & ~(size_t)63;
+    return parts[0] + parts[1] + parts[2] + parts[3];
 }
 
 static size_t w_thread(const cnni_conv_geom *g, const wgeom *w, size_t *parts)
@@ -283,7 +308,7 @@ size_t cnni_conv_direct_weight_scratch(int isa, const cnni_conv_geom *g, int thr
 {
     (void)isa;
     wgeom w;
-    size_t parts[3];
+    size_t parts[4];
     wgeom_of(g, &w);
     size_t shared = w_shared(g, &w, parts);
     return shared + w_thread(g, &w, parts) * (size_t)(threads > 0 ? threads : 1) + 128;
@@ -295,6 +320,7 @@ typedef struct {
     wgeom w;
     const float *x, *dy;
     float *partial, *db;
+    double *dbpart; /* [slice][O]: sums of dy */
     const int64_t *pix, *toff;
     char *threads_base;
     size_t thread_bytes;
@@ -312,28 +338,24 @@ static void wtask(void *ctx, int64_t t)
     const int64_t ob = t % w->nob, grp = (t / w->nob) % g->G, slice = t / (w->nob * g->G);
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, iv = vol3(g->in);
     const int64_t nvalid = Og - ob * w->nr < w->nr ? Og - ob * w->nr : w->nr;
-    size_t parts[3];
+    size_t parts[4];
     char *base = j->threads_base + (size_t)(t % j->nthreads) * w_thread(g, w, parts);
     float *xp = (float *)base, *dyt = (float *)(base + parts[0]), *acc = (float *)(base + parts[0] + parts[1]);
     const int padded = !in_place(g);
     memset(acc, 0, sizeof(float) * (size_t)(w->K * w->nr));
+    double dbacc[CNNI_DIRECT_NR] = {0};
     int64_t n0, n1;
     cnni_split(g->N, w->slices, slice, &n0, &n1);
     for (int64_t n = n0; n < n1; n++) {
         const float *xg = j->x + (n * g->C + grp * Cg) * iv;
         if (padded)
             pad_channels(g, xg, xp, 0, Cg);
-        /* in blocks of pixels, so the writes stay in L1 */
-        const float *s = j->dy + (n * g->O + grp * Og + ob * w->nr) * w->P;
-        for (int64_t z0 = 0; z0 < w->P; z0 += 64) {
-            const int64_t z1 = z0 + 64 < w->P ? z0 + 64 : w->P;
-            for (int64_t c = 0; c < nvalid; c++)
-                for (int64_t z = z0; z < z1; z++)
-                    dyt[z * w->nr + c] = s[c * w->P + z];
-            for (int64_t c = nvalid; c < w->nr; c++)
-                for (int64_t z = z0; z < z1; z++)
-                    dyt[z * w->nr + c] = 0;
-        }
+        /* dy transposed, and summed for the bias */
+        float sum[CNNI_DIRECT_NR];
+        cnni_direct_transpose_for(j->isa)((int)w->nr, w->P, j->dy + (n * g->O + grp * Og + ob * w->nr) * w->P, w->P,
+                                          (int)nvalid, dyt, sum);
+        for (int64_t c = 0; c < nvalid; c++)
+            dbacc[c] += sum[c];
         for (int64_t kb = 0; kb < w->kblocks; kb++) {
             int64_t k0, k1;
             cnni_split(w->K, w->kblocks, kb, &k0, &k1);
@@ -345,28 +367,8 @@ static void wtask(void *ctx, int64_t t)
     for (int64_t c = 0; c < nvalid; c++)
         for (int64_t k = 0; k < w->K; k++)
             part[c * w->K + k] = acc[k * w->nr + c];
-}
-
-/* db[o] += sum of dy over images and pixels, one channel per task. */
-static void bias_task(void *ctx, int64_t o)
-{
-    const wjob *j = ctx;
-    const cnni_conv_geom *g = j->g;
-    double acc = 0;
-    for (int64_t n = 0; n < g->N; n++) {
-        /* 16 independent float sums, which compilers vectorise */
-        const float *d = j->dy + (n * g->O + o) * j->w.P;
-        float part[16] = {0};
-        int64_t z = 0;
-        for (; z + 16 <= j->w.P; z += 16)
-            for (int l = 0; l < 16; l++)
-                part[l] += d[z + l];
-        for (; z < j->w.P; z++)
-            part[0] += d[z];
-        for (int l = 0; l < 16; l++)
-            acc += part[l];
-    }
-    j->db[o] += (float)acc;
+    for (int64_t c = 0; c < nvalid; c++)
+        j->dbpart[slice * g->O + grp * Og + ob * w->nr + c] = dbacc[c];
 }
 
 void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
@@ -377,11 +379,12 @@ void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnn
     j.isa = isa;
     j.g = g;
     wgeom_of(g, &j.w);
-    size_t parts[3];
+    size_t parts[4];
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     size_t shared = w_shared(g, &j.w, parts);
     int64_t *pix = (int64_t *)base, *toff = (int64_t *)(base + parts[0]);
     j.partial = (float *)(base + parts[0] + parts[1]);
+    j.dbpart = (double *)(base + parts[0] + parts[1] + parts[2]);
     j.threads_base = base + shared;
     j.nthreads = cnni_pool_threads(pool);
     j.x = x;
@@ -412,5 +415,10 @@ void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnn
         dw[i] += (float)s;
     }
     if (db)
-        cnni_pool_run(pool, bias_task, &j, g->O);
+        for (int64_t o = 0; o < g->O; o++) {
+            double sb = 0;
+            for (int64_t sl = 0; sl < j.w.slices; sl++)
+                sb += j.dbpart[sl * g->O + o];
+            db[o] += (float)sb;
+        }
 }

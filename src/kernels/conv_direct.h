@@ -1,7 +1,9 @@
 /* Direct convolution without im2col, for layers with at least 24 output
  * channels per group (blocks of 32) or 12 to 16 (one block of 16): output
  * channels along the SIMD lanes, up to 14 consecutive pixels of one output
- * row broadcast from a zero-padded copy of the input, the reduction over
+ * row broadcast from a zero-padded copy of the input (or the input itself
+ * when the outputs read exactly all of it), the tile transposed in
+ * registers to channel-major rows on the way out, the reduction over
  * (input channel, kernel tap) read through a table of offsets. Weights are
  * packed once per call as K x 32 (or K x 16) blocks. Works for any stride,
  * dilation, padding and groups; the backward data pass at stride 1 runs the
@@ -44,12 +46,13 @@ void cnni_conv_direct_forward(int isa, struct cnni_pool *pool, const cnni_conv_g
 void cnni_conv_direct_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
                                     const float *w, float *dx, void *scratch);
 
-/* The weight gradient with the same arrangement: a tile holds up to 12
+/* The weight gradient with the same arrangement: a tile holds up to 10
  * taps x one block of output channels, every pixel of an image adds
  * x(pixel, tap) broadcast times the block's dy at that pixel (dy is first
- * transposed to pixel-major blocks). Tasks are (group, channel block, tap
- * block, batch slice), the slices chosen from the shape and their partial
- * sums added in a fixed order. dw += ...; db += sum of dy (db may be NULL).
+ * transposed to pixel-major blocks, and summed there for the bias). Tasks
+ * are (group, channel block, batch slice), the slices chosen from the shape
+ * and their partial sums added in a fixed order. dw += ...; db += sum of
+ * dy (db may be NULL).
  * Applies whenever cnni_conv_direct_applies() does. */
 size_t cnni_conv_direct_weight_scratch(int isa, const cnni_conv_geom *g, int threads);
 void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
@@ -60,5 +63,11 @@ void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnn
 typedef void (*cnni_direct_wtile_fn)(int64_t P, const int64_t *pix, const float *x, const int64_t *toff,
                                      const float *dyt, float *acc);
 cnni_direct_wtile_fn cnni_direct_wtile_for(int isa, int nr, int mk);
+
+/* dst[z*nr + c] = src[c*ld + z] for c < nvalid and 0 for c in [nvalid, nr),
+ * z < P; sum[c] = the sum over z of dst[z*nr + c] (c < nr). */
+typedef void (*cnni_direct_transpose_fn)(int nr, int64_t P, const float *src, int64_t ld, int nvalid, float *dst,
+                                         float *sum);
+cnni_direct_transpose_fn cnni_direct_transpose_for(int isa);
 
 #endif

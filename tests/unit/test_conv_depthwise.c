@@ -3,7 +3,9 @@
  * rest with 2 to 4: 1-3 spatial dims, channel multipliers 1 to 6, kernels 1
  * to 5, stride, dilation, padding up to and beyond the dilated kernel, an
  * extra row or column of right padding, rows wider than one block of
- * vectors; forward, backward data and backward weight and bias, for every
+ * vectors; then fixed few-channel layers (LeNet's conv2 and others, odd
+ * sizes) for the row blocks, wide weight tiles and backward data by
+ * columns; forward, backward data and backward weight and bias, for every
  * instruction set this CPU has, and the same bits with 1, 2 and 3 threads. */
 #include "gradcheck.h"
 #include "core/cpu.h"
@@ -186,6 +188,43 @@ int main(int argc, char **argv)
                     g.out[a] = (g.in[a] + 2 * g.p[a] - g.k[a]) / g.s[a] + 1;
                 }
                 double e = one_case(isa, pools, &g, (int)(i % 2), &bitwise);
+                char d[256];
+                describe(&g, 2, d, sizeof d);
+                CHECKF(e <= 1e-5, "%s: error %.3g", d, e);
+            }
+            CHECK(bitwise);
+        }
+        snprintf(name, sizeof name,
+                 "plane kernels (%s) on few-channel groups: LeNet's conv2, wider groups, strided and dilated",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            /* Groups with several input and output channels: the row blocks
+             * of the forward (narrow rows at stride 1), the weight gradient's
+             * wide tiles and the backward data by columns (4 or more output
+             * channels per group on small planes), odd sizes included. */
+            static const int64_t cases[][11] = {
+                /* C, O, G, H, W, k, s, p, d, N, bias */
+                {6, 16, 1, 14, 14, 5, 1, 0, 1, 5, 1}, {6, 16, 1, 14, 14, 5, 1, 0, 1, 2, 0},
+                {16, 32, 2, 9, 11, 3, 1, 1, 1, 3, 1}, {3, 12, 1, 13, 7, 5, 2, 2, 1, 2, 0},
+                {4, 8, 2, 10, 10, 3, 1, 3, 2, 1, 1},  {2, 5, 1, 17, 23, 5, 1, 2, 1, 3, 0},
+                {6, 16, 2, 7, 5, 3, 3, 1, 1, 2, 1},   {5, 7, 1, 31, 3, 3, 1, 1, 2, 2, 1},
+            };
+            int bitwise = 1;
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                const int64_t *c = cases[i];
+                cnni_conv_geom g = {.N = c[9], .C = c[0], .O = c[1], .G = c[2]};
+                g.in[0] = g.out[0] = g.k[0] = g.s[0] = g.d[0] = 1;
+                g.in[1] = c[3];
+                g.in[2] = c[4];
+                for (int a = 1; a < 3; a++) {
+                    g.k[a] = c[5];
+                    g.s[a] = c[6];
+                    g.p[a] = c[7];
+                    g.d[a] = c[8];
+                    g.out[a] = (g.in[a] + 2 * g.p[a] - g.d[a] * (g.k[a] - 1) - 1) / g.s[a] + 1;
+                }
+                double e = one_case(isa, pools, &g, (int)c[10], &bitwise);
                 char d[256];
                 describe(&g, 2, d, sizeof d);
                 CHECKF(e <= 1e-5, "%s: error %.3g", d, e);

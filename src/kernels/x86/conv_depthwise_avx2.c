@@ -5,6 +5,7 @@
 
 typedef __m256 V;
 #define W 8
+#define DW_MAX_ACC 12 /* of 16 registers */
 #define VZERO _mm256_setzero_ps()
 #define VSET _mm256_set1_ps
 #define VLOAD _mm256_loadu_ps
@@ -22,6 +23,8 @@ static inline __m256i lanes(int n)
 }
 
 #define VLOADM(p, n) _mm256_maskload_ps((p), lanes(n))
+/* lanes [a, b) of p (0 <= a < b <= 8); the others 0 and not read */
+#define VLOADR(p, a, b) _mm256_maskload_ps((p), _mm256_andnot_si256(lanes(a), lanes(b)))
 #define VSTOREM(p, n, v) _mm256_maskstore_ps((p), lanes(n), (v))
 
 static inline float hsum(__m256 v)
@@ -61,4 +64,4 @@ static inline void scatter2_add(float *p, V v, int n)
 
 #include "conv_depthwise_simd.h"
 
-const cnni_dw_kernels cnni_dw_kernels_avx2 = {k_forward, k_weight, k_scatter, k_copy};
+const cnni_dw_kernels cnni_dw_kernels_avx2 = {k_forward, k_weight, k_scatter, k_copy, k_cols, k_gather};

@@ -17,6 +17,9 @@ typedef __m512 V;
 static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 #define VLOADM(p, n) _mm512_maskz_loadu_ps(lanes(n), (p))
+/* lanes [a, b) of p (0 <= a < b <= 16); the others 0 and not read */
+#define VLOADR(p, a, b) _mm512_maskz_loadu_ps((__mmask16)(lanes(b) & ~lanes(a)), (p))
+#define VKEEP(v) __asm__("" : "+v"(v))
 #define VSTOREM(p, n, v) _mm512_mask_storeu_ps((p), lanes(n), (v))
 
 /* p[0], p[2], ..., p[2(n-1)]: the 2n - 1 floats from p, even ones kept. */
@@ -54,4 +57,4 @@ static inline void scatter2_add(float *p, V v, int n)
 
 #include "conv_depthwise_simd.h"
 
-const cnni_dw_kernels cnni_dw_kernels_avx512 = {k_forward, k_weight, k_scatter, k_copy};
+const cnni_dw_kernels cnni_dw_kernels_avx512 = {k_forward, k_weight, k_scatter, k_copy, k_cols, k_gather};

@@ -94,10 +94,11 @@ DW_INLINE void fwd_tile(const float *xr, const int64_t *off, const int64_t *runs
     }
 }
 
-/* Output row (z0, z1)'s taps whose kernel rows read input rather than the
- * copy's zero padding, as runs (start, length) of the tap list; 0 runs
- * when none does. Without padding, one run of every tap. */
-DW_INLINE int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64_t *runs)
+/* The taps whose kernel rows read input rather than the copy's zero
+ * padding for some output row (z0, z1 + i), i < nrows, as runs (start,
+ * length) of the tap list; 0 runs when none does. Without padding, one run
+ * of every tap. */
+DW_INLINE int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64_t nrows, int64_t *runs)
 {
     const cnni_conv_geom *g = p->g;
     runs[0] = 0;
@@ -107,8 +108,10 @@ DW_INLINE int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64_t *
     int64_t lo[2], hi[2];
     const int64_t z[2] = {z0, z1};
     for (int i = 0; i < 2; i++) {
-        /* kernel rows t with p <= z*s + t*d < p + in */
-        const int64_t a = g->p[i] - z[i] * g->s[i], b = g->p[i] + g->in[i] - 1 - z[i] * g->s[i], d = g->d[i];
+        /* kernel rows t with p <= z*s + t*d < p + in, for some output row of
+         * z0 x [z1, z1 + nrows) */
+        const int64_t zl = i == 1 ? z[i] + nrows - 1 : z[i];
+        const int64_t a = g->p[i] - zl * g->s[i], b = g->p[i] + g->in[i] - 1 - z[i] * g->s[i], d = g->d[i];
         lo[i] = a <= 0 ? 0 : d == 1 ? a : (a + d - 1) / d;
         hi[i] = b < 0 ? 0 : d == 1 ? b + 1 : b / d + 1;
         hi[i] = hi[i] < g->k[i] ? hi[i] : g->k[i];
@@ -130,6 +133,112 @@ DW_INLINE int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64_t *
     return n;
 }
 
+/* ---- forward at stride 1 on narrow rows (nv <= 2 vectors): tiles of
+ * nr rows x mq output channels x nv vectors, nr * nv = 4, so each weight
+ * broadcast serves four vectors and each window load mq channels, with up
+ * to DW_MAX_ACC independent accumulators ---- */
+#ifndef DW_MAX_ACC
+#define DW_MAX_ACC 24
+#endif
+
+DW_INLINE void rows_tile(const float *xr, int64_t xstep, const int64_t *off, const int64_t *runs, int nruns,
+                         const float *w, int64_t wstride, float *yr, int64_t ystep, int64_t ystride, int last, int nv,
+                         int nr, int mq, const float *bias, int accumulate)
+{
+    V acc[4][DW_MAX_ACC / 4][2];
+    DW_UNROLL for (int r = 0; r < nr; r++)
+    {
+        DW_UNROLL for (int q = 0; q < mq; q++)
+        {
+            DW_UNROLL for (int v = 0; v < nv; v++)
+            {
+                const float *yq = yr + r * ystep + q * ystride + v * W;
+                acc[r][q][v] = accumulate ? (v == nv - 1 ? VLOADM(yq, last) : VLOAD(yq))
+                                          : VSET(bias ? bias[q] : 0.0f);
+            }
+        }
+    }
+    for (int i = 0; i < nruns; i++) {
+        const int64_t te = runs[2 * i] + runs[2 * i + 1];
+        for (int64_t t = runs[2 * i]; t < te; t++) {
+            const float *xt = xr + off[t];
+            V xv[4][2];
+            DW_UNROLL for (int r = 0; r < nr; r++)
+            {
+                DW_UNROLL for (int v = 0; v < nv; v++) xv[r][v] =
+                    v == nv - 1 ? VLOADM(xt + r * xstep + v * W, last) : VLOAD(xt + r * xstep + v * W);
+            }
+            DW_UNROLL for (int q = 0; q < mq; q++)
+            {
+                const V wv = VSET(w[q * wstride + t]);
+                DW_UNROLL for (int r = 0; r < nr; r++)
+                {
+                    DW_UNROLL for (int v = 0; v < nv; v++) acc[r][q][v] = VFMADD(xv[r][v], wv, acc[r][q][v]);
+                }
+            }
+        }
+    }
+    DW_UNROLL for (int r = 0; r < nr; r++)
+    {
+        DW_UNROLL for (int q = 0; q < mq; q++)
+        {
+            DW_UNROLL for (int v = 0; v < nv; v++)
+            {
+                float *yq = yr + r * ystep + q * ystride + v * W;
+                if (v == nv - 1)
+                    VSTOREM(yq, last, acc[r][q][v]);
+                else
+                    VSTORE(yq, acc[r][q][v]);
+            }
+        }
+    }
+}
+
+#define ROWS_TILE(NV, NR, MQ)                                                                                      \
+    rows_tile(xr, p->step1, p->off, runs, nruns, w, p->ntaps, yq, out2, ystride, last, NV, NR, MQ, bq, accumulate)
+
+/* Rows [z1, z1 + 4/nv) of plane row z0, every output channel. */
+DW_INLINE void rows_block(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate,
+                          int64_t z0, int64_t z1, int nv)
+{
+    const cnni_conv_geom *g = p->g;
+    const int64_t out2 = g->out[2];
+    const int nr = 4 / nv, last = (int)(out2 - (nv - 1) * W), maxq = DW_MAX_ACC / 4;
+    int64_t runs[2 * MAX_RUNS];
+    const int nruns = tap_runs(p, z0, z1, nr, runs);
+    const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
+    const int64_t row = (z0 * g->out[1] + z1) * out2;
+    for (int64_t q = 0; q < m;) {
+        const int mq = (int)(m - q < maxq ? m - q : maxq);
+        float *yq = y + q * ystride + row;
+        const float *w = p->w + q * p->ntaps, *bq = bias ? bias + q : NULL;
+        if (nv == 1) {
+            switch (mq) {
+#if DW_MAX_ACC >= 24
+            case 6: ROWS_TILE(1, 4, 6); break;
+            case 5: ROWS_TILE(1, 4, 5); break;
+            case 4: ROWS_TILE(1, 4, 4); break;
+#endif
+            case 3: ROWS_TILE(1, 4, 3); break;
+            case 2: ROWS_TILE(1, 4, 2); break;
+            default: ROWS_TILE(1, 4, 1);
+            }
+        } else {
+            switch (mq) {
+#if DW_MAX_ACC >= 24
+            case 6: ROWS_TILE(2, 2, 6); break;
+            case 5: ROWS_TILE(2, 2, 5); break;
+            case 4: ROWS_TILE(2, 2, 4); break;
+#endif
+            case 3: ROWS_TILE(2, 2, 3); break;
+            case 2: ROWS_TILE(2, 2, 2); break;
+            default: ROWS_TILE(2, 2, 1);
+            }
+        }
+        q += mq;
+    }
+}
+
 #define FWD_TILE(NV, MQ) \
     fwd_tile(xz, p->off, runs, nruns, w, p->ntaps, s, mode, yq + z2, ystride, last, NV, MQ, NV * MQ <= 2 ? 2 : 1, bq, \
              accumulate)
@@ -140,10 +249,20 @@ DW_INLINE void fwd_rows(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, 
     const cnni_conv_geom *g = p->g;
     const int64_t out2 = g->out[2], s = g->s[2];
     int64_t runs[2 * MAX_RUNS];
+    /* Narrow rows at stride 1: aligned blocks of 4/nv rows together (the
+     * driver splits planes at multiples of 4 rows, so every row is summed
+     * the same way whatever the split). */
+    const int nvrow = (int)((out2 + W - 1) / W), blk = mode == S_ONE && nvrow <= 2 ? 4 / nvrow : 0;
     for (int64_t z0 = 0; z0 < g->out[0]; z0++)
         for (int64_t z1 = p->z1a; z1 < p->z1b; z1++) {
+            if (blk && z1 % blk == 0 && z1 + blk <= g->out[1] && z1 + blk <= p->z1b) {
+                cnni_dw_fill(p, z1 + blk - 1);
+                rows_block(p, m, y, ystride, bias, accumulate, z0, z1, nvrow);
+                z1 += blk - 1;
+                continue;
+            }
             cnni_dw_fill(p, z1);
-            const int nruns = tap_runs(p, z0, z1, runs);
+            const int nruns = tap_runs(p, z0, z1, 1, runs);
             const float *xr = p->x + z0 * p->step0 + z1 * p->step1;
             const int64_t row = (z0 * g->out[1] + z1) * out2;
             for (int64_t z2 = 0; z2 < out2; z2 += 4 * W) {
@@ -192,17 +311,22 @@ static void k_forward(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, co
         fwd_rows(p, m, y, ystride, bias, accumulate, S_GATHER);
 }
 
-/* ---- weight gradient: tiles of mo (<= 2) output channels x mk taps,
- * accumulated over the whole plane (mo*mk <= 8) ---- */
+/* ---- weight gradient: tiles of mo output channels x mk taps, accumulated
+ * over the whole plane: mo <= 2 and mo*mk <= 8 in general, and at stride 1
+ * up to DW_MAX_ACC accumulators (mo <= DW_MAX_ACC/4, mk <= 8) ---- */
+#define WGT_MAXO (DW_MAX_ACC / 4)
 DW_INLINE void wgt_tile(cnni_dw_plane *p, const float *dy, int64_t dystride, int64_t t0, int mk, int mo, int mode,
                         double *acc, int64_t accstride, int want_db)
 {
     const cnni_conv_geom *g = p->g;
     const int64_t s = g->s[2], out2 = g->out[2], full = out2 / W * W;
     const int tail = (int)(out2 - full);
-    V a[8], b[2];
+    V a[DW_MAX_ACC], b[WGT_MAXO];
     DW_UNROLL for (int q = 0; q < mo; q++) b[q] = VZERO;
-    DW_UNROLL for (int i = 0; i < mo * mk; i++) a[i] = VZERO;
+    DW_UNROLL for (int q = 0; q < mo; q++)
+    {
+        DW_UNROLL for (int i = 0; i < mk; i++) a[q * mk + i] = VZERO;
+    }
     for (int64_t z0 = 0; z0 < g->out[0]; z0++) {
         const float *xo[8], *dr = dy + (z0 * g->out[1] + p->z1a) * out2;
         DW_UNROLL for (int i = 0; i < mk; i++) xo[i] = p->x + z0 * p->step0 + p->z1a * p->step1 + p->off[t0 + i];
@@ -212,7 +336,7 @@ DW_INLINE void wgt_tile(cnni_dw_plane *p, const float *dy, int64_t dystride, int
             if ((z1 - p->z1a) % 8 == 0)
                 cnni_dw_fill(p, z1 + 7 < p->z1b ? z1 + 7 : p->z1b - 1);
             for (int64_t z2 = 0; z2 < full; z2 += W) {
-                V dv[2];
+                V dv[WGT_MAXO];
                 DW_UNROLL for (int q = 0; q < mo; q++)
                 {
                     dv[q] = VLOAD(dr + q * dystride + z2);
@@ -226,7 +350,7 @@ DW_INLINE void wgt_tile(cnni_dw_plane *p, const float *dy, int64_t dystride, int
                 }
             }
             if (tail) {
-                V dv[2];
+                V dv[WGT_MAXO];
                 DW_UNROLL for (int q = 0; q < mo; q++)
                 {
                     dv[q] = VLOADM(dr + q * dystride + full, tail);
@@ -290,11 +414,129 @@ DW_INLINE void wgt_modes(cnni_dw_plane *p, int64_t m, const float *dy, int64_t d
     }
 }
 
+/* Stride 1: the widest tiles the registers hold. */
+DW_INLINE void wgt_wide(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dystride, double *acc, int64_t accstride,
+                        int want_db)
+{
+    const int mode = S_ONE;
+    for (int64_t q = 0; q < m;) {
+        const int mo = (int)(m - q < WGT_MAXO ? m - q : WGT_MAXO), maxk = DW_MAX_ACC / mo < 8 ? DW_MAX_ACC / mo : 8;
+        const float *dq = dy + q * dystride;
+        double *aq = acc + q * accstride;
+        const int64_t blocks = (p->ntaps + maxk - 1) / maxk;
+        for (int64_t bi = 0, t0 = 0; bi < blocks; bi++) {
+            const int mk = (int)(p->ntaps / blocks + (bi < p->ntaps % blocks));
+            const int db = want_db && bi == 0;
+#if DW_MAX_ACC >= 24
+            switch (mo) {
+            case 6:
+                switch (mk) {
+                case 4: WGT_TILE(4, 6); break;
+                case 3: WGT_TILE(3, 6); break;
+                case 2: WGT_TILE(2, 6); break;
+                default: WGT_TILE(1, 6);
+                }
+                break;
+            case 5:
+                switch (mk) {
+                case 4: WGT_TILE(4, 5); break;
+                case 3: WGT_TILE(3, 5); break;
+                case 2: WGT_TILE(2, 5); break;
+                default: WGT_TILE(1, 5);
+                }
+                break;
+            case 4:
+                switch (mk) {
+                case 6: WGT_TILE(6, 4); break;
+                case 5: WGT_TILE(5, 4); break;
+                case 4: WGT_TILE(4, 4); break;
+                case 3: WGT_TILE(3, 4); break;
+                case 2: WGT_TILE(2, 4); break;
+                default: WGT_TILE(1, 4);
+                }
+                break;
+            case 3:
+                switch (mk) {
+                case 8: WGT_TILE(8, 3); break;
+                case 7: WGT_TILE(7, 3); break;
+                case 6: WGT_TILE(6, 3); break;
+                case 5: WGT_TILE(5, 3); break;
+                case 4: WGT_TILE(4, 3); break;
+                case 3: WGT_TILE(3, 3); break;
+                case 2: WGT_TILE(2, 3); break;
+                default: WGT_TILE(1, 3);
+                }
+                break;
+            case 2:
+                switch (mk) {
+                case 8: WGT_TILE(8, 2); break;
+                case 7: WGT_TILE(7, 2); break;
+                case 6: WGT_TILE(6, 2); break;
+                case 5: WGT_TILE(5, 2); break;
+                case 4: WGT_TILE(4, 2); break;
+                case 3: WGT_TILE(3, 2); break;
+                case 2: WGT_TILE(2, 2); break;
+                default: WGT_TILE(1, 2);
+                }
+                break;
+            case 1:
+                switch (mk) {
+                case 8: WGT_TILE(8, 1); break;
+                case 7: WGT_TILE(7, 1); break;
+                case 6: WGT_TILE(6, 1); break;
+                case 5: WGT_TILE(5, 1); break;
+                case 4: WGT_TILE(4, 1); break;
+                case 3: WGT_TILE(3, 1); break;
+                case 2: WGT_TILE(2, 1); break;
+                default: WGT_TILE(1, 1);
+                }
+                break;
+            }
+#else
+            switch (mo) {
+            case 3:
+                switch (mk) {
+                case 4: WGT_TILE(4, 3); break;
+                case 3: WGT_TILE(3, 3); break;
+                case 2: WGT_TILE(2, 3); break;
+                default: WGT_TILE(1, 3);
+                }
+                break;
+            case 2:
+                switch (mk) {
+                case 6: WGT_TILE(6, 2); break;
+                case 5: WGT_TILE(5, 2); break;
+                case 4: WGT_TILE(4, 2); break;
+                case 3: WGT_TILE(3, 2); break;
+                case 2: WGT_TILE(2, 2); break;
+                default: WGT_TILE(1, 2);
+                }
+                break;
+            case 1:
+                switch (mk) {
+                case 8: WGT_TILE(8, 1); break;
+                case 7: WGT_TILE(7, 1); break;
+                case 6: WGT_TILE(6, 1); break;
+                case 5: WGT_TILE(5, 1); break;
+                case 4: WGT_TILE(4, 1); break;
+                case 3: WGT_TILE(3, 1); break;
+                case 2: WGT_TILE(2, 1); break;
+                default: WGT_TILE(1, 1);
+                }
+                break;
+            }
+#endif
+            t0 += mk;
+        }
+        q += mo;
+    }
+}
+
 static void k_weight(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dystride, double *acc, int64_t accstride,
                      int want_db)
 {
     if (p->g->s[2] == 1)
-        wgt_modes(p, m, dy, dystride, acc, accstride, want_db, S_ONE);
+        wgt_wide(p, m, dy, dystride, acc, accstride, want_db);
     else if (p->g->s[2] == 2)
         wgt_modes(p, m, dy, dystride, acc, accstride, want_db, S_TWO);
     else
@@ -333,6 +575,109 @@ static void k_scatter(cnni_dw_plane *p, float *xp, const float *dy)
                 }
             }
         }
+}
+
+#ifndef VKEEP
+#define VKEEP(v) __asm__("" : "+x"(v))
+#endif
+
+/* ---- backward data as products and a scatter: c = a b, tiles of mt rows
+ * of a x nv vectors of a row of b, summed over k in order ---- */
+#define COLS_NV (DW_MAX_ACC >= 24 ? 7 : 4)
+
+DW_INLINE void cols_tile(int64_t K, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int mt,
+                         int nv, int last)
+{
+    /* b's rows are read once per k into registers (VKEEP): loads folded
+     * into each FMA would read them mt times */
+    V acc[3][7];
+    DW_UNROLL for (int t = 0; t < mt; t++)
+    {
+        DW_UNROLL for (int v = 0; v < nv; v++) acc[t][v] = VZERO;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        V bv[7];
+        DW_UNROLL for (int v = 0; v < nv; v++)
+        {
+            bv[v] = v == nv - 1 ? VLOADM(b + k * ldb + v * W, last) : VLOAD(b + k * ldb + v * W);
+            VKEEP(bv[v]);
+        }
+        DW_UNROLL for (int t = 0; t < mt; t++)
+        {
+            const V av = VSET(a[t * K + k]);
+            DW_UNROLL for (int v = 0; v < nv; v++) acc[t][v] = VFMADD(av, bv[v], acc[t][v]);
+        }
+    }
+    DW_UNROLL for (int t = 0; t < mt; t++)
+    {
+        DW_UNROLL for (int v = 0; v < nv; v++)
+        {
+            if (v == nv - 1)
+                VSTOREM(c + t * ldc + v * W, last, acc[t][v]);
+            else
+                VSTORE(c + t * ldc + v * W, acc[t][v]);
+        }
+    }
+}
+
+#define COLS_TILE(MT, NV) cols_tile(K, a + t * K, b + p, ldb, c + t * ldc + p, ldc, MT, NV, last)
+#define COLS_NVS(MT)                                                                                               \
+    switch (nv) {                                                                                                  \
+    case 7: COLS_TILE(MT, 7); break;                                                                               \
+    case 6: COLS_TILE(MT, 6); break;                                                                               \
+    case 5: COLS_TILE(MT, 5); break;                                                                               \
+    case 4: COLS_TILE(MT, 4); break;                                                                               \
+    case 3: COLS_TILE(MT, 3); break;                                                                               \
+    case 2: COLS_TILE(MT, 2); break;                                                                               \
+    default: COLS_TILE(MT, 1);                                                                                     \
+    }
+
+static void k_cols(int64_t T, int64_t K, int64_t P, const float *a, const float *b, int64_t ldb, float *c,
+                   int64_t ldc)
+{
+    for (int64_t p = 0; p < P; p += COLS_NV * W) {
+        const int64_t rest = P - p < COLS_NV * W ? P - p : COLS_NV * W;
+        const int nv = (int)((rest + W - 1) / W), last = (int)(rest - (nv - 1) * W);
+        int64_t t = 0;
+        for (; t + 3 <= T; t += 3)
+            COLS_NVS(3)
+        if (T - t == 2)
+            COLS_NVS(2)
+        else if (T - t == 1)
+            COLS_NVS(1)
+    }
+}
+
+/* d[i] = sum over e < cnt and t < k2 of src[e][t*ld + i - sh] where
+ * sh = sh0 + t*dil and 0 <= i - sh < m, for i < n (see the header) */
+static void k_gather(float *d, int64_t n, int64_t m, const float *const *src, int64_t cnt, int64_t k2, int64_t ld,
+                     int64_t sh0, int64_t dil)
+{
+    for (int64_t i = 0; i < n; i += W) {
+        /* four partial sums (entry e into sum e % 4), so the adds overlap */
+        V acc[4] = {VZERO, VZERO, VZERO, VZERO};
+        for (int64_t t = 0; t < k2; t++) {
+            /* lanes l with sh <= i + l < sh + m */
+            const int64_t sh = sh0 + t * dil, a = sh - i, b = sh + m - i, at = t * ld + i - sh;
+            if (b <= 0 || a >= W)
+                continue;
+            const int lo = a < 0 ? 0 : (int)a, hi = b > W ? W : (int)b;
+            int64_t e = 0;
+            for (; e + 4 <= cnt; e += 4) {
+                DW_UNROLL for (int h = 0; h < 4; h++) acc[h] = VADD(acc[h], VLOADR(src[e + h] + at, lo, hi));
+            }
+            DW_UNROLL for (int h = 0; h < 3; h++) /* unrolled: acc stays in registers */
+            {
+                if (e + h < cnt)
+                    acc[h] = VADD(acc[h], VLOADR(src[e + h] + at, lo, hi));
+            }
+        }
+        const V sum = VADD(VADD(acc[0], acc[1]), VADD(acc[2], acc[3]));
+        if (n - i >= W)
+            VSTORE(d + i, sum);
+        else
+            VSTOREM(d + i, (int)(n - i), sum);
+    }
 }
 
 /* One row of the padded copy: short rows, so no library call per piece. */

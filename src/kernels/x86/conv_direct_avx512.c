@@ -10,6 +10,82 @@
 #define UNROLL _Pragma("GCC unroll 16")
 #endif
 
+/* o[j][i] = r[i][j]: a 16 x 16 transpose in registers. */
+static inline __attribute__((always_inline)) void transpose16(const __m512 *r, __m512 *o)
+{
+    __m512 t[16], u[16];
+    UNROLL for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    UNROLL for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    /* u[4a + b] lane L holds element 4L + b of rows 4a .. 4a + 3 */
+    UNROLL for (int b = 0; b < 4; b++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[b], u[4 + b], _MM_SHUFFLE(2, 0, 2, 0));
+        const __m512 v1 = _mm512_shuffle_f32x4(u[b], u[4 + b], _MM_SHUFFLE(3, 1, 3, 1));
+        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + b], u[12 + b], _MM_SHUFFLE(2, 0, 2, 0));
+        const __m512 v3 = _mm512_shuffle_f32x4(u[8 + b], u[12 + b], _MM_SHUFFLE(3, 1, 3, 1));
+        o[b] = _mm512_shuffle_f32x4(v0, v2, _MM_SHUFFLE(2, 0, 2, 0));
+        o[4 + b] = _mm512_shuffle_f32x4(v1, v3, _MM_SHUFFLE(2, 0, 2, 0));
+        o[8 + b] = _mm512_shuffle_f32x4(v0, v2, _MM_SHUFFLE(3, 1, 3, 1));
+        o[12 + b] = _mm512_shuffle_f32x4(v1, v3, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+static inline __mmask16 first_lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* Stores the tile: acc[r] holds pixel r's 16 channels (r < mr <= 16);
+ * y[j*ldy + r] = acc[r][j] (+ y when accumulate, + bias[j]) for j < nvalid:
+ * a transpose in registers, then one masked row store per channel. */
+static inline __attribute__((always_inline)) void store16(const __m512 *acc, int mr, float *y, int64_t ldy,
+                                                          int nvalid, const float *bias, int accumulate)
+{
+    __m512 r[16], o[16];
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(first_lanes(nvalid), bias) : _mm512_setzero_ps();
+    UNROLL for (int i = 0; i < 16; i++)
+        r[i] = i < mr ? _mm512_add_ps(acc[i], bv) : _mm512_setzero_ps();
+    transpose16(r, o);
+    const __mmask16 m = first_lanes(mr);
+    UNROLL for (int j = 0; j < 16; j++) {
+        if (j >= nvalid)
+            break;
+        float *yj = y + j * ldy;
+        _mm512_mask_storeu_ps(yj, m, accumulate ? _mm512_add_ps(o[j], _mm512_maskz_loadu_ps(m, yj)) : o[j]);
+    }
+}
+
+/* dst[z*nr + c] = src[c*ld + z] for c < nvalid, 0 for c in [nvalid, nr),
+ * z < P; sum[c] = the sum over z of dst[z*nr + c]. */
+void cnni_direct_transpose_avx512(int nr, int64_t P, const float *src, int64_t ld, int nvalid, float *dst,
+                                  float *sum);
+void cnni_direct_transpose_avx512(int nr, int64_t P, const float *src, int64_t ld, int nvalid, float *dst,
+                                  float *sum)
+{
+    for (int h = 0; h < nr / 16; h++) {
+        const int nv = nvalid - 16 * h < 16 ? nvalid - 16 * h : 16;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t z0 = 0; z0 < P; z0 += 16) {
+            const int zn = P - z0 < 16 ? (int)(P - z0) : 16;
+            const __mmask16 m = first_lanes(zn);
+            __m512 r[16], o[16];
+            UNROLL for (int i = 0; i < 16; i++)
+                r[i] = i < nv ? _mm512_maskz_loadu_ps(m, src + (16 * h + i) * ld + z0) : _mm512_setzero_ps();
+            transpose16(r, o);
+            UNROLL for (int l = 0; l < 16; l++) {
+                acc = _mm512_add_ps(acc, o[l]);
+                if (l < zn)
+                    _mm512_storeu_ps(dst + (z0 + l) * nr + 16 * h, o[l]);
+            }
+        }
+        _mm512_storeu_ps(sum + 16 * h, acc);
+    }
+}
+
 #define DEFINE_TILE(MR)                                                                            \
     static void tile_##MR(int64_t K, const int64_t *off, const float *base, int64_t s,             \
                           const float *w, float *y, int64_t ldy, int nvalid, const float *bias,    \
@@ -27,22 +103,15 @@
                 acc[r][1] = _mm512_fmadd_ps(av, w1, acc[r][1]);                                    \
             }                                                                                      \
         }                                                                                          \
-        float tmp[MR][32];                                                                         \
+        __m512 lo[MR], hi[MR];                                                                     \
         UNROLL for (int r = 0; r < MR; r++)                                                        \
         {                                                                                          \
-            _mm512_storeu_ps(tmp[r], acc[r][0]);                                                   \
-            _mm512_storeu_ps(tmp[r] + 16, acc[r][1]);                                              \
+            lo[r] = acc[r][0];                                                                     \
+            hi[r] = acc[r][1];                                                                     \
         }                                                                                          \
-        for (int j = 0; j < nvalid; j++) {                                                         \
-            float *yj = y + j * ldy;                                                               \
-            float bj = bias ? bias[j] : 0.0f;                                                      \
-            if (accumulate)                                                                        \
-                for (int r = 0; r < MR; r++)                                                       \
-                    yj[r] += tmp[r][j] + bj;                                                       \
-            else                                                                                   \
-                for (int r = 0; r < MR; r++)                                                       \
-                    yj[r] = tmp[r][j] + bj;                                                        \
-        }                                                                                          \
+        store16(lo, MR, y, ldy, nvalid < 16 ? nvalid : 16, bias, accumulate);                      \
+        if (nvalid > 16)                                                                           \
+            store16(hi, MR, y + 16 * ldy, ldy, nvalid - 16, bias ? bias + 16 : NULL, accumulate);  \
     }
 
 /* The same for blocks of 16 channels: one accumulator per pixel. */
@@ -58,18 +127,7 @@
             const float *xk = base + off[k];                                                       \
             UNROLL for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(xk[r * s]), w0, acc[r]); \
         }                                                                                          \
-        float tmp[MR][16];                                                                         \
-        UNROLL for (int r = 0; r < MR; r++) _mm512_storeu_ps(tmp[r], acc[r]);                      \
-        for (int j = 0; j < nvalid; j++) {                                                         \
-            float *yj = y + j * ldy;                                                               \
-            float bj = bias ? bias[j] : 0.0f;                                                      \
-            if (accumulate)                                                                        \
-                for (int r = 0; r < MR; r++)                                                       \
-                    yj[r] += tmp[r][j] + bj;                                                       \
-            else                                                                                   \
-                for (int r = 0; r < MR; r++)                                                       \
-                    yj[r] = tmp[r][j] + bj;                                                        \
-        }                                                                                          \
+        store16(acc, MR, y, ldy, nvalid, bias, accumulate);                                        \
     }
 
 DEFINE_TILE(1)
