@@ -179,6 +179,7 @@ typedef struct {
     float *y, *z, *dx; /* z: the fused ReLU's output (forward) */
     int relu;          /* backward: dy is the fused ReLU's output gradient */
     double *part; /* backward: per (statistic, channel) sums */
+    double *ab;   /* backward: per statistic, sum_j w_j sum dy and sum_j w_j sum dy (x - m) */
     int batch_stats;
 } job;
 
@@ -306,7 +307,27 @@ void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geo
  * dw and db add the per-channel sums over n in a fixed order. */
 size_t cnni_norm_fast_scratch(const cnni_norm_geom *g)
 {
-    return (size_t)(g->N * g->G * g->Cg) * 2 * sizeof(double) + 64;
+    return (size_t)(g->N * g->G * g->Cg + cnni_norm_nstat(g)) * 2 * sizeof(double) + 64;
+}
+
+/* A and B of each statistic, once: for BatchNorm every block of the batch
+ * needs its channel's totals, which summing per block would redo N times. */
+static void ab_task(void *ctx, int64_t st)
+{
+    const job *jb = ctx;
+    const cnni_norm_geom *g = jb->g;
+    const int64_t grp = g->across_batch ? st : st % g->G;
+    const int64_t n0 = g->across_batch ? 0 : st / g->G, n1 = g->across_batch ? g->N : n0 + 1;
+    double A = 0, B = 0;
+    for (int64_t nn = n0; nn < n1; nn++)
+        for (int64_t j = 0; j < g->Cg; j++) {
+            const double wj = jb->w ? jb->w[grp * g->Cg + j] : 1.0;
+            const double *p = jb->part + 2 * ((nn * g->G + grp) * g->Cg + j);
+            A += wj * p[0];
+            B += wj * p[1];
+        }
+    jb->ab[2 * st] = A;
+    jb->ab[2 * st + 1] = B;
 }
 
 static void sums_task(void *ctx, int64_t t)
@@ -339,17 +360,7 @@ static void grad_task(void *ctx, int64_t t)
     const double r = jb->rstd[st];
     float hi, lo;
     split(jb->mean_in[st], &hi, &lo);
-    double A = 0, B = 0;
-    if (jb->batch_stats) {
-        int64_t n0 = g->across_batch ? 0 : n, n1 = g->across_batch ? g->N : n + 1;
-        for (int64_t nn = n0; nn < n1; nn++)
-            for (int64_t j = 0; j < g->Cg; j++) {
-                const double wj = jb->w ? jb->w[grp * g->Cg + j] : 1.0;
-                const double *p = jb->part + 2 * ((nn * g->G + grp) * g->Cg + j);
-                A += wj * p[0];
-                B += wj * p[1];
-            }
-    }
+    const double A = jb->batch_stats ? jb->ab[2 * st] : 0, B = jb->batch_stats ? jb->ab[2 * st + 1] : 0;
     const double M = (double)cnni_norm_count(g);
     for (int64_t j = 0; j < g->Cg; j++) {
         const int64_t c = grp * g->Cg + j, off = span_at(g, n, grp, j);
@@ -410,11 +421,15 @@ void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_ge
     jb.dx = dx;
     jb.batch_stats = batch_stats;
     jb.part = (double *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    jb.ab = jb.part + 2 * g->N * g->G * g->Cg;
     struct cnni_pool *p = pool_if(pool, g);
     const int64_t blocks = g->N * g->G;
     cnni_pool_run(p, sums_task, &jb, blocks);
-    if (dx)
+    if (dx) {
+        if (batch_stats)
+            cnni_pool_run(cnni_norm_nstat(g) >= 64 ? p : NULL, ab_task, &jb, cnni_norm_nstat(g));
         cnni_pool_run(p, grad_task, &jb, blocks);
+    }
     if (!dw && !db)
         return;
     for (int64_t grp = 0; grp < g->G; grp++)
