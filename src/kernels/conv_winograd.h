@@ -62,6 +62,8 @@ void cnni_conv_winograd_backward_data(int isa, struct cnni_pool *pool, const cnn
  * (each sum its own chain of products, by chunk in order), and the sums
  * are taken back to 3x3 in double. Results are bitwise identical for any
  * thread count. */
+/* Whether it serves the weight gradient (the same geometries, from fewer
+ * channels than the forward: measured on AVX-512). */
 int cnni_conv_winograd_applies_weight(int isa, const cnni_conv_geom *g);
 size_t cnni_conv_winograd_weight_scratch(int isa, const cnni_conv_geom *g, int threads);
 void cnni_conv_winograd_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,

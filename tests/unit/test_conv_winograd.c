@@ -300,6 +300,11 @@ int main(int argc, char **argv)
         CHECK(!cnni_conv_winograd_applies_weight(CNNI_ISA_AVX512, &g));
         geom2d(&g, 8, 3, 64, 28, 28, 1, 1, 1, 1);
         CHECK(!cnni_conv_winograd_applies(CNNI_ISA_AVX512, &g) && !cnni_conv_winograd_applies_weight(CNNI_ISA_AVX512, &g));
+        /* the weight gradient from fewer channels than the forward */
+        geom2d(&g, 8, 16, 16, 28, 28, 1, 1, 1, 1);
+        CHECK(!cnni_conv_winograd_applies(CNNI_ISA_AVX512, &g) && cnni_conv_winograd_applies_weight(CNNI_ISA_AVX512, &g));
+        geom2d(&g, 8, 8, 8, 28, 28, 1, 1, 1, 1);
+        CHECK(!cnni_conv_winograd_applies_weight(CNNI_ISA_AVX512, &g));
     }
     for (int t = 0; t < 3; t++)
         cnni_pool_destroy(pools[t]);
