@@ -6,6 +6,8 @@
 #include <string.h>
 
 cnni_direct_tile_fn cnni_direct_tile_avx512(int nr, int mr);
+cnni_direct_wino_fn cnni_direct_wino_avx512(int np);
+void cnni_direct_wino_input_avx512(const float *x, int64_t width, int64_t rows, float *d);
 cnni_direct_wtile_fn cnni_direct_wtile_avx512(int nr, int mk);
 
 static int64_t vol3(const int64_t *v) { return v[0] * v[1] * v[2]; }
@@ -20,6 +22,26 @@ cnni_direct_tile_fn cnni_direct_tile_for(int isa, int nr, int mr)
 {
     return isa == CNNI_ISA_AVX512 ? cnni_direct_tile_avx512(nr, mr) : NULL;
 }
+
+cnni_direct_wino_fn cnni_direct_wino_for(int isa, int np)
+{
+    return isa == CNNI_ISA_AVX512 ? cnni_direct_wino_avx512(np) : NULL;
+}
+
+void cnni_direct_wino_input(int isa, const float *x, int64_t width, int64_t rows, float *d)
+{
+    if (isa == CNNI_ISA_AVX512)
+        cnni_direct_wino_input_avx512(x, width, rows, d);
+}
+
+/* Whether the pass runs as Winograd F(2,5) along the rows (conv_direct.h). */
+static int wino(const cnni_conv_geom *g)
+{
+    return nr_of(g) == 16 && g->k[2] == 5 && g->s[2] == 1 && g->d[2] == 1 && g->out[2] % 2 == 0 && g->out[2] <= 16;
+}
+
+/* A row's transform: 6 vectors of 16 lanes. */
+#define WROW 96
 
 int cnni_conv_direct_applies(int isa, const cnni_conv_geom *g)
 {
@@ -59,20 +81,32 @@ static void padded_dims(const cnni_conv_geom *g, int64_t *pd)
         pd[i] = (g->out[i] - 1) * g->s[i] + (g->k[i] - 1) * g->d[i] + 1;
 }
 
+/* Per thread: the padded copy, and with Winograd the rows' transform. */
 static size_t per_thread(const cnni_conv_geom *g)
 {
     int64_t pd[3];
     padded_dims(g, pd);
-    return ((size_t)((g->C / g->G) * vol3(pd)) * sizeof(float) + 63) & ~(size_t)63;
+    size_t b = ((size_t)((g->C / g->G) * vol3(pd)) * sizeof(float) + 63) & ~(size_t)63;
+    if (wino(g))
+        b += (size_t)((g->C / g->G) * pd[0] * pd[1] * WROW) * sizeof(float);
+    return b;
 }
 
-static size_t shared_bytes(const cnni_conv_geom *g)
+/* The packed weights' bytes, a whole number of cache lines. */
+static size_t weight_bytes(const cnni_conv_geom *g)
 {
     int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), nr = nr_of(g);
     int64_t nob = (Og + nr - 1) / nr;
     size_t w = (size_t)(g->G * nob * K * nr) * sizeof(float);
-    size_t off = (size_t)K * sizeof(int64_t);
-    return ((w + 63) & ~(size_t)63) + ((off + 63) & ~(size_t)63);
+    if (wino(g)) /* K / 5 kernel rows x 6 vectors */
+        w = (size_t)(g->G * (K / 5) * 6 * 16) * sizeof(float);
+    return (w + 63) & ~(size_t)63;
+}
+
+static size_t shared_bytes(const cnni_conv_geom *g)
+{
+    size_t off = (size_t)((g->C / g->G) * vol3(g->k)) * sizeof(int64_t);
+    return weight_bytes(g) + ((off + 63) & ~(size_t)63);
 }
 
 size_t cnni_conv_direct_scratch(int isa, const cnni_conv_geom *g, int threads)
@@ -140,6 +174,33 @@ static int same_extent(const cnni_conv_geom *g)
     return 1;
 }
 
+/* The Winograd rows of task t: every input row transformed into d, then
+ * each output row in tiles of up to 5 pairs. */
+static void wino_rows(const job *j, int64_t t, const float *xp, float *d)
+{
+    const cnni_conv_geom *g = j->g;
+    const int64_t rt = t % j->row_tasks, ng = t / j->row_tasks, grp = ng % g->G, n = ng / g->G;
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * g->k[0] * g->k[1];
+    int64_t pd[3];
+    padded_dims(g, pd);
+    cnni_direct_wino_input(j->isa, xp, pd[2], Cg * pd[0] * pd[1], d);
+    const int64_t ov = vol3(g->out), rows = g->out[0] * g->out[1], np = g->out[2] / 2;
+    const int64_t r0 = rt * j->rows_per_task, r1 = r0 + j->rows_per_task < rows ? r0 + j->rows_per_task : rows;
+    const int64_t tiles = (np + 4) / 5;
+    const float *u = j->wp + grp * K * 6 * 16, *bias = j->b ? j->b + grp * Og : NULL;
+    float *ybase = j->y + (n * g->O + grp * Og) * ov;
+    for (int64_t row = r0; row < r1; row++) {
+        const int64_t z0 = row / g->out[1], z1 = row % g->out[1];
+        const float *drow = d + (z0 * g->s[0] * pd[1] + z1 * g->s[1]) * WROW;
+        for (int64_t ti = 0; ti < tiles; ti++) {
+            int64_t p0, p1;
+            cnni_split(np, tiles, ti, &p0, &p1);
+            cnni_direct_wino_for(j->isa, (int)(p1 - p0))(K, j->off, drow + 2 * p0, u, ybase + row * g->out[2] + 2 * p0,
+                                                         ov, (int)Og, bias);
+        }
+    }
+}
+
 static void task(void *ctx, int64_t t)
 {
     const job *j = ctx;
@@ -150,10 +211,15 @@ static void task(void *ctx, int64_t t)
     int64_t pd[3];
     padded_dims(g, pd);
     const float *xg = j->x + (n * g->C + grp * Cg) * vol3(g->in), *xp = xg;
+    char *mine = j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes;
     if (!same_extent(g)) {
-        float *buf = (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes);
+        float *buf = (float *)mine;
         pad_channels(g, xg, buf, 0, Cg);
         xp = buf;
+    }
+    if (wino(g)) {
+        wino_rows(j, t, xp, (float *)(mine + (((size_t)(Cg * vol3(pd)) * sizeof(float) + 63) & ~(size_t)63)));
+        return;
     }
     const int64_t ov = vol3(g->out), rows = g->out[0] * g->out[1];
     const int64_t r0 = rt * j->rows_per_task, r1 = r0 + j->rows_per_task < rows ? r0 + j->rows_per_task : rows;
@@ -208,14 +274,50 @@ static void pack(const cnni_conv_geom *g, const float *w, int flip, const cnni_c
                         c * vol3(pd) + (t0 * g->d[0] * pd[1] + t1 * g->d[1]) * pd[2] + t2 * g->d[2];
 }
 
+/* The Winograd weights: u[grp][c, t0, t1][j][o] = s_j sum_t2 G[j][t2] w'[o][c][t0][t1][t2]
+ * (w' as in pack, flipped or not; s = 1/8 for j = 3, 4, else 1), and the
+ * offsets of the (channel, kernel row) pairs in the rows' transform. */
+static void pack_wino(const cnni_conv_geom *g, const float *w, int flip, float *u, int64_t *off)
+{
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, kv = vol3(g->k), K = Cg * g->k[0] * g->k[1];
+    memset(u, 0, sizeof(float) * (size_t)(g->G * K * 6 * 16));
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t kr = 0; kr < g->k[0] * g->k[1]; kr++) {
+                    double v[5];
+                    for (int64_t t2 = 0; t2 < 5; t2++) {
+                        const int64_t t = kr * 5 + t2;
+                        v[t2] = !flip ? w[((grp * Og + o) * Cg + c) * kv + t] : w[((grp * Cg + c) * Og + o) * kv + (kv - 1 - t)];
+                    }
+                    const double uj[6] = {v[0],
+                                          v[0] + v[1] + v[2] + v[3] + v[4],
+                                          v[0] - v[1] + v[2] - v[3] + v[4],
+                                          (v[0] + 2 * v[1] + 4 * v[2] + 8 * v[3] + 16 * v[4]) / 8,
+                                          (v[0] - 2 * v[1] + 4 * v[2] - 8 * v[3] + 16 * v[4]) / 8,
+                                          v[4]};
+                    const int64_t k = c * g->k[0] * g->k[1] + kr;
+                    for (int jj = 0; jj < 6; jj++)
+                        u[((grp * K + k) * 6 + jj) * 16 + o] = (float)uj[jj];
+                }
+    int64_t pd[3];
+    padded_dims(g, pd);
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t t0 = 0; t0 < g->k[0]; t0++)
+            for (int64_t t1 = 0; t1 < g->k[1]; t1++)
+                off[(c * g->k[0] + t0) * g->k[1] + t1] = ((c * pd[0] + t0 * g->d[0]) * pd[1] + t1 * g->d[1]) * WROW;
+}
+
 static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x, const float *wsrc,
                 int flip, const float *b, float *y, void *scratch)
 {
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    const int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), nr = nr_of(g), nob = (Og + nr - 1) / nr;
     float *wp = (float *)base;
-    int64_t *off = (int64_t *)(base + (((size_t)(g->G * nob * K * nr) * sizeof(float) + 63) & ~(size_t)63));
-    pack(g, wsrc, flip, NULL, wp, off);
+    int64_t *off = (int64_t *)(base + weight_bytes(g));
+    if (wino(g))
+        pack_wino(g, wsrc, flip, wp, off);
+    else
+        pack(g, wsrc, flip, NULL, wp, off);
     const int nthreads = cnni_pool_threads(pool);
     /* Whole images per task when there are enough; otherwise rows too. */
     const int64_t rows = g->out[0] * g->out[1];

@@ -36,6 +36,18 @@ typedef void (*cnni_direct_tile_fn)(int64_t K, const int64_t *off, const float *
 cnni_direct_tile_fn cnni_direct_tile_for(int isa, int nr, int mr);
 int cnni_direct_max_mr(int isa);
 
+/* Layers with one block of 16 channels, kernels 5 wide along the rows at
+ * stride and dilation 1 and rows of an even number (at most 16) of outputs
+ * run the forward (and backward data) as Winograd F(2,5) along the rows:
+ * each pair of outputs of a row takes 6 products per (channel, kernel row)
+ * instead of 10. The input rows are transformed once per image (d below,
+ * 6 vectors of 16 lanes per row, pair p read at lane 2p), the weights once
+ * per call (u: per (input channel, kernel row), 6 vectors of 16 channels). */
+typedef void (*cnni_direct_wino_fn)(int64_t K, const int64_t *off, const float *base, const float *u, float *y,
+                                    int64_t ldy, int nvalid, const float *bias);
+cnni_direct_wino_fn cnni_direct_wino_for(int isa, int np); /* np pairs (1..5), or NULL */
+void cnni_direct_wino_input(int isa, const float *x, int64_t width, int64_t rows, float *d);
+
 /* Whether the direct kernels serve this forward (and this backward data). */
 int cnni_conv_direct_applies(int isa, const cnni_conv_geom *g);
 int cnni_conv_direct_applies_bwd(int isa, const cnni_conv_geom *g);

@@ -45,8 +45,8 @@ int main(int argc, char **argv)
     {
         double worst = 0;
         int bwd_cases = 0;
-        for (int t = 0; t < 90; t++) {
-            int nsp = t >= 80 ? 2 : 1 + t % 3;
+        for (int t = 0; t < 110; t++) {
+            int nsp = t >= 80 && t < 90 ? 2 : 1 + t % 3;
             cnni_conv_geom g;
             memset(&g, 0, sizeof g);
             const int with_bias = t % 5 != 2;
@@ -69,7 +69,32 @@ int main(int argc, char **argv)
                 int64_t hi = g.p[i] + pick(0, 1);
                 g.out[i] = (g.in[i] + g.p[i] + hi - span) / g.s[i] + 1;
             }
-            if (t >= 80) {
+            if (t >= 90) {
+                /* Winograd F(2,5) along the rows: 5 wide at stride and
+                 * dilation 1, an even number of outputs per row up to 16
+                 * (tiles of 1 to 5 pairs), one block of 12 to 16 channels,
+                 * anything across the rows; 12 to 16 input channels per
+                 * group now and then, so backward data runs it too. */
+                g.G = pick(1, 2);
+                g.C = g.G * (t % 3 == 0 ? pick(12, 16) : pick(1, 9));
+                g.O = g.G * pick(12, 16);
+                g.k[2] = 5;
+                g.s[2] = g.d[2] = 1;
+                g.p[2] = pick(0, 4);
+                g.out[2] = 2 * pick(1, 8);
+                g.in[2] = g.out[2] + 4 - 2 * g.p[2] + pick(0, 1);
+                if (g.in[2] < 1) {
+                    g.p[2] = 0;
+                    g.in[2] = g.out[2] + 4;
+                }
+                g.out[2] = (g.in[2] + 2 * g.p[2] - 5) + 1;
+                g.out[2] -= g.out[2] % 2;
+                if (g.out[2] < 2) {
+                    g.p[2] = 0;
+                    g.in[2] = 6;
+                    g.out[2] = 2;
+                }
+            } else if (t >= 80) {
                 /* LeNet's conv2 (6 to 16 channels, 5x5 on 14x14), then odd
                  * sizes and padding around it */
                 g.G = 1;

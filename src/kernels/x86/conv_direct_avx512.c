@@ -174,6 +174,75 @@ cnni_direct_tile_fn cnni_direct_tile_avx512(int nr, int mr)
     return nr == 16 ? t16[mr] : nr == 32 ? t32[mr] : NULL;
 }
 
+/* ---- Winograd F(2,5) along the rows (see conv_direct.h) ----
+ * The input rows' transform: d[r*96 + j*16 + l] = sum_i BT[j][i] x[r*width + l + i]
+ * for lanes l < 16 (x past the row read as 0; pair p reads lane 2p), rows
+ * r < rows, with BT's rows 3 and 4 scaled by 8 (the weights' by 1/8). */
+void cnni_direct_wino_input_avx512(const float *x, int64_t width, int64_t rows, float *d);
+void cnni_direct_wino_input_avx512(const float *x, int64_t width, int64_t rows, float *d)
+{
+    const __m512 c23 = _mm512_set1_ps(2.0f / 3.0f), c16 = _mm512_set1_ps(1.0f / 6.0f),
+                 c13 = _mm512_set1_ps(1.0f / 3.0f), c54 = _mm512_set1_ps(1.25f), c14 = _mm512_set1_ps(0.25f),
+                 c4 = _mm512_set1_ps(4.0f), c5 = _mm512_set1_ps(5.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * width;
+        __m512 v[6];
+        UNROLL for (int i = 0; i < 6; i++) v[i] = _mm512_maskz_loadu_ps(first_lanes((int)(width - i)), xr + i);
+        float *dr = d + r * 96;
+        _mm512_storeu_ps(dr, _mm512_fmadd_ps(c14, v[4], _mm512_fnmadd_ps(c54, v[2], v[0])));
+        _mm512_storeu_ps(dr + 16, _mm512_fnmadd_ps(c16, _mm512_add_ps(v[3], v[4]), _mm512_mul_ps(c23, _mm512_add_ps(v[1], v[2]))));
+        _mm512_storeu_ps(dr + 32, _mm512_fmadd_ps(c16, _mm512_sub_ps(v[3], v[4]), _mm512_mul_ps(c23, _mm512_sub_ps(v[2], v[1]))));
+        _mm512_storeu_ps(dr + 48, _mm512_fmadd_ps(c13, _mm512_sub_ps(v[4], v[2]), _mm512_mul_ps(c23, _mm512_sub_ps(v[3], v[1]))));
+        _mm512_storeu_ps(dr + 64, _mm512_fmadd_ps(c13, _mm512_sub_ps(v[4], v[2]), _mm512_mul_ps(c23, _mm512_sub_ps(v[1], v[3]))));
+        _mm512_storeu_ps(dr + 80, _mm512_add_ps(_mm512_fnmadd_ps(c5, v[3], _mm512_mul_ps(c4, v[1])), v[5]));
+    }
+}
+
+/* NP pairs of outputs x 16 channels: M[p][j] = sum_k d(base + off[k])[j*16 + 2p] u[k][j],
+ * then y(2p) = M0 + M1 + M2 + M3 + M4, y(2p + 1) = M1 - M2 + 2 (M3 - M4) + M5. */
+#define DEFINE_WINO(NP)                                                                            \
+    static void wino_##NP(int64_t K, const int64_t *off, const float *base, const float *u, float *y, \
+                          int64_t ldy, int nvalid, const float *bias)                              \
+    {                                                                                              \
+        __m512 m[NP][6];                                                                           \
+        UNROLL for (int p = 0; p < NP; p++)                                                        \
+        {                                                                                          \
+            UNROLL for (int j = 0; j < 6; j++) m[p][j] = _mm512_setzero_ps();                      \
+        }                                                                                          \
+        for (int64_t k = 0; k < K; k++) {                                                          \
+            const float *r = base + off[k];                                                        \
+            UNROLL for (int j = 0; j < 6; j++)                                                     \
+            {                                                                                      \
+                const __m512 uj = _mm512_loadu_ps(u + (k * 6 + j) * 16);                            \
+                UNROLL for (int p = 0; p < NP; p++) m[p][j] =                                      \
+                    _mm512_fmadd_ps(_mm512_set1_ps(r[j * 16 + 2 * p]), uj, m[p][j]);               \
+            }                                                                                      \
+        }                                                                                          \
+        __m512 px[2 * NP];                                                                         \
+        const __m512 two = _mm512_set1_ps(2.0f);                                                   \
+        UNROLL for (int p = 0; p < NP; p++)                                                        \
+        {                                                                                          \
+            px[2 * p] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[p][0], m[p][1]),               \
+                                                    _mm512_add_ps(m[p][2], m[p][3])), m[p][4]);     \
+            px[2 * p + 1] = _mm512_add_ps(_mm512_fmadd_ps(two, _mm512_sub_ps(m[p][3], m[p][4]),    \
+                                                          _mm512_sub_ps(m[p][1], m[p][2])), m[p][5]); \
+        }                                                                                          \
+        store16(px, 2 * NP, y, ldy, nvalid, bias, 0);                                              \
+    }
+
+DEFINE_WINO(1)
+DEFINE_WINO(2)
+DEFINE_WINO(3)
+DEFINE_WINO(4)
+DEFINE_WINO(5)
+
+cnni_direct_wino_fn cnni_direct_wino_avx512(int np);
+cnni_direct_wino_fn cnni_direct_wino_avx512(int np)
+{
+    static const cnni_direct_wino_fn t[] = {NULL, wino_1, wino_2, wino_3, wino_4, wino_5};
+    return np >= 1 && np <= 5 ? t[np] : NULL;
+}
+
 /* Weight-gradient tiles: MK taps x NV*16 channels in MK*NV accumulators. */
 #define DEFINE_WTILE(NV, MK)                                                                       \
     static void wtile##NV##_##MK(int64_t P, const int64_t *pix, const float *x, const int64_t *toff, \
