@@ -140,6 +140,7 @@ DW_INLINE int tap_runs(const cnni_dw_plane *p, int64_t z0, int64_t z1, int64_t n
 #ifndef DW_MAX_ACC
 #define DW_MAX_ACC 24
 #endif
+#define DW_NREG (DW_MAX_ACC >= 24 ? 32 : 16) /* vector registers */
 
 DW_INLINE void rows_tile(const float *xr, int64_t xstep, const int64_t *off, const int64_t *runs, int nruns,
                          const float *w, int64_t wstride, float *yr, int64_t ystep, int64_t ystride, int last, int nv,
@@ -423,10 +424,14 @@ DW_INLINE void wgt_wide(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dy
         const int mo = (int)(m - q < WGT_MAXO ? m - q : WGT_MAXO), maxk = DW_MAX_ACC / mo < 8 ? DW_MAX_ACC / mo : 8;
         const float *dq = dy + q * dystride;
         double *aq = acc + q * accstride;
-        const int64_t blocks = (p->ntaps + maxk - 1) / maxk;
-        for (int64_t bi = 0, t0 = 0; bi < blocks; bi++) {
-            const int mk = (int)(p->ntaps / blocks + (bi < p->ntaps % blocks));
-            const int db = want_db && bi == 0;
+        /* The bias sums take mo more registers: a first, narrower block
+         * carries them, then the rest of the taps in nearly equal blocks. */
+        const int kdb = (DW_NREG - 1 - 2 * mo) / mo < maxk ? (DW_NREG - 1 - 2 * mo) / mo : maxk;
+        const int64_t first = !want_db ? 0 : kdb < 1 ? 1 : kdb < p->ntaps ? kdb : p->ntaps;
+        const int64_t rest = p->ntaps - first, blocks = (rest + maxk - 1) / maxk;
+        for (int64_t bi = first ? -1 : 0, t0 = 0; bi < blocks; bi++) {
+            const int mk = (int)(bi < 0 ? first : rest / blocks + (bi < rest % blocks));
+            const int db = bi < 0;
 #if DW_MAX_ACC >= 24
             switch (mo) {
             case 6:
@@ -638,13 +643,16 @@ static void k_cols(int64_t T, int64_t K, int64_t P, const float *a, const float 
     for (int64_t p = 0; p < P; p += COLS_NV * W) {
         const int64_t rest = P - p < COLS_NV * W ? P - p : COLS_NV * W;
         const int nv = (int)((rest + W - 1) / W), last = (int)(rest - (nv - 1) * W);
+        /* rows in blocks of 3, or 2 at the end rather than a lone 1 */
         int64_t t = 0;
-        for (; t + 3 <= T; t += 3)
+        for (; T - t >= 3 && T - t != 4; t += 3)
             COLS_NVS(3)
-        if (T - t == 2)
-            COLS_NVS(2)
-        else if (T - t == 1)
-            COLS_NVS(1)
+        for (; t < T; t += 2) {
+            if (T - t >= 2)
+                COLS_NVS(2)
+            else
+                COLS_NVS(1)
+        }
     }
 }
 
