@@ -528,15 +528,32 @@ void cnni_conv_winograd_backward_data(int isa, struct cnni_pool *pool, const cnn
 
 /* ---- the weight gradient ---- */
 
-/* Transforms of x and dy take about this many bytes per chunk of tiles. */
+/* Two ways to spread the work, both with sums whose order depends only on
+ * the shape:
+ *   slices (many tiles for the channels): the tiles are cut into ns
+ *     slices, each a task that transforms its tiles a few at a time into
+ *     its thread's buffers (which stay in the core's cache) and adds their
+ *     products to the slice's own sums; the slices' sums are then added in
+ *     order and taken back to 3x3.
+ *   chunks (wide layers, few tiles): the tiles are taken in chunks of
+ *     about WG_CHUNK_BYTES of transforms, all threads transform a chunk,
+ *     then tasks owning blocks of (out, in) channels add the chunk's
+ *     products to their sums; after the last chunk they take them back.
+ * Sums: S [32-channel block][O][point][32], one set per slice (or one in
+ * all, with more than one chunk; with one chunk a task's block of sums is
+ * in its thread's buffer). */
 #define WG_CHUNK_BYTES (2 << 20)
-#define WG_KB 64 /* tiles per block of the sums */
+#define WG_SLICE_BYTES (768 << 10) /* transforms per step of a slice */
+#define WG_KB 64                   /* tiles per block of the sums */
+#define WG_MAX_SLICES 12
 
 typedef struct {
     wgeo e;
-    int64_t tc;     /* tiles per chunk */
+    int64_t ns;     /* slices, or 1 for chunks */
+    int64_t tc;     /* tiles per chunk, or per step of a slice */
     int64_t vs, zs; /* floats from one point to the next in V and Z */
     int64_t ncb;    /* blocks of 32 in channels */
+    int64_t sfl;    /* floats in one set of sums */
 } wggeo;
 
 static void wg_geo(const cnni_conv_geom *g, wggeo *w)
@@ -544,33 +561,50 @@ static void wg_geo(const cnni_conv_geom *g, wggeo *w)
     geo_of(g, &w->e);
     const wgeo *e = &w->e;
     const int64_t per_tile = NP * (e->Cp + e->Op) * (int64_t)sizeof(float);
-    int64_t tc = WG_CHUNK_BYTES / per_tile;
-    /* and enough that reading and writing the sums for every chunk costs
-     * at most a quarter of the chunk's transforms */
-    const int64_t tm = 4 * e->O * e->Cp / (e->Cp + e->Op);
-    tc = tc < tm ? tm : tc;
-    tc = tc < 16 ? 16 : tc;
+    w->ncb = (e->Cp + 31) / 32;
+    w->sfl = w->ncb * e->O * NP * 32;
+    /* Slices when each can have transforms 8 times its sums' bytes: an
+     * even number, so that two threads get equal shares. */
+    int64_t ns = e->T / (8 * w->sfl * (int64_t)sizeof(float) / per_tile + 1);
+    ns = ns > WG_MAX_SLICES ? WG_MAX_SLICES : ns & ~(int64_t)1;
+    w->ns = ns >= 2 ? ns : 1;
+    int64_t tc;
+    if (w->ns > 1) {
+        tc = WG_SLICE_BYTES / per_tile;
+        tc = tc < 16 ? 16 : tc > WG_KB ? WG_KB : tc;
+    } else {
+        tc = WG_CHUNK_BYTES / per_tile;
+        /* and enough that reading and writing the sums for every chunk
+         * costs at most a quarter of the chunk's transforms */
+        const int64_t tm = 4 * e->O * e->Cp / (e->Cp + e->Op);
+        tc = tc < tm ? tm : tc;
+        tc = tc < 16 ? 16 : tc;
+    }
     w->tc = tc < e->T ? tc : e->T;
     /* a line more than the points need, so they do not share a cache set */
     w->vs = w->tc * e->Cp + 16;
     w->zs = w->tc * e->Op + 16;
-    w->ncb = (e->Cp + 31) / 32;
 }
 
-static int64_t wg_chunks(const wggeo *w) { return (w->e.T + w->tc - 1) / w->tc; }
+static int64_t wg_chunks(const wggeo *w) { return w->ns > 1 ? 1 : (w->e.T + w->tc - 1) / w->tc; }
 
-/* Shared: the sums across chunks S [32-channel block][O][point][32] (with
- * more than one chunk), V [point][32-channel block][tile][width],
- * Z [point][tile][Op]; per thread: the row buffer, and the sums of one
- * task [MR][point][32] (with one chunk). */
+/* parts: [0] the sums, [1] V, [2] Z shared (chunks) or 0, [3] per thread:
+ * the row buffer, then V and Z (slices) or one task's sums (one chunk). */
 static size_t wg_bytes(const wggeo *w, size_t *parts)
 {
     const int64_t run = w->tc < w->e.tw ? w->tc : w->e.tw;
-    parts[0] = wg_chunks(w) > 1 ? al64((size_t)(w->ncb * w->e.O * NP * 32) * sizeof(float)) : 0;
-    parts[1] = al64((size_t)(NP * w->vs) * sizeof(float));
-    parts[2] = al64((size_t)(NP * w->zs) * sizeof(float));
-    parts[3] = al64((size_t)(6 * cnni_wino_row_floats((int)run)) * sizeof(float)) +
-               (wg_chunks(w) > 1 ? 0 : al64((size_t)(CNNI_WINO_MR * NP * 32) * sizeof(float)));
+    const size_t v = al64((size_t)(NP * w->vs) * sizeof(float)), z = al64((size_t)(NP * w->zs) * sizeof(float));
+    const size_t buf = al64((size_t)(6 * cnni_wino_row_floats((int)run)) * sizeof(float));
+    if (w->ns > 1) {
+        parts[0] = al64((size_t)(w->ns * w->sfl) * sizeof(float));
+        parts[1] = parts[2] = 0;
+        parts[3] = buf + v + z;
+    } else {
+        parts[0] = wg_chunks(w) > 1 ? al64((size_t)w->sfl * sizeof(float)) : 0;
+        parts[1] = v;
+        parts[2] = z;
+        parts[3] = buf + (wg_chunks(w) > 1 ? 0 : al64((size_t)(CNNI_WINO_MR * NP * 32) * sizeof(float)));
+    }
     return parts[0] + parts[1] + parts[2];
 }
 
@@ -600,73 +634,67 @@ typedef struct {
     wggeo w;
     const float *x, *dy;
     float *dw, *db, *S, *V, *Z;
-    int64_t t0, nt; /* the chunk's first tile and its tiles */
-    int last;       /* the last chunk */
-    int64_t ntasks; /* transform tasks per chunk */
-    int64_t nob;    /* blocks of out channels in the products */
+    int64_t t0, nt; /* chunks: the chunk's first tile and its tiles */
+    int last;       /* chunks: the last chunk */
+    int64_t ntasks; /* chunks: transform tasks per chunk */
+    int64_t nob;    /* blocks of out channels of the product (chunks) and final tasks */
     char *threads_base;
     size_t thread_bytes, buf_bytes;
     int nthreads;
 } wgjob;
 
-/* The transforms of the chunk's tiles in range t of ntasks. */
-static void wg_transform_task(void *ctx, int64_t t)
+/* The transforms of tiles t0 + i, i in [i0, i1), to V and Z at index i. */
+static void wg_transform(const wgjob *j, int64_t t0, int64_t i0, int64_t i1, float *V, float *Z, float *buf)
 {
-    const wgjob *j = ctx;
     const wgeo *e = &j->w.e;
     const cnni_wino_kernels *k = j->k;
-    float *buf = (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes);
     const int64_t inplane = e->H * e->W, outplane = e->OH * e->OW, tc = j->w.tc;
-    int64_t i0, i1;
-    cnni_split(j->nt, j->ntasks, t, &i0, &i1);
     for (int64_t i = i0; i < i1;) {
         int64_t n, ty, tx;
-        tile_pos(e, j->t0 + i, &n, &ty, &tx);
+        tile_pos(e, t0 + i, &n, &ty, &tx);
         const int run = (int)(i1 - i < e->tw - tx ? i1 - i : e->tw - tx);
         for (int64_t c0 = 0; c0 < e->C; c0 += 16) {
             const int64_t blk = c0 / 32, nb = e->Cp - blk * 32 < 32 ? e->Cp - blk * 32 : 32;
             k->in_run(j->x + (n * e->C + c0) * inplane, inplane, (int)(e->C - c0 < 16 ? e->C - c0 : 16), e->H, e->W,
-                      4 * ty - e->ph, 4 * tx - e->pw, run, buf, j->V + blk * 32 * tc + i * nb + c0 % 32, nb, j->w.vs);
+                      4 * ty - e->ph, 4 * tx - e->pw, run, buf, V + blk * 32 * tc + i * nb + c0 % 32, nb, j->w.vs);
         }
         for (int64_t o0 = 0; o0 < e->O; o0 += 16)
             k->dy_run(j->dy + (n * e->O + o0) * outplane, outplane, (int)(e->O - o0 < 16 ? e->O - o0 : 16), e->OH,
-                      e->OW, 4 * ty, 4 * tx, run, buf, j->Z + i * e->Op + o0, e->Op, j->w.zs);
+                      e->OW, 4 * ty, 4 * tx, run, buf, Z + i * e->Op + o0, e->Op, j->w.zs);
         i += run;
     }
 }
 
-/* Block t / nob of 32 in channels, block t % nob of out channels (at most
- * MR): every point's sums over the chunk's tiles, added to those of the
- * chunks before; after the last chunk, dw += G^T (sums) G and db += the
- * sums of dy. */
-static void wg_product_task(void *ctx, int64_t t)
+/* Every point's products over nt transformed tiles for in channels
+ * [c0, c0 + 32) and out channels [o0, o1) (at most MR), added to the sums
+ * s (row r, point p at s[r*NP*32 + p*32]) unless first. */
+static void wg_product(const wgjob *j, const float *V, const float *Z, int64_t nt, int64_t c0, int64_t o0,
+                       int64_t o1, float *s, int first)
 {
-    const wgjob *j = ctx;
     const wgeo *e = &j->w.e;
-    const int64_t cb = t / j->nob, ob = t % j->nob, c0 = cb * 32, nb = e->Cp - c0 < 32 ? e->Cp - c0 : 32;
-    int64_t o0, o1;
-    cnni_split(e->O, j->nob, ob, &o0, &o1);
-    const int mr = (int)(o1 - o0);
-    const cnni_wino_gemmt_fn fn = (nb == 32 ? j->k->gemmt32 : j->k->gemmt16)[mr - 1];
-    /* the block's sums: row r, point p at s[r*NP*32 + p*32] */
-    float *s = wg_chunks(&j->w) > 1
-                   ? j->S + (cb * e->O + o0) * NP * 32
-                   : (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes + j->buf_bytes);
+    const int64_t nb = e->Cp - c0 < 32 ? e->Cp - c0 : 32;
+    const cnni_wino_gemmt_fn fn = (nb == 32 ? j->k->gemmt32 : j->k->gemmt16)[o1 - o0 - 1];
     for (int64_t p = 0; p < NP; p++) {
-        const float *z = j->Z + p * j->w.zs + o0, *v = j->V + p * j->w.vs + c0 * j->w.tc;
+        const float *z = Z + p * j->w.zs + o0, *v = V + p * j->w.vs + c0 * j->w.tc;
         /* the tiles in blocks, whose sums are then added */
-        for (int64_t k0 = 0; k0 < j->nt; k0 += WG_KB) {
-            const int64_t kn = j->nt - k0 < WG_KB ? j->nt - k0 : WG_KB;
-            fn(kn, z + k0 * e->Op, e->Op, v + k0 * nb, s + p * 32, NP * 32, j->t0 > 0 || k0 > 0);
+        for (int64_t k0 = 0; k0 < nt; k0 += WG_KB) {
+            const int64_t kn = nt - k0 < WG_KB ? nt - k0 : WG_KB;
+            fn(kn, z + k0 * e->Op, e->Op, v + k0 * nb, s + p * 32, NP * 32, !first || k0 > 0);
         }
     }
-    if (!j->last)
-        return;
+}
+
+/* dw += G^T s G for out channels [o0, o1) and in channels [c0, c0 + 32);
+ * db += the sums of dy when c0 is 0. */
+static void wg_finish(const wgjob *j, const float *s, int64_t c0, int64_t o0, int64_t o1)
+{
+    const wgeo *e = &j->w.e;
+    const int64_t nb = e->Cp - c0 < 32 ? e->Cp - c0 : 32;
     for (int64_t o = o0; o < o1; o++)
         for (int64_t h = c0; h < c0 + nb && h < e->C; h += 16)
             j->k->wout(s + (o - o0) * NP * 32 + (h - c0), 32, (int)(e->C - h < 16 ? e->C - h : 16),
                        j->dw + (o * e->C + h) * 9);
-    if (!j->db || cb > 0)
+    if (!j->db || c0 > 0)
         return;
     const int64_t P = e->OH * e->OW;
     for (int64_t o = o0; o < o1; o++) {
@@ -686,6 +714,76 @@ static void wg_product_task(void *ctx, int64_t t)
         }
         j->db[o] += (float)acc;
     }
+}
+
+/* Chunks: the transforms of the chunk's tiles in range t of ntasks. */
+static void wg_transform_task(void *ctx, int64_t t)
+{
+    const wgjob *j = ctx;
+    float *buf = (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes);
+    int64_t i0, i1;
+    cnni_split(j->nt, j->ntasks, t, &i0, &i1);
+    wg_transform(j, j->t0, i0, i1, j->V, j->Z, buf);
+}
+
+/* Chunks: block t / nob of 32 in channels, block t % nob of out channels:
+ * the chunk's products added to the sums; after the last chunk, dw and db. */
+static void wg_product_task(void *ctx, int64_t t)
+{
+    const wgjob *j = ctx;
+    const wgeo *e = &j->w.e;
+    const int64_t c0 = t / j->nob * 32, ob = t % j->nob;
+    int64_t o0, o1;
+    cnni_split(e->O, j->nob, ob, &o0, &o1);
+    float *s = wg_chunks(&j->w) > 1
+                   ? j->S + (c0 * e->O + o0 * 32) * NP
+                   : (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes + j->buf_bytes);
+    wg_product(j, j->V, j->Z, j->nt, c0, o0, o1, s, j->t0 == 0);
+    if (j->last)
+        wg_finish(j, s, c0, o0, o1);
+}
+
+/* Slices: slice t's tiles, a step at a time, into its own sums. */
+static void wg_slice_task(void *ctx, int64_t t)
+{
+    const wgjob *j = ctx;
+    const wgeo *e = &j->w.e;
+    char *base = j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes;
+    float *buf = (float *)base, *V = (float *)(base + j->buf_bytes);
+    float *Z = V + al64((size_t)(NP * j->w.vs) * sizeof(float)) / sizeof(float);
+    float *S = j->S + t * j->w.sfl;
+    const int64_t rows = (e->O + CNNI_WINO_MR - 1) / CNNI_WINO_MR;
+    int64_t a, b;
+    cnni_split(e->T, j->w.ns, t, &a, &b);
+    for (int64_t t0 = a; t0 < b; t0 += j->w.tc) {
+        const int64_t nt = b - t0 < j->w.tc ? b - t0 : j->w.tc;
+        wg_transform(j, t0, 0, nt, V, Z, buf);
+        for (int64_t c0 = 0; c0 < e->Cp; c0 += 32)
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t o0, o1;
+                cnni_split(e->O, rows, r, &o0, &o1);
+                wg_product(j, V, Z, nt, c0, o0, o1, S + (c0 * e->O + o0 * 32) * NP, t0 == a);
+            }
+    }
+}
+
+/* Slices: block t / nob of 32 in channels, block t % nob of out channels:
+ * the slices' sums added in order, then dw and db. */
+static void wg_sum_task(void *ctx, int64_t t)
+{
+    const wgjob *j = ctx;
+    const wgeo *e = &j->w.e;
+    const int64_t c0 = t / j->nob * 32, ob = t % j->nob;
+    int64_t o0, o1;
+    cnni_split(e->O, j->nob, ob, &o0, &o1);
+    float *s = j->S + (c0 * e->O + o0 * 32) * NP;
+    const int64_t n = (o1 - o0) * NP * 32;
+    for (int64_t sl = 1; sl < j->w.ns; sl++) {
+        const float *q = s + sl * j->w.sfl;
+        for (int64_t i = 0; i < n; i++)
+            s[i] += q[i];
+    }
+    wg_finish(j, s, c0, o0, o1);
 }
 
 void cnni_conv_winograd_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
@@ -712,12 +810,15 @@ void cnni_conv_winograd_backward_weight(int isa, struct cnni_pool *pool, const c
     j.nthreads = cnni_pool_threads(pool);
     const wgeo *e = &j.w.e;
     /* Blocks of at most MR out channels, and enough tasks to spread; how
-     * they are split does not change any result. The chunks do (each
-     * chunk's sums are added to the sums before), and depend only on the
-     * shape. */
+     * they are split does not change any result. */
     j.nob = (e->O + CNNI_WINO_MR - 1) / CNNI_WINO_MR;
     while (j.nob * j.w.ncb < 2 * j.nthreads && j.nob < e->O)
         j.nob++;
+    if (j.w.ns > 1) {
+        cnni_pool_run(pool, wg_slice_task, &j, j.w.ns);
+        cnni_pool_run(pool, wg_sum_task, &j, j.nob * j.w.ncb);
+        return;
+    }
     for (j.t0 = 0; j.t0 < e->T; j.t0 += j.w.tc) {
         j.nt = e->T - j.t0 < j.w.tc ? e->T - j.t0 : j.w.tc;
         j.last = j.t0 + j.nt >= e->T;
