@@ -391,14 +391,20 @@ static void k_weights(const float *w, int64_t ls, int64_t ks, int flip, int nl, 
     for (int64_t k0 = 0; k0 < K; k0 += WK) {
         const int kn = (int)(K - k0 < WK ? K - k0 : WK);
         for (int kk = 0; kk < kn; kk++) {
-            float gt[9][16];
+            /* the 16 filters' 9 taps as rows, turned to taps x lanes */
             const float *wk = w + (k0 + kk) * ks;
-            for (int l = 0; l < 16; l++)
-                for (int i = 0; i < 9; i++)
-                    gt[i][l] = l < nl ? wk[l * ls + (flip ? 8 - i : i)] : 0.0f;
+            __m512 q[16];
+            UNROLL for (int l = 0; l < 16; l++) q[l] = _mm512_setzero_ps();
+            for (int l = 0; l < nl; l++)
+                q[l] = _mm512_maskz_loadu_ps(0x1FF, wk + l * ls);
+            transpose16(q);
             for (int h = 0; h < 2; h++) {
                 __m512d g[9], t[3][6], r[6];
-                UNROLL for (int i = 0; i < 9; i++) g[i] = _mm512_cvtps_pd(_mm256_loadu_ps(gt[i] + 8 * h));
+                UNROLL for (int i = 0; i < 9; i++)
+                {
+                    const __m512 gi = q[flip ? 8 - i : i];
+                    g[i] = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(gi, 1) : _mm512_castps512_ps256(gi));
+                }
                 UNROLL for (int c = 0; c < 3; c++) g3(g[c], g[3 + c], g[6 + c], t[c]);
                 UNROLL for (int i = 0; i < 6; i++)
                 {
