@@ -543,6 +543,7 @@ void cnni_conv_winograd_backward_data(int isa, struct cnni_pool *pool, const cnn
  * all, with more than one chunk; with one chunk a task's block of sums is
  * in its thread's buffer). */
 #define WG_CHUNK_BYTES (2 << 20)
+#define WG_CHUNK_MAX_BYTES (32 << 20) /* chunks are never larger */
 #define WG_SLICE_BYTES (768 << 10) /* transforms per step of a slice */
 #define WG_KB 64                   /* tiles per block of the sums */
 #define WG_MAX_SLICES 12
@@ -576,8 +577,9 @@ static void wg_geo(const cnni_conv_geom *g, wggeo *w)
         tc = WG_CHUNK_BYTES / per_tile;
         /* and enough that reading and writing the sums for every chunk
          * costs at most a quarter of the chunk's transforms */
-        const int64_t tm = 4 * e->O * e->Cp / (e->Cp + e->Op);
+        const int64_t tm = 4 * e->O * e->Cp / (e->Cp + e->Op), tx = WG_CHUNK_MAX_BYTES / per_tile;
         tc = tc < tm ? tm : tc;
+        tc = tc > tx ? tx : tc;
         tc = tc < 16 ? 16 : tc;
     }
     w->tc = tc < e->T ? tc : e->T;

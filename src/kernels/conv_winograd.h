@@ -26,7 +26,8 @@
  * convolution of dy with the weights flipped and transposed and padding
  * 2 - p. Every output depends only on its own tile, never on how tiles are
  * grouped into tasks, so results are bitwise identical for any thread
- * count. */
+ * count. The weight gradient (below) sums over tiles instead, in an order
+ * set by the shape alone. */
 #ifndef CNN_CONV_WINOGRAD_H
 #define CNN_CONV_WINOGRAD_H
 
