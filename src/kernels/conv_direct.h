@@ -47,6 +47,15 @@ typedef void (*cnni_direct_wino_fn)(int64_t K, const int64_t *off, const float *
                                     int64_t ldy, int nvalid, const float *bias);
 cnni_direct_wino_fn cnni_direct_wino_for(int isa, int np); /* np pairs (1..5), or NULL */
 void cnni_direct_wino_input(int isa, const float *x, int64_t width, int64_t rows, float *d);
+/* The weight gradient of such layers, the same algorithm transposed:
+ * m[k][j] = sum over images, output rows and pairs of d(x)[j] (A dy)[j] for
+ * each (channel, kernel row) k, A dy = (d0, d0 + d1, d0 - d1, d0 + 2 d1,
+ * d0 - 2 d1, d1) from each pair of dy, summed in float over an image and
+ * in double over images; dw = G^T m once at the end. */
+typedef void (*cnni_direct_wino_wtile_fn)(int64_t R, const int64_t *rowoff, int64_t np, const float *xt,
+                                          const int64_t *koff, const float *a, double *acc);
+cnni_direct_wino_wtile_fn cnni_direct_wino_wtile_for(int isa, int mk); /* mk kernel rows (1..5) */
+void cnni_direct_wino_dy(int isa, int64_t npairs, const float *dyt, float *a);
 
 /* Whether the direct kernels serve this forward (and this backward data). */
 int cnni_conv_direct_applies(int isa, const cnni_conv_geom *g);

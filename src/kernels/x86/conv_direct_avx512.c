@@ -243,6 +243,76 @@ cnni_direct_wino_fn cnni_direct_wino_avx512(int np)
     return np >= 1 && np <= 5 ? t[np] : NULL;
 }
 
+/* The Winograd weight gradient's dy transform: pairs of pixel-major rows
+ * of 16 channels (d0, d1) -> a[i*96 + j*16 ..] = (d0, d0 + d1, d0 - d1,
+ * d0 + 2 d1, d0 - 2 d1, d1), for pairs i < npairs. */
+void cnni_direct_wino_dy_avx512(int64_t npairs, const float *dyt, float *a);
+void cnni_direct_wino_dy_avx512(int64_t npairs, const float *dyt, float *a)
+{
+    for (int64_t i = 0; i < npairs; i++) {
+        const __m512 d0 = _mm512_loadu_ps(dyt + 32 * i), d1 = _mm512_loadu_ps(dyt + 32 * i + 16);
+        const __m512 d2 = _mm512_add_ps(d1, d1);
+        float *ai = a + 96 * i;
+        _mm512_storeu_ps(ai, d0);
+        _mm512_storeu_ps(ai + 16, _mm512_add_ps(d0, d1));
+        _mm512_storeu_ps(ai + 32, _mm512_sub_ps(d0, d1));
+        _mm512_storeu_ps(ai + 48, _mm512_add_ps(d0, d2));
+        _mm512_storeu_ps(ai + 64, _mm512_sub_ps(d0, d2));
+        _mm512_storeu_ps(ai + 80, d1);
+    }
+}
+
+/* MK kernel rows: acc[(i*6 + j)*16 + o] += sum over rows r < R and pairs
+ * q < np of xt[rowoff[r] + koff[i] + j*16 + 2q] a[((r*np + q)*6 + j)*16 + o],
+ * summed in float over the image, then added in double. */
+#define DEFINE_WINO_W(MK)                                                                          \
+    static void wino_w_##MK(int64_t R, const int64_t *rowoff, int64_t np, const float *xt,         \
+                            const int64_t *koff, const float *a, double *acc)                      \
+    {                                                                                              \
+        __m512 m[MK][6];                                                                           \
+        UNROLL for (int i = 0; i < MK; i++)                                                        \
+        {                                                                                          \
+            UNROLL for (int j = 0; j < 6; j++) m[i][j] = _mm512_setzero_ps();                      \
+        }                                                                                          \
+        for (int64_t r = 0; r < R; r++) {                                                          \
+            const float *xr[MK];                                                                   \
+            UNROLL for (int i = 0; i < MK; i++) xr[i] = xt + rowoff[r] + koff[i];                  \
+            const float *ar = a + r * np * 96;                                                     \
+            for (int64_t q = 0; q < np; q++) {                                                     \
+                UNROLL for (int j = 0; j < 6; j++)                                                 \
+                {                                                                                  \
+                    const __m512 aj = _mm512_loadu_ps(ar + q * 96 + j * 16);                        \
+                    UNROLL for (int i = 0; i < MK; i++) m[i][j] =                                  \
+                        _mm512_fmadd_ps(_mm512_set1_ps(xr[i][j * 16 + 2 * q]), aj, m[i][j]);       \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        UNROLL for (int i = 0; i < MK; i++)                                                        \
+        {                                                                                          \
+            UNROLL for (int j = 0; j < 6; j++)                                                     \
+            {                                                                                      \
+                double *d = acc + (i * 6 + j) * 16;                                                \
+                const __m256 lo = _mm512_castps512_ps256(m[i][j]);                                 \
+                const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m[i][j]), 1)); \
+                _mm512_storeu_pd(d, _mm512_add_pd(_mm512_loadu_pd(d), _mm512_cvtps_pd(lo)));       \
+                _mm512_storeu_pd(d + 8, _mm512_add_pd(_mm512_loadu_pd(d + 8), _mm512_cvtps_pd(hi))); \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+DEFINE_WINO_W(1)
+DEFINE_WINO_W(2)
+DEFINE_WINO_W(3)
+DEFINE_WINO_W(4)
+DEFINE_WINO_W(5)
+
+cnni_direct_wino_wtile_fn cnni_direct_wino_wtile_avx512(int mk);
+cnni_direct_wino_wtile_fn cnni_direct_wino_wtile_avx512(int mk)
+{
+    static const cnni_direct_wino_wtile_fn t[] = {NULL, wino_w_1, wino_w_2, wino_w_3, wino_w_4, wino_w_5};
+    return mk >= 1 && mk <= 5 ? t[mk] : NULL;
+}
+
 /* Weight-gradient tiles: MK taps x NV*16 channels in MK*NV accumulators. */
 #define DEFINE_WTILE(NV, MK)                                                                       \
     static void wtile##NV##_##MK(int64_t P, const int64_t *pix, const float *x, const int64_t *toff, \
