@@ -85,7 +85,7 @@ static void g_sums_relu(const float *x, const float *dz, int64_t n, float hi, fl
 {
     double s1 = 0, s2 = 0;
     for (int64_t i = 0; i < n; i += FLUSH) {
-        float sa[8] = {0}, sb[8] = {0};
+        double sa[8] = {0}, sb[8] = {0};
         int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
         for (; j + 8 <= e; j += 8)
             for (int k = 0; k < 8; k++) {
@@ -114,11 +114,14 @@ static void g_grad_relu(const float *x, const float *dz, int64_t n, float hi, fl
         dx[i] = r * (w * G_ONE(i) - c) + k * ((x[i] - hi) - lo);
 }
 
+/* The portable sums keep their lanes in double: a sum of gradients often
+ * nearly cancels (db of BatchNorm over 25,000 values of either sign), where
+ * float lanes of 128 terms each lost 1e-5 of the result. */
 static void g_sums(const float *x, const float *dy, int64_t n, float hi, float lo, double *sdy, double *sdyx)
 {
     double s1 = 0, s2 = 0;
     for (int64_t i = 0; i < n; i += FLUSH) {
-        float a[8] = {0}, b[8] = {0};
+        double a[8] = {0}, b[8] = {0};
         int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;
         for (; j + 8 <= e; j += 8)
             for (int k = 0; k < 8; k++) {

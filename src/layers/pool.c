@@ -477,6 +477,15 @@ static cnn_status make_geom(const pool_opts *o, const cnni_tensor *in, int backw
             return cnni_fail(e, CNN_ERR_CONFIG,
                              "kernel_size, stride, padding and dilation must fit in 32 bits "
                              "when a gradient is wanted (integer out of range)");
+    /* That path still computes the output size from the window's extent
+     * in 32-bit arithmetic: from 2^31 on it wraps around into a made-up
+     * size (17 outputs of a 13-long input), so cnn refuses it. */
+    for (int i = 0; lim != INT32_MAX && i < nsp; i++)
+        if (o->d[i] * (o->k[i] - 1) + 1 > INT32_MAX)
+            return cnni_fail(e, CNN_ERR_CONFIG,
+                             "the window spans %lld elements (dilation * (kernel_size - 1) + 1): from 2^31 "
+                             "on PyTorch's output size wraps around in 32 bits",
+                             (long long)(o->d[i] * (o->k[i] - 1) + 1));
     int64_t least = lim == INT32_MAX ? 1 : 0;
     int64_t outsz[3];
     int small = 0;

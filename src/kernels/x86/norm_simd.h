@@ -1,7 +1,8 @@
 /* Normalisation span loops written once over a vector type (see
  * act_simd.h for the macros); included by norm_avx512.c and norm_avx2.c. */
 
-#define FLUSH 1024 /* elements summed in float before adding to double */
+#define FLUSH 256 /* elements summed in float before adding to double: 16 or 32 per lane, so
+                   * sums that nearly cancel (a bias gradient) keep their accuracy */
 
 static double s_sum(const float *x, int64_t n)
 {
