@@ -134,22 +134,26 @@ def main():
         for k, b in m32.state_dict().items():
             if b.is_floating_point():
                 ref32["state " + k] = b.double().numpy()
-        # The same in float64 from an input moved by about one float32 ulp:
-        # how far float32-sized rounding anywhere in the first layer can move
-        # each result, which PyTorch's float32 run may happen to understate.
+        # A second float32 run, from an input and parameters moved by about
+        # one ulp: another sample of float32 rounding (where a result cancels
+        # to about 0, as the gradient through a batch norm of identical
+        # samples, PyTorch's run above may land on 0 by luck), and of how far
+        # rounding anywhere can move each result.
         mp = torch.nn.Sequential(*[eval("torch.nn." + ln) for ln in text.strip().splitlines()])
         mp.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
-        mp = mp.double().train(train)
-        xp = (x32.double() * (1 + 2.0 ** -24 * (2 * torch.rand(x32.shape, dtype=torch.float64) - 1)))
-        xp.requires_grad_(True)
+        mp.train(train)
+        with torch.no_grad():
+            for p in mp.parameters():
+                p.mul_(1 + 2.0 ** -23 * (2 * torch.rand(p.shape) - 1))
+        xp = (x32 * (1 + 2.0 ** -23 * (2 * torch.rand(x32.shape) - 1))).requires_grad_(True)
         yp = mp(xp)
-        yp.backward(gy32.double())
-        refp = {"output": yp.detach().numpy(), "grad input": xp.grad.numpy()}
+        yp.backward(gy32)
+        refp = {"output": yp.detach().double().numpy(), "grad input": xp.grad.double().numpy()}
         for k, p in mp.named_parameters():
-            refp["grad " + k] = p.grad.numpy()
+            refp["grad " + k] = p.grad.double().numpy()
         for k, b in mp.state_dict().items():
             if b.is_floating_point():
-                refp["state " + k] = b.numpy()
+                refp["state " + k] = b.double().numpy()
         r = common.run_cnn(text, {"input": x32.numpy()}, weights, gy32.numpy(), train=train, state_out=True,
                            threads=rng.choice([1, 2]))
         if not t.ok(r.rc == 0, "%s: cnn failed (%d): %s" % (what, r.rc, r.stderr.strip()[:400])):
@@ -168,15 +172,15 @@ def main():
                      % (what, k, got, b.numpy()))
         for name, got, want in pairs:
             e = common.max_rel_err(got, want) if got is not None else float("inf")
-            tol = max(TOL, 4 * common.max_rel_err(ref32[name], want), 4 * common.max_rel_err(refp[name], want))
+            tol = max(TOL, 8 * common.max_rel_err(ref32[name], want), 8 * common.max_rel_err(refp[name], want))
             widened += tol > TOL
             worst = max(worst, e if tol == TOL else 0.0)
             t.ok(e <= tol, "%s: %s differs, relative error %.3g (tolerance %.3g)" % (what, name, e, tol))
     print("%d mixed Sequential models compared with PyTorch (%d in eval mode, %d in training mode; "
           "worst relative error %.3g)" % (sum(compared.values()), compared["eval"], compared["train"], worst))
     print("%d models rejected by both" % rejected)
-    print("%d comparisons ill-conditioned (PyTorch's float32 result, or float64 from an input moved by "
-          "2^-24, off by more than 2.5e-6): tolerance 4x that there" % widened)
+    print("%d comparisons ill-conditioned (PyTorch's float32 result, or its float32 result from an input "
+          "and parameters moved by an ulp, off by more than 1.25e-6): tolerance 8x that there" % widened)
     t.finish()
 
 
