@@ -135,7 +135,21 @@ static cnn_status parse_one(cnn_optimizer *o, const cnni_value *call, cnni_sched
     return CNN_OK;
 }
 
-static int64_t pymod(int64_t a, int64_t m) { return ((a % m) + m) % m; }
+
+/* Python's float a % m (CPython's float_rem): T_max is a float in PyTorch,
+ * so CosineAnnealingLR's period test runs in doubles (T_max = 0.001 must not
+ * become an integer 0, nor 1e30 overflow one). */
+static double py_fmod(double a, double m)
+{
+    double r = fmod(a, m);
+    if (r != 0) {
+        if ((m < 0) != (r < 0))
+            r += m;
+    } else {
+        r = copysign(0.0, m);
+    }
+    return r;
+}
 
 static int count_eq(const cnni_sched *s, int64_t e)
 {
@@ -163,7 +177,7 @@ static double chain_lr(const cnni_sched *s, double lr, double base)
         const double pi = 3.141592653589793;
         if (e == 0)
             return lr;
-        if (pymod(e - 1 - (int64_t)s->t_max, (int64_t)(2 * s->t_max)) == 0 && s->t_max == floor(s->t_max))
+        if (py_fmod((double)(e - 1) - s->t_max, 2 * s->t_max) == 0)
             return lr + (base - s->eta_min) * (1 - cos(pi / s->t_max)) / 2;
         return (1 + cos(pi * (double)e / s->t_max)) / (1 + cos(pi * (double)(e - 1) / s->t_max)) *
                    (lr - s->eta_min) +

@@ -60,6 +60,10 @@ CONFIGS = [
     ("RMSprop(lr=0.01)", lambda p: torch.optim.RMSprop(p, lr=0.01), None, None,
      "MultiStepLR(milestones=[1, 2], gamma=0.3)",
      lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[1, 2], gamma=0.3)),
+    # T_max is a float in PyTorch: its period test runs in doubles
+    ("SGD(lr=0.1)", lambda p: torch.optim.SGD(p, lr=0.1), None, None,
+     "CosineAnnealingLR(T_max=2.5, eta_min=0.01)",
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=2.5, eta_min=0.01)),
     ("RMSprop(lr=0.005, momentum=0.5, centered=True, weight_decay=0.01)",
      lambda p: torch.optim.RMSprop(p, lr=0.005, momentum=0.5, centered=True, weight_decay=0.01), None, None, None, None),
 ]

@@ -648,6 +648,36 @@ int main(void)
                 cnn_optimizer_destroy(g_opt);
                 cnn_graph_destroy(g_graph);
                 g_graph = NULL;
+            } else if (!strncmp(name, "fuzz_options_", 13)) {
+                /* As the fuzz target does: loss, optimiser and schedule specs
+                 * (NUL-separated), then schedule steps; each call succeeds or
+                 * fails with a message. */
+                size_t n;
+                char *b = (char *)read_all(dp(name), &n);
+                char *t = calloc(n + 3, 1);
+                if (b)
+                    memcpy(t, b, n);
+                const char *loss = t, *optim = loss + strlen(loss) + 1;
+                if (optim > t + n)
+                    optim = "";
+                const char *sched = optim + strlen(optim) + 1;
+                if (sched > t + n)
+                    sched = "";
+                cnn_graph *g;
+                cnn_optimizer *o;
+                cnn_graph_create(&g);
+                cnn_optimizer_create(&o);
+                if (cnn_graph_parse(g, "Linear(4, 3)\n", "m.txt") == CNN_OK && cnn_graph_set_loss(g, loss) == CNN_OK &&
+                    cnn_optimizer_init(o, g, optim) == CNN_OK) {
+                    cnn_status st = sched[0] ? cnn_optimizer_set_schedule(o, sched) : CNN_OK;
+                    for (int k = 0; k < 5 && st == CNN_OK; k++)
+                        st = cnn_optimizer_schedule_step(o);
+                    CHECKF(st == CNN_OK || cnn_optimizer_errmsg(o)[0], "%s: status %d without a message", name, st);
+                }
+                cnn_optimizer_destroy(o);
+                cnn_graph_destroy(g);
+                free(t);
+                free(b);
             } else {
                 CHECKF(0, "%s: no replay rule for this fuzz target", name);
             }
