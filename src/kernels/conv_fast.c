@@ -410,18 +410,26 @@ static void wgt_task(void *ctx, int64_t t)
     cnni_gemm(for_rows(j->k, Og), &op, c0, c1, scratch_of(j->k, g, j->scratch, t, j->pool));
 }
 
-/* db[o] += sum over images and pixels of dy[n][o][p]. */
+/* db[o] += sum over images and pixels of dy[n][o][p], in eight double
+ * lanes: a float running sum over a plane of thousands of gradients of
+ * either sign lost 2e-5 of the result (a ConvTranspose3d bias over 23,409
+ * values), and eight independent chains also run faster than one. */
 static void bias_grad(const float *dy, int64_t N, int64_t Ch, int64_t P, float *db)
 {
     for (int64_t c = 0; c < Ch; c++) {
-        double acc = 0;
+        double lane[8] = {0};
         for (int64_t n = 0; n < N; n++) {
             const float *d = dy + (n * Ch + c) * P;
-            float part = 0;
-            for (int64_t p = 0; p < P; p++)
-                part += d[p];
-            acc += part;
+            int64_t p = 0;
+            for (; p + 8 <= P; p += 8)
+                for (int k = 0; k < 8; k++)
+                    lane[k] += d[p + k];
+            for (; p < P; p++)
+                lane[p & 7] += d[p];
         }
+        double acc = 0;
+        for (int k = 0; k < 8; k++)
+            acc += lane[k];
         db[c] += (float)acc;
     }
 }
