@@ -237,8 +237,9 @@ cnn_status cnn_optimizer_init(cnn_optimizer *o, cnn_graph *g, const char *spec)
 
 /* The update loops take the options as arguments and are inlined into
  * calls with constant options for the usual settings, so those loops have
- * no per-element branch, no reload through the optimizer, and vectorise.
- * The arithmetic, and so every bit, is the same in every copy. */
+ * no per-element branch and no reload through the optimizer. gcc vectorises
+ * the SGD loops; the Adam loop stays scalar there (gcc reports control flow
+ * in it). The arithmetic, and so every bit, is the same in every copy. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* gcc's -O2 vectorises only loops that need no run-time checks, and keeps
  * sqrtf scalar for errno (never set here: its argument is a sum of squares);
