@@ -5,6 +5,7 @@
 
 #include "../core/internal.h"
 #include "../layers/layer.h"
+#include "../kernels/ref/pool_ref.h"
 
 typedef struct cnni_val {
     char *name;          /* how messages name it: "input", "conv1", "p" */
@@ -38,6 +39,15 @@ typedef struct cnni_nodeplan {
      * own passes (plan.c): relu_node is the ReLU's index on the BatchNorm,
      * fused_into the BatchNorm's on the ReLU; -1 otherwise. */
     int relu_node, fused_into;
+    /* When a max pooling alone reads that ReLU's output, the BatchNorm runs
+     * it too: pool_node is the pooling's index on the BatchNorm (fused_into
+     * is the BatchNorm's on the pooling), pool_geom its geometry (on the
+     * pooling). The fused forward skips the BatchNorm's and the ReLU's
+     * outputs; unwritten is then set on the BatchNorm until
+     * cnni_graph_materialize writes them. */
+    int pool_node;
+    cnni_pool_geom pool_geom;
+    int unwritten;
 } cnni_nodeplan;
 
 struct cnni_pool;
@@ -114,6 +124,9 @@ int cnni_is_sequential_call(const cnni_value *v);
 /* "model.txt:3: node '2' (Conv2d)" */
 void cnni_node_where(const cnn_graph *g, const cnni_node *n, char *buf, size_t len);
 void cnni_graph_drop_plan(cnn_graph *g);
+/* Writes node i's outputs if the last forward skipped them (a fused
+ * BatchNorm -> ReLU -> MaxPool); nothing otherwise. */
+cnn_status cnni_graph_materialize(cnn_graph *g, int i);
 /* Infers node i's output shapes from input tensors `in`; on failure the
  * message names the node, its file and line, and its inputs' shapes. */
 cnn_status cnni_infer_node(cnn_graph *g, int i, const cnni_tensor *in, cnni_infer *inf, int backward);

@@ -4,6 +4,7 @@
 #include "graph_internal.h"
 #include "../core/pool.h"
 #include "../core/cpu.h"
+#include "../kernels/norm_fast.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -85,6 +86,47 @@ cnn_status cnn_graph_set_threads(cnn_graph *g, int n)
         return cnni_oom(&g->err);
     }
     return CNN_OK;
+}
+
+/* Which node alone reads value v (not a model output), or -1. */
+static int sole_reader(const cnn_graph *g, int v)
+{
+    if (g->vals[v].n_consumers != 1)
+        return -1;
+    for (int k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k] == v)
+            return -1;
+    for (int n = 0; n < g->n_nodes; n++)
+        for (int k = 0; k < g->nodes[n].n_in; k++)
+            if (g->nodes[n].in[k] == v)
+                return g->nodes[n].n_in == 1 ? n : -1;
+    return -1;
+}
+
+/* BatchNorm i, fused with ReLU j, also runs the max pooling that alone
+ * reads the ReLU's output when its planes are the BatchNorm's spans (one
+ * (sample, channel) plane each) and small enough for the kernels' stack
+ * buffers. Only with backward planned: the BatchNorm's saved statistics
+ * are what cnni_graph_materialize rebuilds the skipped outputs from. */
+static void fuse_pool(cnn_graph *g, int i, int j, int backward)
+{
+    const int zv = g->nodes[j].out[0], k = sole_reader(g, zv);
+    if (!backward || k < 0 || g->vals[zv].t.dtype != CNN_F32)
+        return;
+    const cnn_shape *s = &g->vals[zv].t.shape;
+    if (s->ndim < 3)
+        return;
+    int64_t plane = 1;
+    for (int d = 2; d < s->ndim; d++)
+        plane *= s->dims[d];
+    cnni_pool_geom pg;
+    if (!cnni_pool_fusable(&g->nodes[k], s, &pg) || cnni_pool_in_plane(&pg) != plane ||
+        pg.NC != s->dims[0] * s->dims[1] || plane > CNNI_NORM_POOL_MAX_PLANE || !g->np[i].saved_bytes ||
+        !g->np[k].saved_bytes)
+        return;
+    g->np[i].pool_node = k;
+    g->np[k].fused_into = i;
+    g->np[k].pool_geom = pg;
 }
 
 cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
@@ -178,8 +220,10 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
     /* Fusions: a BatchNorm followed by a ReLU that alone reads its output
      * (not a model output) computes the ReLU in its own passes, forward
      * and backward. Every value is still written as if they ran apart. */
-    for (int i = 0; i < g->n_nodes; i++)
-        g->np[i].relu_node = g->np[i].fused_into = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        g->np[i].relu_node = g->np[i].fused_into = g->np[i].pool_node = -1;
+        g->np[i].unwritten = 0;
+    }
     for (int j = 0; j < g->n_nodes; j++) {
         const cnni_node *r = &g->nodes[j];
         if (strcmp(r->op->name, "ReLU") || r->n_in != 1)
@@ -196,6 +240,7 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
             continue;
         g->np[i].relu_node = j;
         g->np[j].fused_into = i;
+        fuse_pool(g, i, j, backward);
     }
 
     /* Which values need gradients. */

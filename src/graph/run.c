@@ -83,10 +83,18 @@ cnn_status cnn_graph_forward(cnn_graph *g, int training)
         fill_exec(g, i, &x, param, grad, buffer, training);
         if (g->fused_run && g->np[i].relu_node >= 0)
             x.relu_out = g->np[g->np[i].relu_node].out[0].data;
+        const int pk = g->fused_run ? g->np[i].pool_node : -1;
+        if (pk >= 0) {
+            x.pool_geom = &g->np[pk].pool_geom;
+            x.pool_out = g->np[pk].out[0].data;
+            x.pool_idx = g->np[pk].saved;
+        }
+        g->np[i].unwritten = 0;
         double t0 = g->profiling ? seconds() : 0;
         cnn_status st = g->nodes[i].op->forward(&x);
         if (st)
             return node_failed(g, i, st);
+        g->np[i].unwritten = pk >= 0;
         if (g->detect_anomaly && (st = cnni_anomaly_forward(g, i)) != CNN_OK)
             return st;
         if (g->profiling) {
@@ -138,10 +146,12 @@ cnn_status cnn_graph_backward(cnn_graph *g)
         cnni_nodeplan *np = &g->np[i];
         if (!np->run_backward || (g->fused_run && np->fused_into >= 0))
             continue; /* a fused ReLU's gradient is taken by its BatchNorm */
-        const int relu = g->fused_run ? np->relu_node : -1;
+        const int relu = g->fused_run ? np->relu_node : -1, pk = g->fused_run ? np->pool_node : -1;
         for (int k = 0; k < n->n_out; k++) {
-            /* fused: the gradient that arrives is the ReLU output's */
-            cnni_val *v = &g->vals[relu >= 0 ? g->nodes[relu].out[0] : n->out[k]];
+            /* fused: the gradient that arrives is the ReLU output's, or the pooling's */
+            cnni_val *v = &g->vals[pk >= 0     ? g->nodes[pk].out[0]
+                                   : relu >= 0 ? g->nodes[relu].out[0]
+                                               : n->out[k]];
             np->dout[k] = v->t;
             np->dout[k].data = v->grad;
             const int vi = (int)(v - g->vals);
@@ -178,6 +188,10 @@ cnn_status cnn_graph_backward(cnn_graph *g)
         cnni_exec x;
         fill_exec(g, i, &x, param, grad, buffer, 1);
         x.relu_grad = relu >= 0;
+        if (pk >= 0) {
+            x.pool_geom = &g->np[pk].pool_geom;
+            x.pool_idx = g->np[pk].saved;
+        }
         double t0 = g->profiling ? seconds() : 0;
         cnn_status st = n->op->backward(&x);
         if (st)
@@ -230,4 +244,23 @@ void cnn_graph_zero_grad(cnn_graph *g)
 {
     if (g && g->pgrad)
         memset(g->pgrad, 0, g->p_cap * sizeof(float));
+}
+
+cnn_status cnni_graph_materialize(cnn_graph *g, int i)
+{
+    /* the ReLU of a fused pair is written by its BatchNorm */
+    if (g->np[i].fused_into >= 0 && g->np[i].relu_node < 0 && g->np[g->np[i].fused_into].relu_node == i)
+        i = g->np[i].fused_into;
+    if (!g->np[i].unwritten || !g->nodes[i].op->materialize)
+        return CNN_OK;
+    float *param[CNNI_MAX_PARAMS], *grad[CNNI_MAX_PARAMS];
+    void *buffer[CNNI_MAX_PARAMS];
+    cnni_exec x;
+    fill_exec(g, i, &x, param, grad, buffer, 0);
+    x.relu_out = g->np[g->np[i].relu_node].out[0].data;
+    cnn_status st = g->nodes[i].op->materialize(&x);
+    if (st)
+        return node_failed(g, i, st);
+    g->np[i].unwritten = 0;
+    return CNN_OK;
 }

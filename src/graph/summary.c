@@ -296,6 +296,9 @@ cnn_status cnn_graph_layer_output(cnn_graph *g, int i, int k, void **data, cnn_s
     cnni_err_clear(&g->err);
     if (!g->planned)
         return cnni_fail(&g->err, CNN_ERR_STATE, "cnn_graph_layer_output: the graph is not planned");
+    cnn_status st = cnni_graph_materialize(g, i);
+    if (st)
+        return st;
     const cnni_val *v = &g->vals[g->nodes[i].out[k]];
     if (data)
         *data = v->t.data;

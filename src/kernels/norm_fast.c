@@ -1,6 +1,7 @@
 /* Normalisation on spans: the driver (statistics, forward, backward) and the
  * portable span loops. See norm_fast.h. */
 #include "norm_fast.h"
+#include "pool_fast.h"
 #include "../core/cpu.h"
 #include "../core/pool.h"
 
@@ -184,7 +185,15 @@ typedef struct {
     double *part; /* backward: per (statistic, channel) sums */
     double *ab;   /* backward: per statistic, sum_j w_j sum dy and sum_j w_j sum dy (x - m) */
     int batch_stats;
+    int isa;
+    const cnni_norm_pool *pl; /* the fused pooling, or NULL */
+    int pool2;                /* its windows are 2x2: the argmax is kept as bytes */
 } job;
+
+/* A span's ReLU output or its gradient, when a pooling is fused. */
+typedef struct {
+    _Alignas(64) float v[CNNI_NORM_POOL_MAX_PLANE];
+} plane_buf;
 
 /* Statistic st covers (n, grp) = (st / G, st % G), or channel group st over
  * every n when across_batch. */
@@ -268,7 +277,17 @@ static void fwd_task(void *ctx, int64_t t)
     for (int64_t j = 0; j < g->Cg; j++) {
         const int64_t c = grp * g->Cg + j, off = span_at(g, n, grp, j);
         const double w = jb->w ? jb->w[c] : 1.0, b = jb->b ? jb->b[c] : 0.0;
-        if (jb->z)
+        if (jb->pl) {
+            /* y and z in one buffer: the span writes y, then z over it */
+            plane_buf z;
+            const int64_t q = off / g->S, op = cnni_pool_out_plane(jb->pl->g);
+            jb->sp->affine_relu(jb->x + off, g->S, hi, lo, (float)(r * w), (float)b, z.v, z.v);
+            if (jb->pool2)
+                cnni_pool_fast_max2_plane(jb->isa, jb->pl->g, z.v, jb->pl->y + q * op,
+                                          (uint8_t *)jb->pl->idx + q * op);
+            else
+                cnni_pool_fast_max_plane(jb->isa, jb->pl->g, z.v, jb->pl->y + q * op, jb->pl->idx + q * op);
+        } else if (jb->z)
             jb->sp->affine_relu(jb->x + off, g->S, hi, lo, (float)(r * w), (float)b, jb->y + off, jb->z + off);
         else
             jb->sp->affine(jb->x + off, g->S, hi, lo, (float)(r * w), (float)b, jb->y + off);
@@ -300,6 +319,40 @@ void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geo
     jb.y = y;
     jb.z = z;
     cnni_pool_run(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
+}
+
+void cnni_norm_fast_forward_pool(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                                 const double *mean, const double *rstd, const float *w, const float *b,
+                                 const cnni_norm_pool *pl)
+{
+    job jb;
+    memset(&jb, 0, sizeof jb);
+    jb.sp = spans_for(isa);
+    jb.isa = isa;
+    jb.g = g;
+    jb.x = x;
+    jb.mean_in = mean;
+    jb.rstd = rstd;
+    jb.w = w;
+    jb.b = b;
+    jb.pl = pl;
+    jb.pool2 = cnni_pool_fast_two_by_two(pl->g);
+    cnni_pool_run(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
+}
+
+/* dy of the span at off: the pooling's gradient spread over its plane
+ * (into buf) when a pooling is fused. */
+static const float *span_dy(const job *jb, int64_t off, plane_buf *buf)
+{
+    if (!jb->pl)
+        return jb->dy + off;
+    const int64_t q = off / jb->g->S, op = cnni_pool_out_plane(jb->pl->g);
+    if (jb->pool2)
+        cnni_pool_fast_max2_plane_backward(jb->isa, jb->pl->g, jb->pl->dy + q * op,
+                                           (const uint8_t *)jb->pl->idx + q * op, buf->v);
+    else
+        cnni_pool_fast_argmax_plane_backward(jb->g->S, op, jb->pl->dy + q * op, jb->pl->idx + q * op, buf->v);
+    return buf->v;
 }
 
 /* ---- backward ----
@@ -346,8 +399,9 @@ static void sums_task(void *ctx, int64_t t)
         double *p = jb->part + 2 * (t * g->Cg + j);
         if (jb->relu) {
             float a, b;
+            plane_buf buf;
             coeffs(jb, st, grp * g->Cg + j, &a, &b);
-            jb->sp->sums_relu(jb->x + off, jb->dy + off, g->S, hi, lo, a, b, &p[0], &p[1]);
+            jb->sp->sums_relu(jb->x + off, span_dy(jb, off, &buf), g->S, hi, lo, a, b, &p[0], &p[1]);
         } else {
             jb->sp->sums(jb->x + off, jb->dy + off, g->S, hi, lo, &p[0], &p[1]);
         }
@@ -374,6 +428,8 @@ static void grad_task(void *ctx, int64_t t)
             cc = A / M;
         }
         float a = 0, b = 0;
+        plane_buf buf;
+        const float *dy = jb->pl ? span_dy(jb, off, &buf) : jb->dy + off;
         if (jb->relu)
             coeffs(jb, st, c, &a, &b);
         if (jb->batch_stats && M <= SMALL_STAT) {
@@ -386,7 +442,7 @@ static void grad_task(void *ctx, int64_t t)
             float gb[FLUSH];
             for (int64_t i0 = 0; i0 < g->S; i0 += FLUSH) {
                 const int64_t ni = g->S - i0 < FLUSH ? g->S - i0 : FLUSH;
-                const float *gy = jb->dy + off + i0;
+                const float *gy = dy + i0;
                 if (jb->relu) {
                     jb->sp->relu_grad(jb->x + off + i0, gy, ni, hi, lo, a, b, gb);
                     gy = gb;
@@ -398,12 +454,15 @@ static void grad_task(void *ctx, int64_t t)
             continue;
         }
         if (jb->relu)
-            jb->sp->grad_relu(jb->x + off, jb->dy + off, g->S, hi, lo, a, b, (float)r, wj, (float)cc, (float)k,
-                              jb->dx + off);
+            jb->sp->grad_relu(jb->x + off, dy, g->S, hi, lo, a, b, (float)r, wj, (float)cc, (float)k, jb->dx + off);
         else
-            jb->sp->grad(jb->x + off, jb->dy + off, g->S, hi, lo, (float)r, wj, (float)cc, (float)k, jb->dx + off);
+            jb->sp->grad(jb->x + off, dy, g->S, hi, lo, (float)r, wj, (float)cc, (float)k, jb->dx + off);
     }
 }
+
+static void backward(job *jbp, int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                     const float *dy, const double *mean, const double *rstd, const float *w, const float *b,
+                     int relu, int batch_stats, float *dx, float *dw, float *db, void *scratch);
 
 void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                              const float *dy, const double *mean, const double *rstd, const float *w,
@@ -412,6 +471,27 @@ void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_ge
 {
     job jb;
     memset(&jb, 0, sizeof jb);
+    backward(&jb, isa, pool, g, x, dy, mean, rstd, w, b, relu, batch_stats, dx, dw, db, scratch);
+}
+
+void cnni_norm_fast_backward_pool(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                                  const cnni_norm_pool *pl, const double *mean, const double *rstd,
+                                  const float *w, const float *b, int batch_stats, float *dx, float *dw,
+                                  float *db, void *scratch)
+{
+    job jb;
+    memset(&jb, 0, sizeof jb);
+    jb.pl = pl;
+    jb.pool2 = cnni_pool_fast_two_by_two(pl->g);
+    backward(&jb, isa, pool, g, x, NULL, mean, rstd, w, b, 1, batch_stats, dx, dw, db, scratch);
+}
+
+static void backward(job *jbp, int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                     const float *dy, const double *mean, const double *rstd, const float *w, const float *b,
+                     int relu, int batch_stats, float *dx, float *dw, float *db, void *scratch)
+{
+    job jb = *jbp;
+    jb.isa = isa;
     jb.sp = spans_for(isa);
     jb.g = g;
     jb.x = x;

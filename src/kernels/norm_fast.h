@@ -7,6 +7,7 @@
 #define CNN_NORM_FAST_H
 
 #include "ref/norm_ref.h"
+#include "ref/pool_ref.h"
 
 #include <stddef.h>
 
@@ -28,6 +29,32 @@ void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_ge
                              const float *dy, const double *mean, const double *rstd, const float *w,
                              const float *b, int relu, int batch_stats, float *dx, float *dw, float *db,
                              void *scratch);
+
+/* BatchNorm -> ReLU -> max pooling, fused by the graph when the pooling
+ * alone reads the ReLU's output: its planes are the spans (pool in-plane =
+ * g->S <= CNNI_NORM_POOL_MAX_PLANE, planewise windows, pool plane q = span
+ * (n * G + grp) * Cg + j). The forward writes only the pooled values and
+ * their argmax; the ReLU output of each span lives in a stack buffer on the
+ * way. The backward rebuilds each span's ReLU-output gradient the same way
+ * from the pooled gradient. Every value is bitwise what the three layers
+ * compute apart. */
+#define CNNI_NORM_POOL_MAX_PLANE 4096
+typedef struct cnni_norm_pool {
+    const cnni_pool_geom *g;
+    float *y;        /* forward: the pooled output */
+    int64_t *idx;    /* the argmax of each pooled output (forward writes, backward reads); for
+                      * 2x2 windows a byte each, its window position (pool_fast.h) */
+    const float *dy; /* backward: the pooled output's gradient */
+} cnni_norm_pool;
+/* y and z (the ReLU's output) are not written; w and b as in forward. */
+void cnni_norm_fast_forward_pool(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                                 const double *mean, const double *rstd, const float *w, const float *b,
+                                 const cnni_norm_pool *pl);
+/* backward with relu set and dy taken from the pooling's gradient */
+void cnni_norm_fast_backward_pool(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                                  const cnni_norm_pool *pl, const double *mean, const double *rstd,
+                                  const float *w, const float *b, int batch_stats, float *dx, float *dw,
+                                  float *db, void *scratch);
 
 /* The span loops each instruction set provides. A mean is passed as two
  * floats, hi + lo, and deviations are formed as (x - hi) - lo: exact enough

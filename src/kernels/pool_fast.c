@@ -100,6 +100,70 @@ static void avg_plane_simple_backward(int isa, const cnni_pool_geom *g, const fl
         }
 }
 
+int cnni_pool_fast_planewise(const cnni_pool_geom *g) { return simple_2d(g); }
+
+void cnni_pool_fast_max_plane(int isa, const cnni_pool_geom *g, const float *x, float *y, int64_t *idx)
+{
+    max_plane_simple(isa, g, x, y, idx);
+}
+
+void cnni_pool_fast_argmax_plane_backward(int64_t in_plane, int64_t out_plane, const float *dy,
+                                          const int64_t *idx, float *dx)
+{
+    memset(dx, 0, sizeof(float) * (size_t)in_plane);
+    for (int64_t i = 0; i < out_plane; i++)
+        if (idx[i] >= 0 && idx[i] < in_plane)
+            dx[idx[i]] += dy[i];
+}
+
+int cnni_pool_fast_two_by_two(const cnni_pool_geom *g) { return simple_2d(g) && two_by_two(g); }
+
+void cnni_pool_fast_max2_plane(int isa, const cnni_pool_geom *g, const float *x, float *y, uint8_t *code)
+{
+    const int64_t W = g->in[2], OW = g->out[2];
+    for (int64_t oy = 0; oy < g->out[1]; oy++) {
+        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+        float *yr = y + oy * OW;
+        uint8_t *cr = code + oy * OW;
+        for (int64_t ox = isa == CNNI_ISA_AVX512 ? cnni_pool2_max_row_code_avx512(OW, r0, r1, yr, cr) : 0;
+             ox < OW; ox++) {
+            const float c[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+            float m = -INFINITY;
+            int best = 0;
+            for (int k = 0; k < 4; k++)
+                if (c[k] > m || c[k] != c[k]) {
+                    m = c[k];
+                    best = k;
+                }
+            yr[ox] = m;
+            cr[ox] = (uint8_t)best;
+        }
+    }
+}
+
+void cnni_pool_fast_max2_plane_backward(int isa, const cnni_pool_geom *g, const float *dy, const uint8_t *code,
+                                        float *dx)
+{
+    const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
+    for (int64_t oy = 0; oy < OH; oy++) {
+        float *d0 = dx + 2 * oy * W, *d1 = d0 + W;
+        const float *dr = dy + oy * OW;
+        const uint8_t *cr = code + oy * OW;
+        for (int64_t ox = isa == CNNI_ISA_AVX512 ? cnni_pool2_max_row_backward_avx512(OW, dr, cr, d0, d1) : 0;
+             ox < OW; ox++) {
+            const float v = 0.0f + dr[ox];
+            d0[2 * ox] = cr[ox] == 0 ? v : 0.0f;
+            d0[2 * ox + 1] = cr[ox] == 1 ? v : 0.0f;
+            d1[2 * ox] = cr[ox] == 2 ? v : 0.0f;
+            d1[2 * ox + 1] = cr[ox] == 3 ? v : 0.0f;
+        }
+        for (int64_t x = 2 * OW; x < W; x++)
+            d0[x] = d1[x] = 0.0f; /* a column in no window */
+    }
+    if (2 * OH < H)
+        memset(dx + 2 * OH * W, 0, sizeof(float) * (size_t)((H - 2 * OH) * W));
+}
+
 static void task(void *ctx, int64_t t)
 {
     const job *j = ctx;
@@ -107,15 +171,8 @@ static void task(void *ctx, int64_t t)
     int64_t c0 = t * j->planes, c1 = c0 + j->planes < j->NC ? c0 + j->planes : j->NC;
     const int64_t ip = j->in_plane, op = j->out_plane;
     if (j->kind == 3) {
-        for (int64_t c = c0; c < c1; c++) {
-            float *dxc = j->y + c * ip;
-            const float *dyc = j->x + c * op;
-            const int64_t *ic = j->cidx + c * op;
-            memset(dxc, 0, sizeof(float) * (size_t)ip);
-            for (int64_t i = 0; i < op; i++)
-                if (ic[i] >= 0 && ic[i] < ip)
-                    dxc[ic[i]] += dyc[i];
-        }
+        for (int64_t c = c0; c < c1; c++)
+            cnni_pool_fast_argmax_plane_backward(ip, op, j->x + c * op, j->cidx + c * op, j->y + c * ip);
         return;
     }
     if (simple_2d(g)) {

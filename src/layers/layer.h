@@ -96,6 +96,14 @@ typedef struct cnni_exec {
      * backward, dout[0] is the ReLU's output gradient (relu_grad set). */
     float *relu_out;
     int relu_grad;
+    /* When a max pooling alone reads that ReLU's output, the BatchNorm runs
+     * it too (pool_geom set, its windows planewise): forward writes
+     * pool_out and pool_idx (the pooling's output and argmax) instead of
+     * out[0] and relu_out, which materialize fills on request; backward,
+     * dout[0] is the pooling output's gradient. */
+    const struct cnni_pool_geom *pool_geom;
+    float *pool_out;
+    int64_t *pool_idx;
 } cnni_exec;
 
 struct cnni_op {
@@ -121,7 +129,16 @@ struct cnni_op {
     void (*reset)(const cnni_node *n, float *const *param, void *const *buffer, cnni_rng *rng);
     cnn_status (*forward)(const cnni_exec *x);
     cnn_status (*backward)(const cnni_exec *x); /* NULL: not differentiable */
+    /* Writes out[0] (and relu_out) as the last forward would have, after a
+     * fused forward that skipped them (NULL: the op never skips them). */
+    cnn_status (*materialize)(const cnni_exec *x);
 };
+
+/* For the graph's BatchNorm -> ReLU -> MaxPool fusion (pool.c): whether
+ * node n is a max pooling without returned indices whose windows are
+ * planewise (pool_fast.h) on an input of shape in; g receives its geometry. */
+struct cnni_pool_geom;
+int cnni_pool_fusable(const cnni_node *n, const cnn_shape *in, struct cnni_pool_geom *g);
 
 /* ---- registry ---- */
 const cnni_op *cnni_op_find(const char *name);

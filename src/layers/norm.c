@@ -406,8 +406,11 @@ static cnn_status norm_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
         return st;
     inf->out[0].shape = in->shape;
     inf->out[0].dtype = CNN_F32;
-    int64_t bytes;
+    /* header, mean and rstd per statistic, then the weight and bias the
+     * forward used, per channel (materialize reads them) */
+    int64_t bytes, wb;
     if (!cnni_mul_ok(cnni_norm_nstat(&g), 2 * (int64_t)sizeof(double), &bytes) ||
+        !cnni_mul_ok(g.G * g.Cg, 2 * (int64_t)sizeof(float), &wb) || !cnni_add_ok(bytes, wb, &bytes) ||
         !cnni_add_ok(bytes, HEADER_BYTES, &bytes))
         return cnni_fail(e, CNN_ERR_OVERFLOW, "normalisation statistics are too large");
     /* Saved memory exists only when backward is planned; forward then keeps
@@ -421,6 +424,7 @@ static cnn_status norm_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
 typedef struct stats_mem {
     int64_t *from_batch;
     double *mean, *rstd;
+    float *w, *b; /* copies of the weight and bias (fused pooling) */
 } stats_mem;
 
 static stats_mem stats_at(void *mem, const cnni_norm_geom *g)
@@ -429,7 +433,24 @@ static stats_mem stats_at(void *mem, const cnni_norm_geom *g)
     s.from_batch = mem;
     s.mean = (double *)((char *)mem + HEADER_BYTES);
     s.rstd = s.mean + cnni_norm_nstat(g);
+    s.w = (float *)(s.rstd + cnni_norm_nstat(g));
+    s.b = s.w + g->G * g->Cg;
     return s;
+}
+
+/* With a fused pooling: the pooling's geometry must match the spans (the
+ * plan checks it; this guards the kernels). */
+static cnn_status pool_matches(const cnni_exec *x, const cnni_norm_geom *g, cnni_norm_pool *pl)
+{
+    const cnni_pool_geom *pg = x->pool_geom;
+    if (!x->saved || pg->NC != g->N * g->G * g->Cg || cnni_pool_in_plane(pg) != g->S ||
+        g->S > CNNI_NORM_POOL_MAX_PLANE)
+        return cnni_fail(x->e, CNN_ERR_STATE, "internal: the fused pooling does not match the normalisation");
+    pl->g = pg;
+    pl->y = x->pool_out;
+    pl->idx = x->pool_idx;
+    pl->dy = x->dout ? x->dout[0].data : NULL;
+    return CNN_OK;
 }
 
 /* BatchNorm in training with tracking: var holds the batch's biased
@@ -524,8 +545,37 @@ static cnn_status norm_forward(const cnni_exec *x)
     for (int64_t i = 0; i < nstat; i++)
         s.rstd[i] = 1.0 / sqrt(s.rstd[i] + o->eps);
     *s.from_batch = from_batch;
-    cnni_norm_fast_forward(x->isa, x->pool, &g, in, s.mean, s.rstd, o->iw >= 0 ? x->param[o->iw] : NULL,
-                           o->ib >= 0 ? x->param[o->ib] : NULL, x->out[0].data, x->relu_out);
+    const float *w = o->iw >= 0 ? x->param[o->iw] : NULL, *b = o->ib >= 0 ? x->param[o->ib] : NULL;
+    if (x->pool_geom) {
+        cnni_norm_pool pl;
+        if ((st = pool_matches(x, &g, &pl)))
+            return st;
+        const int64_t C = g.G * g.Cg;
+        for (int64_t c = 0; c < C; c++) {
+            s.w[c] = w ? w[c] : 1.0f;
+            s.b[c] = b ? b[c] : 0.0f;
+        }
+        cnni_norm_fast_forward_pool(x->isa, x->pool, &g, in, s.mean, s.rstd, w, b, &pl);
+        return CNN_OK;
+    }
+    cnni_norm_fast_forward(x->isa, x->pool, &g, in, s.mean, s.rstd, w, b, x->out[0].data, x->relu_out);
+    return CNN_OK;
+}
+
+/* The output (and the fused ReLU's) of the last forward, which a fused
+ * pooling skipped: the same spans on the saved statistics, weight and bias. */
+static cnn_status norm_materialize(const cnni_exec *x)
+{
+    const norm_opts *o = x->opts;
+    cnni_norm_geom g;
+    cnn_status st = geometry(o, &x->in[0].shape, &g, x->e);
+    if (st)
+        return st;
+    if (!x->saved)
+        return cnni_fail(x->e, CNN_ERR_STATE, "internal: no saved statistics to rebuild the output from");
+    stats_mem s = stats_at(x->saved, &g);
+    cnni_norm_fast_forward(x->isa, x->pool, &g, x->in[0].data, s.mean, s.rstd, o->iw >= 0 ? s.w : NULL,
+                           o->ib >= 0 ? s.b : NULL, x->out[0].data, x->relu_out);
     return CNN_OK;
 }
 
@@ -537,6 +587,16 @@ static cnn_status norm_backward(const cnni_exec *x)
     if (st)
         return st;
     stats_mem s = stats_at(x->saved, &g);
+    if (x->pool_geom) {
+        cnni_norm_pool pl;
+        if ((st = pool_matches(x, &g, &pl)))
+            return st;
+        cnni_norm_fast_backward_pool(x->isa, x->pool, &g, x->in[0].data, &pl, s.mean, s.rstd,
+                                     o->iw >= 0 ? x->param[o->iw] : NULL, o->ib >= 0 ? x->param[o->ib] : NULL,
+                                     (int)*s.from_batch, x->din[0].data, o->iw >= 0 ? x->grad[o->iw] : NULL,
+                                     o->ib >= 0 ? x->grad[o->ib] : NULL, x->work);
+        return CNN_OK;
+    }
     cnni_norm_fast_backward(x->isa, x->pool, &g, x->in[0].data, x->dout[0].data, s.mean, s.rstd,
                             o->iw >= 0 ? x->param[o->iw] : NULL, o->ib >= 0 ? x->param[o->ib] : NULL,
                             x->relu_grad, (int)*s.from_batch, x->din[0].data,
@@ -573,7 +633,8 @@ static void norm_reset(const cnni_node *n, float *const *param, void *const *buf
                                     .infer = norm_infer,                                           \
                                     .reset = norm_reset,                                           \
                                     .forward = norm_forward,                                       \
-                                    .backward = norm_backward};
+                                    .backward = norm_backward,                                     \
+                                    .materialize = norm_materialize};
 
 NORM_OP(BatchNorm1d, bn_configure_1, bn_args, 1)
 NORM_OP(BatchNorm2d, bn_configure_2, bn_args, 1)

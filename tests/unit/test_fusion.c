@@ -1,35 +1,59 @@
 /* Fused layers: a BatchNorm whose output only a ReLU reads runs the ReLU in
- * its own passes (src/graph/plan.c). The fusion must change no bit: every
- * model here runs twice from the same parameters and data, once fused and
- * once with anomaly detection on (which runs every layer on its own), and
- * every layer's output, the input gradient, every parameter gradient and
- * the running statistics must be identical; the plan must fuse exactly the
- * pairs it may. */
+ * its own passes, and a max pooling that alone reads that ReLU's output
+ * too (src/graph/plan.c). The fusion must change no bit: every model here
+ * runs twice from the same parameters and data, once fused and once with
+ * anomaly detection on (which runs every layer on its own), on every
+ * instruction set the machine has, and every layer's output (the ones a
+ * fused pooling skipped are written on request, in either order), the
+ * input gradient, every parameter gradient and the running statistics must
+ * be identical; the plan must fuse exactly the layers it may. */
 #include "test.h"
 #include "graph/graph_internal.h"
+#include "core/cpu.h"
 
 typedef struct {
     const char *name, *text;
     int ndim;
     int64_t dims[5];
-    int fused; /* pairs the plan must fuse */
+    int fused;  /* pairs the plan must fuse */
+    int pooled; /* of which with their max pooling */
 } model_case;
 
 static const model_case cases[] = {
     {"Sequential: conv, BatchNorm2d, ReLU twice (one without affine), linear",
      "Conv2d(3, 8, 3, padding=1)\nBatchNorm2d(8)\nReLU()\nMaxPool2d(2)\nConv2d(8, 6, 3)\n"
      "BatchNorm2d(6, affine=False)\nReLU()\nFlatten()\nLinear(6 * 3 * 3, 5)\n",
-     4, {4, 3, 10, 10}, 2},
+     4, {4, 3, 10, 10}, 2, 1},
     {"BatchNorm1d + ReLU in a classifier, momentum=None",
-     "Flatten()\nLinear(12, 20)\nBatchNorm1d(20, momentum=None)\nReLU()\nLinear(20, 3)\n", 2, {7, 12}, 1},
+     "Flatten()\nLinear(12, 20)\nBatchNorm1d(20, momentum=None)\nReLU()\nLinear(20, 3)\n", 2, {7, 12}, 1, 0},
     {"graph: the BatchNorm's output also feeds an Add (not fused), the other pair is",
      "c = Conv2d(2, 4, 3, padding=1)(input)\nb = BatchNorm2d(4)(c)\nr = ReLU()(b)\ns = Add()(r, b)\n"
      "b2 = BatchNorm2d(4)(s)\noutput = ReLU()(b2)\n",
-     4, {3, 2, 6, 5}, 1},
+     4, {3, 2, 6, 5}, 1, 0},
     {"graph: the BatchNorm's output is a model output (not fused)",
-     "b = BatchNorm2d(3)(input)\nr = ReLU()(b)\noutputs = (r, b)\n", 4, {2, 3, 4, 4}, 0},
+     "b = BatchNorm2d(3)(input)\nr = ReLU()(b)\noutputs = (r, b)\n", 4, {2, 3, 4, 4}, 0, 0},
     {"BatchNorm3d + ReLU, single-value planes",
-     "BatchNorm3d(5)\nReLU()\nConv3d(5, 2, 1)\n", 5, {3, 5, 1, 1, 2}, 1},
+     "BatchNorm3d(5)\nReLU()\nConv3d(5, 2, 1)\n", 5, {3, 5, 1, 1, 2}, 1, 0},
+    {"pooled: odd planes (the last row and column in no window), 3x3 and 2x1 windows, no affine",
+     "Conv2d(2, 5, 3, padding=1)\nBatchNorm2d(5)\nReLU()\nMaxPool2d(2)\nBatchNorm2d(5, affine=False)\nReLU()\n"
+     "MaxPool2d(3)\nBatchNorm2d(5)\nReLU()\nMaxPool2d((2, 1))\nFlatten()\n",
+     4, {3, 2, 23, 37}, 3, 3},
+    {"pooled: 1-d, MaxPool1d(4) after BatchNorm1d on (N, C, L)",
+     "Conv1d(3, 4, 3)\nBatchNorm1d(4)\nReLU()\nMaxPool1d(4)\nFlatten()\nLinear(4 * 7, 2)\n", 3, {5, 3, 30}, 1, 1},
+    {"not pooled: overlapping, padded, ceil-mode and dilated windows, and one plane too large",
+     "BatchNorm2d(2)\nReLU()\nMaxPool2d(2, ceil_mode=True)\nBatchNorm2d(2)\nReLU()\nMaxPool2d(3, stride=2)\n"
+     "BatchNorm2d(2)\nReLU()\nMaxPool2d(2, padding=1)\nBatchNorm2d(2)\nReLU()\nMaxPool2d(2, dilation=2)\n",
+     4, {2, 2, 30, 31}, 4, 0},
+    {"not pooled: a plane past the largest",
+     "BatchNorm2d(1)\nReLU()\nMaxPool2d(2)\n", 4, {2, 1, 65, 64}, 1, 0},
+    {"pooled at the largest plane (64 x 64); not when the ReLU's output has a second reader",
+     "b = BatchNorm2d(1)(input)\nr = ReLU()(b)\np = MaxPool2d(2)(r)\nb2 = BatchNorm2d(1)(input)\n"
+     "r2 = ReLU()(b2)\np2 = MaxPool2d(2)(r2)\nc = Conv2d(1, 1, 2, stride=2)(r2)\noutputs = (p, p2, c)\n",
+     4, {2, 1, 64, 64}, 2, 1},
+    {"pooled: the pooling's output feeds two layers, and the graph returns it",
+     "b = BatchNorm2d(3)(input)\nr = ReLU()(b)\np = MaxPool2d(2)(r)\nq = Conv2d(3, 2, 1)(p)\n"
+     "outputs = (p, q)\n",
+     4, {2, 3, 6, 6}, 1, 1},
 };
 
 static int64_t numel(const cnn_shape *s)
@@ -40,7 +64,7 @@ static int64_t numel(const cnn_shape *s)
     return n;
 }
 
-static cnn_graph *build(const model_case *mc, int anomaly, const float *x, int training)
+static cnn_graph *build(const model_case *mc, int anomaly, const float *x, int training, const char *isa)
 {
     cnn_graph *g;
     cnn_graph_create(&g);
@@ -48,7 +72,7 @@ static cnn_graph *build(const model_case *mc, int anomaly, const float *x, int t
     for (int i = 0; i < mc->ndim; i++)
         xs.dims[i] = mc->dims[i];
     if (cnn_graph_parse(g, mc->text, "fusion.txt") || cnn_graph_reset_parameters(g, 7) ||
-        cnn_graph_set_threads(g, 2) || cnn_graph_set_detect_anomaly(g, anomaly) ||
+        cnn_graph_set_threads(g, 2) || cnn_graph_set_isa(g, isa) || cnn_graph_set_detect_anomaly(g, anomaly) ||
         cnn_graph_plan(g, 1, &xs, NULL, CNN_PLAN_BACKWARD | CNN_PLAN_INPUT_GRAD)) {
         CHECKF(0, "%s: %s", mc->name, cnn_graph_errmsg(g));
         cnn_graph_destroy(g);
@@ -71,11 +95,16 @@ static int same(const void *a, const void *b, size_t bytes) { return !memcmp(a, 
 
 int main(void)
 {
+    static const char *const isas[] = {"generic", "avx2", "avx512"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const model_case *mc = &cases[c];
-        for (int training = 1; training >= 0; training--) {
-            char name[200];
-            snprintf(name, sizeof name, "%s (%s)", mc->name, training ? "training" : "eval");
+        for (int run = 0; run < 6; run++) {
+            const int training = run % 2 == 0;
+            const char *isa = isas[run / 2];
+            if (run / 2 > (int)cnni_cpu_best_isa())
+                continue; /* a set this CPU lacks */
+            char name[300];
+            snprintf(name, sizeof name, "%s (%s, %s)", mc->name, training ? "training" : "eval", isa);
             TEST(name)
             {
                 int64_t n = 1;
@@ -84,14 +113,19 @@ int main(void)
                 float *x = malloc(sizeof(float) * (size_t)n);
                 for (int64_t i = 0; i < n; i++)
                     x[i] = (float)cos(1.3 * (double)i) * (i % 7 == 0 ? 3.0f : 1.0f);
-                cnn_graph *a = build(mc, 0, x, training), *b = build(mc, 1, x, training);
+                cnn_graph *a = build(mc, 0, x, training, isa), *b = build(mc, 1, x, training, isa);
                 if (a && b) {
-                    int pairs = 0;
-                    for (int i = 0; i < a->n_nodes; i++)
+                    int pairs = 0, pooled = 0;
+                    for (int i = 0; i < a->n_nodes; i++) {
                         pairs += a->np[i].relu_node >= 0;
+                        pooled += a->np[i].pool_node >= 0;
+                    }
                     CHECKF(pairs == mc->fused, "%d pairs fused, expected %d", pairs, mc->fused);
+                    CHECKF(pooled == mc->pooled, "%d poolings fused, expected %d", pooled, mc->pooled);
                     CHECK(a->fused_run && !b->fused_run);
-                    for (int l = 0; l < cnn_graph_layer_count(a); l++) {
+                    const int nl = cnn_graph_layer_count(a);
+                    for (int t = 0; t < nl; t++) {
+                        const int l = run % 4 < 2 ? t : nl - 1 - t; /* ReLU before its BatchNorm too */
                         void *da, *db;
                         cnn_shape sa, sb;
                         cnn_dtype ta;

@@ -81,6 +81,44 @@ int main(int argc, char **argv)
             cnni_pool_fast_argmax_backward(p2, g.NC, cnni_pool_in_plane(&g), cnni_pool_out_plane(&g), dy, i0, d2);
             CHECKF(equal(d1, d0, ni, 1e-6), "argmax backward differs, case %d", t);
             CHECK(!memcmp(d1, d2, 4 * (size_t)ni));
+            if (cnni_pool_fast_planewise(&g)) {
+                /* The plane by plane pieces (a fused normalisation's): the
+                 * same values, argmax and gradient bits, and for 2x2 windows
+                 * the byte positions give them too; -0 gradients on purpose. */
+                const int64_t ip = cnni_pool_in_plane(&g), op = cnni_pool_out_plane(&g);
+                const int two = cnni_pool_fast_two_by_two(&g);
+                CHECK(two == (g.k[1] == 2 && g.k[2] == 2));
+                uint8_t *code = malloc((size_t)no);
+                for (int64_t i = 0; i < no; i += 3)
+                    dy[i] = -0.0f;
+                cnni_ref_argmax_backward_f32(g.NC, ip, op, dy, i0, acc, d0);
+                for (int64_t c = 0; c < g.NC; c++) {
+                    cnni_pool_fast_max_plane(isa, &g, x + c * ip, y1 + c * op, i1 + c * op);
+                    cnni_pool_fast_argmax_plane_backward(ip, op, dy + c * op, i0 + c * op, d1 + c * ip);
+                }
+                CHECKF(!memcmp(y0, y1, 4 * (size_t)no) && !memcmp(i0, i1, 8 * (size_t)no),
+                       "max plane differs, case %d", t);
+                cnni_pool_fast_argmax_backward(p1, g.NC, ip, op, dy, i0, d2);
+                CHECKF(!memcmp(d1, d2, 4 * (size_t)ni) && equal(d1, d0, ni, 0), "argmax plane backward differs, case %d",
+                       t);
+                if (two) {
+                    for (int64_t i = 0; i < ni; i++)
+                        d1[i] = NAN; /* every element must be written */
+                    for (int64_t c = 0; c < g.NC; c++) {
+                        cnni_pool_fast_max2_plane(isa, &g, x + c * ip, y1 + c * op, code + c * op);
+                        cnni_pool_fast_max2_plane_backward(isa, &g, dy + c * op, code + c * op, d1 + c * ip);
+                    }
+                    int codes_ok = 1;
+                    for (int64_t i = 0; i < no; i++) {
+                        const int64_t o = i % op, oy = o / g.out[2], ox = o % g.out[2];
+                        const int64_t at = 2 * oy * g.in[2] + 2 * ox;
+                        codes_ok &= code[i] < 4 && i0[i] == at + (code[i] >> 1) * g.in[2] + (code[i] & 1);
+                    }
+                    CHECKF(!memcmp(y0, y1, 4 * (size_t)no) && codes_ok, "2x2 byte-coded forward differs, case %d", t);
+                    CHECKF(!memcmp(d1, d2, 4 * (size_t)ni), "2x2 byte-coded backward differs, case %d", t);
+                }
+                free(code);
+            }
             cnni_ref_avgpool_forward_f32(&g, x, y0);
             cnni_pool_fast_avg_forward(isa, p1, &g, x, y1);
             cnni_pool_fast_avg_forward(isa, p2, &g, x, y2);

@@ -92,3 +92,50 @@ int64_t cnni_pool2_max_row_avx512(int64_t OW, const float *r0, const float *r1, 
     }
     return ox;
 }
+
+/* As cnni_pool2_max_row_avx512, with the argmax as a byte per output: the
+ * window position 0..3 (row 0 left, right, row 1 left, right). */
+int64_t cnni_pool2_max_row_code_avx512(int64_t OW, const float *r0, const float *r1, float *y, uint8_t *code)
+{
+    int64_t ox = 0;
+    for (; ox < OW; ox += 16) {
+        int64_t n = OW - ox < 16 ? OW - ox : 16;
+        __m512 c[4];
+        split(r0 + 2 * ox, n, &c[0], &c[1]);
+        split(r1 + 2 * ox, n, &c[2], &c[3]);
+        __m512 m = _mm512_set1_ps(-__builtin_inff());
+        __m512i which = _mm512_setzero_si512();
+        for (int k = 0; k < 4; k++) {
+            __mmask16 take = _mm512_cmp_ps_mask(c[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(c[k], c[k], _CMP_UNORD_Q);
+            m = _mm512_mask_mov_ps(m, take, c[k]);
+            which = _mm512_mask_mov_epi32(which, take, _mm512_set1_epi32(k));
+        }
+        _mm512_mask_storeu_ps(y + ox, lanes(n), m);
+        _mm_mask_storeu_epi8(code + ox, lanes(n), _mm512_cvtepi32_epi8(which));
+    }
+    return ox;
+}
+
+/* The gradient of two input rows from a row of such codes: each output's
+ * gradient (plus 0, as the reference's sum into zeros) at its window
+ * position, 0 at the other three; every one of the 2 OW columns written. */
+int64_t cnni_pool2_max_row_backward_avx512(int64_t OW, const float *dy, const uint8_t *code, float *d0, float *d1)
+{
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    int64_t ox = 0;
+    for (; ox < OW; ox += 16) {
+        int64_t n = OW - ox < 16 ? OW - ox : 16;
+        __mmask16 ma = lanes(2 * n), mb = lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
+        const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(lanes(n), dy + ox));
+        const __m512i w = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes(n), code + ox));
+        __m512 c[4];
+        for (int k = 0; k < 4; k++)
+            c[k] = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(w, _mm512_set1_epi32(k)), v);
+        _mm512_mask_storeu_ps(d0 + 2 * ox, ma, _mm512_permutex2var_ps(c[0], lo, c[1]));
+        _mm512_mask_storeu_ps(d0 + 2 * ox + 16, mb, _mm512_permutex2var_ps(c[0], hi, c[1]));
+        _mm512_mask_storeu_ps(d1 + 2 * ox, ma, _mm512_permutex2var_ps(c[2], lo, c[3]));
+        _mm512_mask_storeu_ps(d1 + 2 * ox + 16, mb, _mm512_permutex2var_ps(c[2], hi, c[3]));
+    }
+    return ox;
+}
