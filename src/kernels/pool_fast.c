@@ -145,12 +145,15 @@ void cnni_pool_fast_max2_plane_backward(int isa, const cnni_pool_geom *g, const 
                                         float *dx)
 {
     const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
+    if (isa == CNNI_ISA_AVX512) {
+        cnni_pool2_max_plane_backward_avx512(H, W, OH, OW, dy, code, dx);
+        return;
+    }
     for (int64_t oy = 0; oy < OH; oy++) {
         float *d0 = dx + 2 * oy * W, *d1 = d0 + W;
         const float *dr = dy + oy * OW;
         const uint8_t *cr = code + oy * OW;
-        for (int64_t ox = isa == CNNI_ISA_AVX512 ? cnni_pool2_max_row_backward_avx512(OW, dr, cr, d0, d1) : 0;
-             ox < OW; ox++) {
+        for (int64_t ox = 0; ox < OW; ox++) {
             const float v = 0.0f + dr[ox];
             d0[2 * ox] = cr[ox] == 0 ? v : 0.0f;
             d0[2 * ox + 1] = cr[ox] == 1 ? v : 0.0f;

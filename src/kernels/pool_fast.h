@@ -49,6 +49,7 @@ int64_t cnni_pool2_max_row_avx512(int64_t OW, const float *r0, const float *r1, 
                                   float *y, int64_t *idx);
 
 int64_t cnni_pool2_max_row_code_avx512(int64_t OW, const float *r0, const float *r1, float *y, uint8_t *code);
-int64_t cnni_pool2_max_row_backward_avx512(int64_t OW, const float *dy, const uint8_t *code, float *d0, float *d1);
+void cnni_pool2_max_plane_backward_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *dy,
+                                          const uint8_t *code, float *dx);
 
 #endif

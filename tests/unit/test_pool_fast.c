@@ -7,7 +7,7 @@
 #include "core/pool.h"
 #include "kernels/pool_fast.h"
 
-static void random_geom(cnni_pool_geom *g, int simple)
+static void random_geom(cnni_pool_geom *g, int simple, int t)
 {
     memset(g, 0, sizeof *g);
     g->NC = pick(1, 40);
@@ -18,6 +18,8 @@ static void random_geom(cnni_pool_geom *g, int simple)
             g->d[i] = 1;
             /* widths past 32 reach the 16-wide 2x2 rows, with tails */
             g->in[i] = pick(g->k[i], i == 2 ? 75 : 30);
+            if (i == 2 && t % 4 == 0)
+                g->in[i] = 16 * g->k[i] * pick(1, 2) + pick(0, g->k[i] - 1); /* rows of whole vectors, a tail */
             g->out[i] = g->in[i] / g->k[i];
         } else {
             g->k[i] = pick(1, 4);
@@ -55,7 +57,7 @@ int main(int argc, char **argv)
         printf("   instruction set %d\n", isa);
         for (int t = 0; t < 300; t++) {
             cnni_pool_geom g;
-            random_geom(&g, t % 3 != 0);
+            random_geom(&g, t % 3 != 0, t);
             if (g.out[1] <= 0 || g.out[2] <= 0)
                 continue;
             int64_t ni = g.NC * cnni_pool_in_plane(&g), no = g.NC * cnni_pool_out_plane(&g);

@@ -116,26 +116,37 @@ int64_t cnni_pool2_max_row_code_avx512(int64_t OW, const float *r0, const float 
     return ox;
 }
 
-/* The gradient of two input rows from a row of such codes: each output's
- * gradient (plus 0, as the reference's sum into zeros) at its window
- * position, 0 at the other three; every one of the 2 OW columns written. */
-int64_t cnni_pool2_max_row_backward_avx512(int64_t OW, const float *dy, const uint8_t *code, float *d0, float *d1)
+/* The gradient of a plane (H x W, outputs OH x OW) from such codes: each
+ * output's gradient (plus 0, as the reference's sum into zeros) at its
+ * window position, 0 everywhere else; every element written. */
+void cnni_pool2_max_plane_backward_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *dy,
+                                          const uint8_t *code, float *dx)
 {
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    int64_t ox = 0;
-    for (; ox < OW; ox += 16) {
-        int64_t n = OW - ox < 16 ? OW - ox : 16;
-        __mmask16 ma = lanes(2 * n), mb = lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
-        const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(lanes(n), dy + ox));
-        const __m512i w = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes(n), code + ox));
-        __m512 c[4];
-        for (int k = 0; k < 4; k++)
-            c[k] = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(w, _mm512_set1_epi32(k)), v);
-        _mm512_mask_storeu_ps(d0 + 2 * ox, ma, _mm512_permutex2var_ps(c[0], lo, c[1]));
-        _mm512_mask_storeu_ps(d0 + 2 * ox + 16, mb, _mm512_permutex2var_ps(c[0], hi, c[1]));
-        _mm512_mask_storeu_ps(d1 + 2 * ox, ma, _mm512_permutex2var_ps(c[2], lo, c[3]));
-        _mm512_mask_storeu_ps(d1 + 2 * ox + 16, mb, _mm512_permutex2var_ps(c[2], hi, c[3]));
+    const __m512i k1 = _mm512_set1_epi32(1), k2 = _mm512_set1_epi32(2), k3 = _mm512_set1_epi32(3);
+    for (int64_t oy = 0; oy < OH; oy++) {
+        float *d0 = dx + 2 * oy * W, *d1 = d0 + W;
+        const float *dr = dy + oy * OW;
+        const uint8_t *cr = code + oy * OW;
+        for (int64_t ox = 0; ox < OW; ox += 16) {
+            const int64_t n = OW - ox < 16 ? OW - ox : 16;
+            const __mmask16 ma = lanes(2 * n), mb = lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
+            const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(lanes(n), dr + ox));
+            const __m512i w = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes(n), cr + ox));
+            const __mmask16 e1 = _mm512_cmpeq_epi32_mask(w, k1), e2 = _mm512_cmpeq_epi32_mask(w, k2),
+                            e3 = _mm512_cmpeq_epi32_mask(w, k3);
+            const __m512 c0 = _mm512_maskz_mov_ps((__mmask16)(lanes(n) & ~(e1 | e2 | e3)), v),
+                         c1 = _mm512_maskz_mov_ps(e1, v), c2 = _mm512_maskz_mov_ps(e2, v),
+                         c3 = _mm512_maskz_mov_ps(e3, v);
+            _mm512_mask_storeu_ps(d0 + 2 * ox, ma, _mm512_permutex2var_ps(c0, lo, c1));
+            _mm512_mask_storeu_ps(d0 + 2 * ox + 16, mb, _mm512_permutex2var_ps(c0, hi, c1));
+            _mm512_mask_storeu_ps(d1 + 2 * ox, ma, _mm512_permutex2var_ps(c2, lo, c3));
+            _mm512_mask_storeu_ps(d1 + 2 * ox + 16, mb, _mm512_permutex2var_ps(c2, hi, c3));
+        }
+        if (W > 2 * OW)
+            d0[W - 1] = d1[W - 1] = 0.0f; /* a column in no window */
     }
-    return ox;
+    for (int64_t i = 2 * OH * W; i < H * W; i += 16)
+        _mm512_mask_storeu_ps(dx + i, lanes(H * W - i), _mm512_setzero_ps()); /* rows in no window */
 }
