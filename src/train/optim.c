@@ -4,6 +4,8 @@
  * arrays parallel to the graph's contiguous parameter block, so each
  * optimiser is one loop. */
 #include "train_internal.h"
+#include "../core/cpu.h"
+#include "../kernels/optim_fast.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -239,7 +241,9 @@ cnn_status cnn_optimizer_init(cnn_optimizer *o, cnn_graph *g, const char *spec)
  * calls with constant options for the usual settings, so those loops have
  * no per-element branch and no reload through the optimizer. gcc vectorises
  * the SGD loops; the Adam loop stays scalar there (gcc reports control flow
- * in it). The arithmetic, and so every bit, is the same in every copy. */
+ * in it), so the usual Adam settings run the AVX2 / AVX-512 kernels of
+ * kernels/optim_fast.h first. The arithmetic, and so every bit, is the
+ * same in every copy (test_optim_fast). */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* gcc's -O2 vectorises only loops that need no run-time checks, and keeps
  * sqrtf scalar for errno (never set here: its argument is a sum of squares);
@@ -319,11 +323,21 @@ VECTORISE static void adam_step(cnn_optimizer *o, float *p, const float *gr, siz
     const float wd = (float)o->weight_decay;
     const float decay = (float)(1 - o->lr * o->weight_decay);
     const int adamw = o->kind == OPT_ADAMW, l2 = o->weight_decay != 0;
-    if (!o->maximize && !adamw && !l2 && !o->amsgrad)
-        adam_loop(p, gr, o->s1, o->s2, o->s3, n, 0, 0, 0, 0, neg_step, bc2s, eps, b1, b2, ob1, ob2, wd, decay);
-    else if (!o->maximize && adamw && !o->amsgrad)
-        adam_loop(p, gr, o->s1, o->s2, o->s3, n, 0, 1, 0, 0, neg_step, bc2s, eps, b1, b2, ob1, ob2, wd, decay);
-    else
+    if (!o->maximize && !o->amsgrad && (adamw || !l2)) {
+        /* the vector kernels first, the scalar loop for the tail */
+        const cnni_adam_consts k = {neg_step, bc2s, eps, b1, b2, ob1, ob2, decay, adamw};
+        const int isa = o->g->isa;
+        size_t done = isa == CNNI_ISA_AVX512 ? cnni_adam_avx512(p, gr, o->s1, o->s2, n, &k)
+                      : isa == CNNI_ISA_AVX2 ? cnni_adam_avx2(p, gr, o->s1, o->s2, n, &k)
+                                             : 0;
+        p += done, gr += done, n -= done;
+        if (adamw)
+            adam_loop(p, gr, o->s1 + done, o->s2 + done, NULL, n, 0, 1, 0, 0, neg_step, bc2s, eps, b1, b2, ob1, ob2,
+                      wd, decay);
+        else
+            adam_loop(p, gr, o->s1 + done, o->s2 + done, NULL, n, 0, 0, 0, 0, neg_step, bc2s, eps, b1, b2, ob1, ob2,
+                      wd, decay);
+    } else
         adam_loop(p, gr, o->s1, o->s2, o->s3, n, o->maximize, adamw, l2, o->amsgrad, neg_step, bc2s, eps, b1, b2,
                   ob1, ob2, wd, decay);
 }
