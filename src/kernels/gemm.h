@@ -53,6 +53,7 @@ typedef struct cnni_gemm_kernel {
     int mr, nr;
     int64_t kc, nc, mc;      /* cache blocking */
     cnni_micro_fn micro;
+    cnni_pack_a_fn pack_a;   /* packs plain A (NULL: the portable packer) */
 } cnni_gemm_kernel;
 
 /* The kernel for an instruction set (falls back to generic). */
@@ -90,6 +91,13 @@ void cnni_micro_avx512_8(int64_t kc, const float *a, const float *b, float *c, i
                          int n, int accumulate, const float *bias);
 void cnni_micro_avx512_4(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m,
                          int n, int accumulate, const float *bias);
+/* The portable packer of plain A (a, lda, trans_a). */
+void cnni_pack_a_plain(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr,
+                       float *dst);
+/* Packs plain A as the portable packer does, the untransposed case 16
+ * columns at a time through a register transpose. */
+void cnni_pack_a_avx512(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr,
+                        float *dst);
 void cnni_micro_avx2_4(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,
                        int accumulate, const float *bias);
 

@@ -5,6 +5,8 @@
 
 #include <immintrin.h>
 
+#include "transpose_avx512.h"
+
 #define NR 32
 
 #if defined(__clang__)
@@ -52,3 +54,36 @@
 DEFINE_MICRO(cnni_micro_avx512, 12)
 DEFINE_MICRO(cnni_micro_avx512_8, 8)
 DEFINE_MICRO(cnni_micro_avx512_4, 4)
+
+/* dst[k][r] = A[m0 + p + r][k0 + k] for each mr-row panel p: 16 columns of
+ * up to 16 rows at a time are loaded as rows, transposed in registers and
+ * stored as mr-float slices (rows past the panel's zero). The transposed
+ * case and tails narrower than a vector go to the portable packer. */
+void cnni_pack_a_avx512(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr,
+                        float *dst)
+{
+    if (op->trans_a || mr > 16) {
+        cnni_pack_a_plain(op, m0, mc, k0, kc, mr, dst);
+        return;
+    }
+    const __mmask16 keep = (__mmask16)((1u << mr) - 1);
+    for (int64_t p = 0; p < mc; p += mr) {
+        const int rows = (int)(mc - p < mr ? mc - p : mr);
+        float *dp = dst + p * kc;
+        const float *src = op->a + (m0 + p) * op->lda + k0;
+        int64_t k = 0;
+        for (; k + 16 <= kc; k += 16) {
+            __m512 r[16], o[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? _mm512_loadu_ps(src + i * op->lda + k) : _mm512_setzero_ps();
+            transpose16(r, o);
+            for (int j = 0; j < 16; j++)
+                _mm512_mask_storeu_ps(dp + (k + j) * mr, keep, o[j]);
+        }
+        if (k < kc) {
+            cnni_gemm_op sub = *op;
+            sub.a = op->a + k;
+            cnni_pack_a_plain(&sub, m0 + p, rows, k0, kc - k, mr, dp + k * mr);
+        }
+    }
+}
