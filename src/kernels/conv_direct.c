@@ -240,21 +240,22 @@ static void task(void *ctx, int64_t t)
     const int64_t ov = vol3(g->out), rows = g->out[0] * g->out[1];
     const int64_t r0 = rt * j->rows_per_task, r1 = r0 + j->rows_per_task < rows ? r0 + j->rows_per_task : rows;
     const int maxmr = cnni_direct_max_mr(j->isa);
-    for (int64_t ob = 0; ob < nob; ob++) {
-        const float *w = j->wp + (grp * nob + ob) * K * nr;
-        const int nvalid = (int)(Og - ob * nr < nr ? Og - ob * nr : nr);
-        const float *bias = j->b ? j->b + grp * Og + ob * nr : NULL;
-        float *ybase = j->y + (n * g->O + grp * Og + ob * nr) * ov;
-        for (int64_t row = r0; row < r1; row++) {
-            const int64_t z0 = row / g->out[1], z1 = row % g->out[1];
-            const float *xrow = xp + (z0 * g->s[0] * pd[1] + z1 * g->s[1]) * pd[2];
-            float *yrow = ybase + row * g->out[2];
-            for (int64_t z2 = 0; z2 < g->out[2];) {
-                int mr = (int)(g->out[2] - z2 < maxmr ? g->out[2] - z2 : maxmr);
+    /* Every channel block of a pixel tile in turn, while the tile's input
+     * (K values per pixel) is in L1. */
+    for (int64_t row = r0; row < r1; row++) {
+        const int64_t z0 = row / g->out[1], z1 = row % g->out[1];
+        const float *xrow = xp + (z0 * g->s[0] * pd[1] + z1 * g->s[1]) * pd[2];
+        for (int64_t z2 = 0; z2 < g->out[2];) {
+            const int mr = (int)(g->out[2] - z2 < maxmr ? g->out[2] - z2 : maxmr);
+            for (int64_t ob = 0; ob < nob; ob++) {
+                const float *w = j->wp + (grp * nob + ob) * K * nr;
+                const int nvalid = (int)(Og - ob * nr < nr ? Og - ob * nr : nr);
+                const float *bias = j->b ? j->b + grp * Og + ob * nr : NULL;
+                float *yrow = j->y + (n * g->O + grp * Og + ob * nr) * ov + row * g->out[2];
                 cnni_direct_tile_for(j->isa, (int)nr, mr)(K, j->off, xrow + z2 * g->s[2], g->s[2], w, yrow + z2, ov,
                                                           nvalid, bias, 0);
-                z2 += mr;
             }
+            z2 += mr;
         }
     }
 }
