@@ -27,6 +27,12 @@ PEAK_CORE = 115.0  # GFLOP/s per core, measured (shared/PERF.md)
 QUICK = os.environ.get("CNN_BENCH_QUICK") == "1"
 ONLY = os.environ.get("CNN_BENCH_ONLY", "")
 REPS = 3 if QUICK else 9
+# The two sides of a row alternate over ROUNDS rounds of REPS runs each, and
+# each side's figure is the median of its rounds' medians: this shared
+# machine has slow phases lasting seconds (the second core shared, it
+# seems: a 2-thread run then takes its 1-thread time), which would
+# otherwise fall on one side only.
+ROUNDS = 1 if QUICK else 3
 
 CONVS = [
     # name, module (cnn syntax = PyTorch syntax), input C,H,W, batch
@@ -177,17 +183,15 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
         mt = os.path.join(tmp, "m.jsonl")
         cmd = [CNN, "train", os.path.join(ROOT, model), "--data", data, "--epochs", "1", "--batch-size",
                str(batch), "--optimizer", opt_cnn, "--threads", str(threads), "--metrics", mt, "--quiet"]
-        ips_c, rss_c = [], []
-        for _ in range(1 if QUICK else 3):
+        script = TORCH_TRAIN % {"graph": os.path.join(ROOT, "tests", "torch"), "threads": threads,
+                                "data": src, "n": n, "batch": batch, "model": os.path.join(ROOT, model),
+                                "opt": opt_torch}
+        ips_c, rss_c, ips_t, rss_t = [], [], [], []
+        for _ in range(ROUNDS):  # the sides alternate (see ROUNDS)
             settle()
             _, rss = run_rss(cmd)
             rss_c.append(rss)
             ips_c.append(json.loads(open(mt).read().splitlines()[-1])["images_per_sec"])
-        script = TORCH_TRAIN % {"graph": os.path.join(ROOT, "tests", "torch"), "threads": threads,
-                                "data": src, "n": n, "batch": batch, "model": os.path.join(ROOT, model),
-                                "opt": opt_torch}
-        ips_t, rss_t = [], []
-        for _ in range(1 if QUICK else 3):
             out, rss = run_rss([sys.executable, "-c", script])
             ips_t.append(json.loads(out.strip().splitlines()[-1])["images_per_sec"])
             rss_t.append(rss)
@@ -208,16 +212,21 @@ def main():
     def want(name):
         return not ONLY or ONLY.lower() in name.lower()
 
-    print("cnn vs PyTorch %s on %s, %d cores (FMA peak %.0f GFLOP/s per core); median of %d\n"
-          % (torch.__version__, results["machine"]["cpu"], os.cpu_count(), PEAK_CORE, REPS))
+    print("cnn vs PyTorch %s on %s, %d cores (FMA peak %.0f GFLOP/s per core); median of %d rounds of %d, "
+          "the sides alternating\n" % (torch.__version__, results["machine"]["cpu"], os.cpu_count(), PEAK_CORE,
+                                       ROUNDS, REPS))
     print("%-40s %-9s %10s %10s %7s %9s %6s" % ("convolution (2 threads)", "pass", "cnn ms", "torch ms", "ratio",
                                                 "GFLOP/s", "peak"))
     for name, module, shape, batch in CONVS:
         if not want(name):
             continue
         for train in (False, True):
-            c = cnn_layer(module, shape, batch, 2, train)
-            t = torch_layer(module, shape, batch, 2, train)
+            cs, ts = [], []
+            for _ in range(ROUNDS):
+                cs.append(cnn_layer(module, shape, batch, 2, train))
+                ts.append(torch_layer(module, shape, batch, 2, train))
+            c = dict(cs[0], seconds=statistics.median(x["seconds"] for x in cs))
+            t = statistics.median(ts)
             flops = 2.0 * c["macs"] * (3 if train else 1)
             gf = flops / c["seconds"] / 1e9
             r = {"name": name, "pass": "fwd+bwd" if train else "forward", "cnn_ms": c["seconds"] * 1e3,
@@ -234,8 +243,11 @@ def main():
     if want("scaling"):
         print("\n%-40s %-9s %10s %10s %7s" % ("thread scaling (fwd+bwd)", "", "1 thread", "2 threads", "speedup"))
         for name, module, shape, batch in CONVS[:3]:
-            one = cnn_layer(module, shape, batch, 1, True)["seconds"]
-            two = cnn_layer(module, shape, batch, 2, True)["seconds"]
+            ones, twos = [], []
+            for _ in range(ROUNDS):
+                ones.append(cnn_layer(module, shape, batch, 1, True)["seconds"])
+                twos.append(cnn_layer(module, shape, batch, 2, True)["seconds"])
+            one, two = statistics.median(ones), statistics.median(twos)
             results["scaling"].append({"name": name, "one_ms": one * 1e3, "two_ms": two * 1e3, "speedup": one / two})
             print("%-40.40s %-9s %10.3f %10.3f %6.2fx" % (name, "", one * 1e3, two * 1e3, one / two))
 
