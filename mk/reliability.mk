@@ -105,7 +105,8 @@ TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
 test-tsan:
 	$(Q)$(MAKE) --no-print-directory CC=$(CLANG) BUILD=build-tsan CFLAGS="$(TSAN_FLAGS)" \
 	    LDFLAGS="-fsanitize=thread" build-tsan/cnn build-tsan/tests/test_conv_fast \
-	    build-tsan/tests/test_linear_fast build-tsan/reliability/train_threads
+	    build-tsan/tests/test_linear_fast build-tsan/tests/test_thread_pool build-tsan/tests/test_norm_fast \
+	    build-tsan/reliability/train_threads
 	@rm -rf $(SAN_LOGS_TSAN) && mkdir -p $(SAN_LOGS_TSAN)
 	@TSAN_OPTIONS="halt_on_error=1:exitcode=86:log_path=$(SAN_LOGS_TSAN)/tsan" BUILD=build-tsan \
 	    sh tests/run.sh tests/reliability/tsan.sh

@@ -18,6 +18,7 @@ struct cnni_pool {
     cnni_task_fn fn;
     void *ctx;
     int64_t ntasks;
+    int blocked;            /* thread i runs a contiguous range of tasks, not t % n == i */
 };
 
 typedef struct {
@@ -27,6 +28,13 @@ typedef struct {
 
 static void run_share(cnni_pool *p, int id)
 {
+    if (p->blocked) {
+        int64_t lo, hi;
+        cnni_split(p->ntasks, p->n, id, &lo, &hi);
+        for (int64_t t = lo; t < hi; t++)
+            p->fn(p->ctx, t);
+        return;
+    }
     for (int64_t t = id; t < p->ntasks; t += p->n)
         p->fn(p->ctx, t);
 }
@@ -115,7 +123,7 @@ void cnni_pool_destroy(cnni_pool *p)
 
 int cnni_pool_threads(const cnni_pool *p) { return p ? p->n : 1; }
 
-void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks)
+static void run_job(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks, int blocked)
 {
     if (ntasks <= 0)
         return;
@@ -128,6 +136,7 @@ void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks)
     p->fn = fn;
     p->ctx = ctx;
     p->ntasks = ntasks;
+    p->blocked = blocked;
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_release);
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
     pthread_cond_broadcast(&p->wake);
@@ -138,4 +147,11 @@ void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks)
         if (++spins > 1000)
             sched_yield();
     }
+}
+
+void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks) { run_job(p, fn, ctx, ntasks, 0); }
+
+void cnni_pool_run_blocked(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks)
+{
+    run_job(p, fn, ctx, ntasks, 1);
 }

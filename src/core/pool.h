@@ -16,6 +16,12 @@ int cnni_pool_threads(const cnni_pool *p);
  * runs on thread t % threads. With p NULL or ntasks 1 it runs inline. */
 typedef void (*cnni_task_fn)(void *ctx, int64_t t);
 void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks);
+/* The same with thread i running the i-th of `threads` nearly equal
+ * contiguous ranges of tasks: for tasks over consecutive memory that use no
+ * per-thread scratch, so each thread streams through its own part and
+ * neighbouring tasks' results (sums side by side) share no cache line
+ * between threads. */
+void cnni_pool_run_blocked(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks);
 
 /* Splits [0, n) into `parts` nearly equal ranges; range i is [*lo, *hi). */
 static inline void cnni_split(int64_t n, int64_t parts, int64_t i, int64_t *lo, int64_t *hi)

@@ -156,7 +156,7 @@ void cnni_act_fast_forward(int isa, struct cnni_pool *pool, const cnni_act *a, i
              : isa == CNNI_ISA_AVX2 ? cnni_act_forward_avx2
                                     : cnni_act_forward_generic,
              NULL};
-    cnni_pool_run(n >= 4 * CHUNK ? pool : NULL, task, &j, (n + CHUNK - 1) / CHUNK);
+    cnni_pool_run_blocked(n >= 4 * CHUNK ? pool : NULL, task, &j, (n + CHUNK - 1) / CHUNK);
 }
 
 void cnni_act_fast_backward(int isa, struct cnni_pool *pool, const cnni_act *a, int64_t n, const float *x,
@@ -166,5 +166,5 @@ void cnni_act_fast_backward(int isa, struct cnni_pool *pool, const cnni_act *a, 
              isa == CNNI_ISA_AVX512 ? cnni_act_backward_avx512
              : isa == CNNI_ISA_AVX2 ? cnni_act_backward_avx2
                                     : cnni_act_backward_generic};
-    cnni_pool_run(n >= 4 * CHUNK ? pool : NULL, task, &j, (n + CHUNK - 1) / CHUNK);
+    cnni_pool_run_blocked(n >= 4 * CHUNK ? pool : NULL, task, &j, (n + CHUNK - 1) / CHUNK);
 }

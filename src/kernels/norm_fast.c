@@ -261,7 +261,7 @@ void cnni_norm_fast_stats(int isa, struct cnni_pool *pool, const cnni_norm_geom 
     jb.x = x;
     jb.mean = mean;
     jb.var = var;
-    cnni_pool_run(pool_if(pool, g), stats_task, &jb, cnni_norm_nstat(g));
+    cnni_pool_run_blocked(pool_if(pool, g), stats_task, &jb, cnni_norm_nstat(g));
 }
 
 /* ---- forward: one task per (n, group) block ---- */
@@ -318,7 +318,7 @@ void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geo
     jb.b = b;
     jb.y = y;
     jb.z = z;
-    cnni_pool_run(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
+    cnni_pool_run_blocked(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
 }
 
 void cnni_norm_fast_forward_pool(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
@@ -337,7 +337,7 @@ void cnni_norm_fast_forward_pool(int isa, struct cnni_pool *pool, const cnni_nor
     jb.b = b;
     jb.pl = pl;
     jb.pool2 = cnni_pool_fast_two_by_two(pl->g);
-    cnni_pool_run(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
+    cnni_pool_run_blocked(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
 }
 
 /* dy of the span at off: the pooling's gradient spread over its plane
@@ -507,11 +507,11 @@ static void backward(job *jbp, int isa, struct cnni_pool *pool, const cnni_norm_
     jb.ab = jb.part + 2 * g->N * g->G * g->Cg;
     struct cnni_pool *p = pool_if(pool, g);
     const int64_t blocks = g->N * g->G;
-    cnni_pool_run(p, sums_task, &jb, blocks);
+    cnni_pool_run_blocked(p, sums_task, &jb, blocks);
     if (dx) {
         if (batch_stats)
-            cnni_pool_run(cnni_norm_nstat(g) >= 64 ? p : NULL, ab_task, &jb, cnni_norm_nstat(g));
-        cnni_pool_run(p, grad_task, &jb, blocks);
+            cnni_pool_run_blocked(cnni_norm_nstat(g) >= 64 ? p : NULL, ab_task, &jb, cnni_norm_nstat(g));
+        cnni_pool_run_blocked(p, grad_task, &jb, blocks);
     }
     if (!dw && !db)
         return;

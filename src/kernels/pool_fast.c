@@ -204,7 +204,7 @@ static void run(struct cnni_pool *pool, job *j)
 {
     j->planes = chunk_planes(j->in_plane > j->out_plane ? j->in_plane : j->out_plane);
     int64_t tasks = (j->NC + j->planes - 1) / j->planes;
-    cnni_pool_run(tasks > 1 ? pool : NULL, task, j, tasks);
+    cnni_pool_run_blocked(tasks > 1 ? pool : NULL, task, j, tasks);
 }
 
 void cnni_pool_fast_max_forward(int isa, struct cnni_pool *pool, const cnni_pool_geom *g, const float *x,

@@ -25,6 +25,8 @@ run() {
 
 run "test_conv_fast (convolutions on a thread pool)" "$BUILD/tests/test_conv_fast"
 run "test_linear_fast (Linear on a thread pool)" "$BUILD/tests/test_linear_fast"
+run "test_thread_pool (round-robin and blocked jobs)" "$BUILD/tests/test_thread_pool"
+run "test_norm_fast (normalisation on a thread pool)" "$BUILD/tests/test_norm_fast"
 run "two models trained from two threads" "$BUILD/reliability/train_threads"
 run "cnn train --threads 2 (one epoch of the Fashion-MNIST subset)" \
     "$BUILD/cnn" train models/fashion_cnn.txt --data data/fashion-mnist-subset --epochs 1 \
