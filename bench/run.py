@@ -32,7 +32,8 @@ REPS = 3 if QUICK else 9
 # machine has slow phases lasting seconds (the second core shared, it
 # seems: a 2-thread run then takes its 1-thread time), which would
 # otherwise fall on one side only.
-ROUNDS = 1 if QUICK else 3
+ROUNDS = 1 if QUICK else 5
+TRAIN_ROUNDS = 1 if QUICK else 3  # a training run takes seconds: fewer rounds
 
 CONVS = [
     # name, module (cnn syntax = PyTorch syntax), input C,H,W, batch
@@ -187,7 +188,7 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
                                 "data": src, "n": n, "batch": batch, "model": os.path.join(ROOT, model),
                                 "opt": opt_torch}
         ips_c, rss_c, ips_t, rss_t = [], [], [], []
-        for _ in range(ROUNDS):  # the sides alternate (see ROUNDS)
+        for _ in range(TRAIN_ROUNDS):  # the sides alternate (see ROUNDS)
             settle()
             _, rss = run_rss(cmd)
             rss_c.append(rss)
