@@ -23,6 +23,11 @@ ROOT = os.path.dirname(HERE)
 BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
 CNN = os.path.join(BUILD, "cnn")
 WORKLOAD = os.path.join(BUILD, "bench", "cnn_workload")
+# cnn_workload links OpenBLAS for the matrix-multiply comparison (one
+# thread). Left to itself, OpenBLAS starts a worker per core at load, which
+# spins in sched_yield while the layer runs: a third busy thread on the 2
+# cores, measured as a quarter of the samples of a 2-thread layer run.
+WORKLOAD_ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1")
 PEAK_CORE = 115.0  # GFLOP/s per core, measured (shared/PERF.md)
 QUICK = os.environ.get("CNN_BENCH_QUICK") == "1"
 ONLY = os.environ.get("CNN_BENCH_ONLY", "")
@@ -103,7 +108,7 @@ def cnn_layer(module, shape, batch, threads, train):
     cmd = [WORKLOAD, "layer", module, ",".join(map(str, shape)), str(batch), str(threads), str(REPS)]
     if train:
         cmd.append("train")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=WORKLOAD_ENV).stdout
     return json.loads(out)
 
 
@@ -257,10 +262,10 @@ def main():
         cs, os_ = [], []
         for _ in range(ROUNDS):  # the sides alternate (see ROUNDS)
             c = json.loads(subprocess.run([WORKLOAD, "gemm", str(n), "1", str(REPS)], capture_output=True,
-                                          text=True, check=True).stdout)
+                                          text=True, check=True, env=WORKLOAD_ENV).stdout)
             cs.append(c["seconds"])
             ob = subprocess.run([WORKLOAD, "gemm", str(n), "1", str(REPS), "openblas"], capture_output=True,
-                                text=True)
+                                text=True, env=WORKLOAD_ENV)
             if ob.returncode == 0:
                 os_.append(json.loads(ob.stdout)["seconds"])
         gf = 2.0 * c["macs"] / statistics.median(cs) / 1e9
