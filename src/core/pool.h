@@ -31,4 +31,12 @@ static inline void cnni_split(int64_t n, int64_t parts, int64_t i, int64_t *lo, 
     *hi = *lo + base + (i < rem ? 1 : 0);
 }
 
+/* Which of the `parts` ranges of cnni_split(n, parts, ...) holds t: the
+ * thread that runs task t of a blocked job of n tasks on `parts` threads. */
+static inline int64_t cnni_split_part(int64_t n, int64_t parts, int64_t t)
+{
+    const int64_t base = n / parts, rem = n % parts, big = rem * (base + 1);
+    return t < big ? t / (base + 1) : rem + (t - big) / (base > 0 ? base : 1);
+}
+
 #endif

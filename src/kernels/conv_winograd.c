@@ -403,6 +403,7 @@ typedef struct {
     char *threads_base;
     size_t thread_bytes;
     int nthreads;
+    int64_t ntasks; /* of main_task, run as a blocked job */
 } job;
 
 /* U[point][32-channel block][C][width]: the block of 16 lanes q. */
@@ -431,7 +432,7 @@ static void main_task(void *ctx, int64_t t)
     const wgeo *e = &j->e;
     const cnni_wino_kernels *k = j->k;
     size_t parts[3];
-    char *base = j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes;
+    char *base = j->threads_base + (size_t)cnni_split_part(j->ntasks, j->nthreads, t) * j->thread_bytes;
     thread_bytes(e, parts);
     float *V = (float *)base, *M = (float *)(base + parts[0]), *buf = (float *)(base + parts[0] + parts[1]);
     const int64_t vs = e->vs, ms = e->ms;
@@ -508,7 +509,8 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
     if (tasks > j.e.T)
         tasks = j.e.T;
     j.tb = (j.e.T + tasks - 1) / tasks;
-    cnni_pool_run(pool, main_task, &j, (j.e.T + j.tb - 1) / j.tb);
+    j.ntasks = (j.e.T + j.tb - 1) / j.tb;
+    cnni_pool_run_blocked(pool, main_task, &j, j.ntasks);
 }
 
 void cnni_conv_winograd_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,

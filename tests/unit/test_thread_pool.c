@@ -1,6 +1,7 @@
 /* The thread pool: every task runs exactly once, for any thread and task
  * count; round-robin jobs put task t on thread t % threads, blocked jobs
- * give each thread one contiguous range, in order, of nearly equal size. */
+ * give each thread one contiguous range, in order, of nearly equal size,
+ * and cnni_split_part finds a task's range. */
 #include "test.h"
 #include "core/pool.h"
 
@@ -68,6 +69,19 @@ int main(void)
                 }
             cnni_pool_destroy(p);
         }
+    }
+    TEST("cnni_split_part names the range of cnni_split that holds each task")
+    {
+        int ok = 1;
+        for (int64_t n = 1; n <= 60; n++)
+            for (int64_t parts = 1; parts <= 7; parts++)
+                for (int64_t i = 0; i < parts; i++) {
+                    int64_t lo, hi;
+                    cnni_split(n, parts, i, &lo, &hi);
+                    for (int64_t t = lo; t < hi; t++)
+                        ok &= cnni_split_part(n, parts, t) == i;
+                }
+        CHECK(ok);
     }
     return test_finish();
 }
