@@ -752,7 +752,7 @@ static void wg_slice_task(void *ctx, int64_t t)
 {
     const wgjob *j = ctx;
     const wgeo *e = &j->w.e;
-    char *base = j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes;
+    char *base = j->threads_base + (size_t)cnni_split_part(j->w.ns, j->nthreads, t) * j->thread_bytes;
     float *buf = (float *)base, *V = (float *)(base + j->buf_bytes);
     float *Z = V + al64((size_t)(NP * j->w.vs) * sizeof(float)) / sizeof(float);
     float *S = j->S + t * j->w.sfl;
@@ -819,8 +819,8 @@ void cnni_conv_winograd_backward_weight(int isa, struct cnni_pool *pool, const c
     while (j.nob * j.w.ncb < 2 * j.nthreads && j.nob < e->O)
         j.nob++;
     if (j.w.ns > 1) {
-        cnni_pool_run(pool, wg_slice_task, &j, j.w.ns);
-        cnni_pool_run(pool, wg_sum_task, &j, j.nob * j.w.ncb);
+        cnni_pool_run_blocked(pool, wg_slice_task, &j, j.w.ns);
+        cnni_pool_run_blocked(pool, wg_sum_task, &j, j.nob * j.w.ncb);
         return;
     }
     for (j.t0 = 0; j.t0 < e->T; j.t0 += j.w.tc) {
