@@ -303,27 +303,10 @@ static inline void coeffs(const job *jb, int64_t st, int64_t c, float *a, float 
     *b = (float)bb;
 }
 
-void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
-                            const double *mean, const double *rstd, const float *w, const float *b, float *y,
-                            float *z)
-{
-    job jb;
-    memset(&jb, 0, sizeof jb);
-    jb.sp = spans_for(isa);
-    jb.g = g;
-    jb.x = x;
-    jb.mean_in = mean;
-    jb.rstd = rstd;
-    jb.w = w;
-    jb.b = b;
-    jb.y = y;
-    jb.z = z;
-    cnni_pool_run_blocked(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
-}
-
-void cnni_norm_fast_forward_pool(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
-                                 const double *mean, const double *rstd, const float *w, const float *b,
-                                 const cnni_norm_pool *pl)
+/* The forward's blocks: into y and z, or with pl set into the pooling. */
+static void forward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x, const double *mean,
+                    const double *rstd, const float *w, const float *b, float *y, float *z,
+                    const cnni_norm_pool *pl)
 {
     job jb;
     memset(&jb, 0, sizeof jb);
@@ -335,9 +318,25 @@ void cnni_norm_fast_forward_pool(int isa, struct cnni_pool *pool, const cnni_nor
     jb.rstd = rstd;
     jb.w = w;
     jb.b = b;
+    jb.y = y;
+    jb.z = z;
     jb.pl = pl;
-    jb.pool2 = cnni_pool_fast_two_by_two(pl->g);
+    jb.pool2 = pl && cnni_pool_fast_two_by_two(pl->g);
     cnni_pool_run_blocked(pool_if(pool, g), fwd_task, &jb, g->N * g->G);
+}
+
+void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                            const double *mean, const double *rstd, const float *w, const float *b, float *y,
+                            float *z)
+{
+    forward(isa, pool, g, x, mean, rstd, w, b, y, z, NULL);
+}
+
+void cnni_norm_fast_forward_pool(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
+                                 const double *mean, const double *rstd, const float *w, const float *b,
+                                 const cnni_norm_pool *pl)
+{
+    forward(isa, pool, g, x, mean, rstd, w, b, NULL, NULL, pl);
 }
 
 /* dy of the span at off: the pooling's gradient spread over its plane

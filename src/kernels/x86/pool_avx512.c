@@ -54,8 +54,26 @@ int64_t cnni_pool2_avg_row_backward_avx512(int64_t OW, const float *dy, float *d
     return ox;
 }
 
-/* Candidates in the reference's order (row 0 left, right, row 1 left,
- * right); one is taken when greater than the maximum so far or NaN. */
+/* The maxima of n windows from the rows r0, r1, and which candidate won
+ * (0..3 per lane, as 32-bit): candidates in the reference's order (row 0
+ * left, right, row 1 left, right); one is taken when greater than the
+ * maximum so far or NaN. */
+static inline void window_max(const float *r0, const float *r1, int64_t n, __m512 *mx, __m512i *won)
+{
+    __m512 c[4];
+    split(r0, n, &c[0], &c[1]);
+    split(r1, n, &c[2], &c[3]);
+    __m512 m = _mm512_set1_ps(-__builtin_inff());
+    __m512i which = _mm512_setzero_si512();
+    for (int k = 0; k < 4; k++) {
+        __mmask16 take = _mm512_cmp_ps_mask(c[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(c[k], c[k], _CMP_UNORD_Q);
+        m = _mm512_mask_mov_ps(m, take, c[k]);
+        which = _mm512_mask_mov_epi32(which, take, _mm512_set1_epi32(k));
+    }
+    *mx = m;
+    *won = which;
+}
+
 int64_t cnni_pool2_max_row_avx512(int64_t OW, const float *r0, const float *r1, int64_t at0, int64_t W,
                                   float *y, int64_t *idx)
 {
@@ -63,16 +81,9 @@ int64_t cnni_pool2_max_row_avx512(int64_t OW, const float *r0, const float *r1, 
     const __m512i two = _mm512_set1_epi64(2);
     for (; ox < OW; ox += 16) {
         int64_t n = OW - ox < 16 ? OW - ox : 16;
-        __m512 c[4];
-        split(r0 + 2 * ox, n, &c[0], &c[1]);
-        split(r1 + 2 * ox, n, &c[2], &c[3]);
-        __m512 m = _mm512_set1_ps(-__builtin_inff());
-        __m512i which = _mm512_setzero_si512(); /* 0..3 per lane, as 32-bit */
-        for (int k = 0; k < 4; k++) {
-            __mmask16 take = _mm512_cmp_ps_mask(c[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(c[k], c[k], _CMP_UNORD_Q);
-            m = _mm512_mask_mov_ps(m, take, c[k]);
-            which = _mm512_mask_mov_epi32(which, take, _mm512_set1_epi32(k));
-        }
+        __m512 m;
+        __m512i which;
+        window_max(r0 + 2 * ox, r1 + 2 * ox, n, &m, &which);
         _mm512_mask_storeu_ps(y + ox, lanes(n), m);
         if (idx) {
             /* index = at0 + 2*ox_lane + (k >= 2 ? W : 0) + (k & 1) */
@@ -100,16 +111,9 @@ int64_t cnni_pool2_max_row_code_avx512(int64_t OW, const float *r0, const float 
     int64_t ox = 0;
     for (; ox < OW; ox += 16) {
         int64_t n = OW - ox < 16 ? OW - ox : 16;
-        __m512 c[4];
-        split(r0 + 2 * ox, n, &c[0], &c[1]);
-        split(r1 + 2 * ox, n, &c[2], &c[3]);
-        __m512 m = _mm512_set1_ps(-__builtin_inff());
-        __m512i which = _mm512_setzero_si512();
-        for (int k = 0; k < 4; k++) {
-            __mmask16 take = _mm512_cmp_ps_mask(c[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(c[k], c[k], _CMP_UNORD_Q);
-            m = _mm512_mask_mov_ps(m, take, c[k]);
-            which = _mm512_mask_mov_epi32(which, take, _mm512_set1_epi32(k));
-        }
+        __m512 m;
+        __m512i which;
+        window_max(r0 + 2 * ox, r1 + 2 * ox, n, &m, &which);
         _mm512_mask_storeu_ps(y + ox, lanes(n), m);
         _mm_mask_storeu_epi8(code + ox, lanes(n), _mm512_cvtepi32_epi8(which));
     }
