@@ -428,7 +428,7 @@ static void grad_task(void *ctx, int64_t t)
         }
         float a = 0, b = 0;
         plane_buf buf;
-        const float *dy = jb->pl ? span_dy(jb, off, &buf) : jb->dy + off;
+        const float *dy = span_dy(jb, off, &buf);
         if (jb->relu)
             coeffs(jb, st, c, &a, &b);
         if (jb->batch_stats && M <= SMALL_STAT) {
