@@ -96,11 +96,19 @@ def main():
                     b.copy_(torch.randn(b.shape) * 0.2)
                 elif k.endswith("running_var"):
                     b.copy_(torch.rand(b.shape) + 0.5)
+            # norm scales and shifts and PReLU slopes start at constants;
+            # LayerNorm's are shaped like the normalized block. A LayerNorm
+            # over one element outputs its shift exactly, where PyTorch's
+            # float64 result is the shift plus rounding noise of either sign:
+            # at the default shift 0 a ReLU or PReLU after it would compare
+            # the kink's two sides.
+            ln = {k for k, mod in m.named_modules() if isinstance(mod, torch.nn.LayerNorm)}
             for k, p in m.named_parameters():
-                # norm scales and shifts and PReLU slopes start at constants
-                if k.endswith("weight") and p.dim() == 1:
+                if p.dim() != 1 and k.rsplit(".", 1)[0] not in ln:
+                    continue
+                if k.endswith("weight"):
                     p.copy_(torch.rand(p.shape) + 0.5)
-                elif k.endswith("bias") and p.dim() == 1:
+                elif k.endswith("bias"):
                     p.copy_(torch.randn(p.shape) * 0.1)
             for p in m.parameters():
                 p.copy_(p.float())
