@@ -52,7 +52,10 @@ static int layer(int argc, char **argv)
     int train = argc > 7 && !strcmp(argv[7], "train");
     cnn_graph *g;
     cnn_graph_create(&g);
-    if (cnn_graph_parse(g, model, "bench") || cnn_graph_set_threads(g, threads)) {
+    /* CNN_BENCH_ISA (generic, avx2, avx512) measures a narrower instruction set's kernels. */
+    const char *isa = getenv("CNN_BENCH_ISA");
+    if (cnn_graph_parse(g, model, "bench") || cnn_graph_set_threads(g, threads) ||
+        (isa && cnn_graph_set_isa(g, isa))) {
         fprintf(stderr, "%s\n", cnn_graph_errmsg(g));
         return 1;
     }

@@ -20,7 +20,8 @@
  * any padding, cropping or ragged edge is one code path), transforms them
  * to V[point][tile][channel], multiplies every point's [tiles x C] by the
  * weights' [C x O] (packed once per call as U[point][32-channel
- * block][C][32]) in register tiles of up to 12 tiles x 32 channels, and
+ * block][C][32]) in register tiles of up to 12 tiles x 32 channels (AVX2:
+ * up to 6 x 16), and
  * transforms M[point][tile][channel] back to 4x4 outputs, stored to the
  * NCHW planes (bias added). The backward data pass at stride 1 is the same
  * convolution of dy with the weights flipped and transposed and padding
@@ -39,8 +40,9 @@ struct cnni_pool;
 
 /* Whether Winograd serves this forward (and this backward data) on an
  * instruction set: 3x3, stride 1, dilation 1, one group, 2-d, and enough
- * channels and tiles to beat the direct kernels (measured on AVX-512). The
- * kernels themselves run any such geometry on any instruction set. */
+ * channels and tiles to beat the other kernels (measured with AVX-512 and
+ * AVX2; the portable kernels never apply). The kernels themselves run any
+ * such geometry on any instruction set. */
 int cnni_conv_winograd_applies(int isa, const cnni_conv_geom *g);
 int cnni_conv_winograd_applies_bwd(int isa, const cnni_conv_geom *g);
 
@@ -127,6 +129,7 @@ typedef struct cnni_wino_kernels {
 } cnni_wino_kernels;
 
 extern const cnni_wino_kernels cnni_wino_kernels_generic;
+extern const cnni_wino_kernels cnni_wino_kernels_avx2;
 extern const cnni_wino_kernels cnni_wino_kernels_avx512;
 
 #endif

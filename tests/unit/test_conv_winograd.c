@@ -196,8 +196,8 @@ int main(int argc, char **argv)
     cnni_pool *pools[3];
     for (int t = 0; t < 3; t++)
         cnni_pool_create(&pools[t], t + 1);
-    const int isas[2] = {CNNI_ISA_GENERIC, best};
-    const int nisa = best == CNNI_ISA_AVX512 ? 2 : 1;
+    /* every instruction set this machine runs, the portable kernels first */
+    const int nisa = best + 1, isas[3] = {CNNI_ISA_GENERIC, CNNI_ISA_AVX2, CNNI_ISA_AVX512};
 
     for (int s = 0; s < nisa; s++) {
         const int isa = isas[s];
@@ -231,58 +231,72 @@ int main(int argc, char **argv)
         }
     }
 
-    if (best != CNNI_ISA_GENERIC)
-        TEST("winograd: the instruction set's kernels agree with the portable ones")
+    for (int s = 1; s < nisa; s++) {
+        const int isa = isas[s];
+        char name[128];
+        snprintf(name, sizeof name, "winograd: the %s kernels agree with the portable ones",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
         {
             double worst = 0;
             for (int t = 0; t < 12; t++) {
                 cnni_conv_geom g;
                 const int64_t p = pick(0, 2), H = pick(3 - 2 * p > 1 ? 3 - 2 * p : 1, 30);
                 geom2d(&g, pick(1, 2), pick(1, 70), pick(1, 70), H, pick(3 - 2 * p > 1 ? 3 - 2 * p : 1, 30), p, p, p, p);
-                const double d = vs_generic(best, pools[0], &g);
+                const double d = vs_generic(isa, pools[0], &g);
                 CHECKF(d < 3e-6, "N=%lld C=%lld O=%lld %lldx%lld pad %lld: difference %.3g", (long long)g.N,
                        (long long)g.C, (long long)g.O, (long long)g.in[1], (long long)g.in[2], (long long)p, d);
                 worst = fmax(worst, d);
             }
             printf("  largest difference %.3g\n", worst);
         }
-
-    TEST("winograd error on wide layers stays 5x below PyTorch's tolerance")
-    {
-        const int64_t chans[4] = {64, 128, 256, 512};
-        for (int i = 0; i < 4; i++) {
-            cnni_conv_geom g;
-            const int64_t hw = i < 2 ? 14 : 9;
-            geom2d(&g, 2, chans[i], i < 3 ? 64 : 32, hw, hw, 1, 1, 1, 1);
-            errs e = run_case(best, pools, &g, 1);
-            printf("  %lld channels: relative error forward %.3g, backward data %.3g, weight %.3g\n",
-                   (long long)chans[i], e.fwd, e.bwd, e.wgt);
-            /* backward data measured up to 2.1e-6 (1 seed in 20 at 128 channels) */
-            CHECKF(e.fwd < 2e-6 && e.bwd < 3e-6 && e.wgt < 2e-6, "%lld channels: error fwd %.3g bwd %.3g weight %.3g",
-                   (long long)chans[i], e.fwd, e.bwd, e.wgt);
-        }
     }
 
-    TEST("winograd weight gradient over many tiles stays 5x below PyTorch's tolerance")
-    {
-        /* long sums over tiles: 64 channels at 28x28, the main job's
-         * 32 -> 64 channels at 14x14, and taken in several chunks (5000
-         * tiles of 16 channels, 1849 of 48 and 32) */
-        const int64_t shapes[5][4] = {{8, 64, 64, 28}, {48, 32, 64, 14}, {4, 96, 96, 41}, {2, 5, 7, 200}, {1, 33, 20, 170}};
-        for (int i = 0; i < 5; i++) {
-            cnni_conv_geom g;
-            const int64_t *s = shapes[i];
-            geom2d(&g, s[0], s[1], s[2], s[3], s[3], 1, 1, 1, 1);
-            errs e = run_case(best, pools, &g, i != 1);
-            printf("  N=%lld C=%lld O=%lld %lldx%lld: relative error weight %.3g\n", (long long)s[0], (long long)s[1],
-                   (long long)s[2], (long long)s[3], (long long)s[3], e.wgt);
-            /* 5 -> 7 channels (which the layers leave to other kernels):
-             * measured up to 2.6e-6, the largest of only 315 weights being
-             * less far above the typical one */
-            const double bound = s[1] < 8 ? 4e-6 : 2e-6;
-            CHECKF(e.fwd < 1e-5 && e.bwd < 1e-5 && e.wgt < bound, "error fwd %.3g bwd %.3g weight %.3g", e.fwd, e.bwd,
-                   e.wgt);
+    for (int si = nisa > 1 ? 1 : 0; si < nisa; si++) {
+        const int isa = isas[si];
+        char name[128];
+        snprintf(name, sizeof name, "winograd (%s) error on wide layers stays 5x below PyTorch's tolerance",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            const int64_t chans[4] = {64, 128, 256, 512};
+            for (int i = 0; i < 4; i++) {
+                cnni_conv_geom g;
+                const int64_t hw = i < 2 ? 14 : 9;
+                geom2d(&g, 2, chans[i], i < 3 ? 64 : 32, hw, hw, 1, 1, 1, 1);
+                errs e = run_case(isa, pools, &g, 1);
+                printf("  %lld channels: relative error forward %.3g, backward data %.3g, weight %.3g\n",
+                       (long long)chans[i], e.fwd, e.bwd, e.wgt);
+                /* backward data measured up to 2.1e-6 (1 seed in 20 at 128 channels) */
+                CHECKF(e.fwd < 2e-6 && e.bwd < 3e-6 && e.wgt < 2e-6, "%lld channels: error fwd %.3g bwd %.3g weight %.3g",
+                       (long long)chans[i], e.fwd, e.bwd, e.wgt);
+            }
         }
+
+        snprintf(name, sizeof name, "winograd (%s) weight gradient over many tiles stays 5x below PyTorch's tolerance",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            /* long sums over tiles: 64 channels at 28x28, the main job's
+             * 32 -> 64 channels at 14x14, and taken in several chunks (5000
+             * tiles of 16 channels, 1849 of 48 and 32) */
+            const int64_t shapes[5][4] = {{8, 64, 64, 28}, {48, 32, 64, 14}, {4, 96, 96, 41}, {2, 5, 7, 200}, {1, 33, 20, 170}};
+            for (int i = 0; i < 5; i++) {
+                cnni_conv_geom g;
+                const int64_t *s = shapes[i];
+                geom2d(&g, s[0], s[1], s[2], s[3], s[3], 1, 1, 1, 1);
+                errs e = run_case(isa, pools, &g, i != 1);
+                printf("  N=%lld C=%lld O=%lld %lldx%lld: relative error weight %.3g\n", (long long)s[0], (long long)s[1],
+                       (long long)s[2], (long long)s[3], (long long)s[3], e.wgt);
+                /* 5 -> 7 channels (which the layers leave to other kernels):
+                 * measured up to 2.6e-6, the largest of only 315 weights being
+                 * less far above the typical one */
+                const double bound = s[1] < 8 ? 4e-6 : 2e-6;
+                CHECKF(e.fwd < 1e-5 && e.bwd < 1e-5 && e.wgt < bound, "error fwd %.3g bwd %.3g weight %.3g", e.fwd, e.bwd,
+                       e.wgt);
+            }
+        }
+
     }
 
     TEST("winograd applies to wide 3x3 stride-1 layers only")
@@ -292,6 +306,14 @@ int main(int argc, char **argv)
         CHECK(cnni_conv_winograd_applies(CNNI_ISA_AVX512, &g) && cnni_conv_winograd_applies_bwd(CNNI_ISA_AVX512, &g) &&
               cnni_conv_winograd_applies_weight(CNNI_ISA_AVX512, &g));
         CHECK(!cnni_conv_winograd_applies(CNNI_ISA_GENERIC, &g) && !cnni_conv_winograd_applies_weight(CNNI_ISA_GENERIC, &g));
+        CHECK(cnni_conv_winograd_applies(CNNI_ISA_AVX2, &g) && cnni_conv_winograd_applies_weight(CNNI_ISA_AVX2, &g));
+        /* AVX2 has no direct kernels: Winograd from 8 channels each side */
+        geom2d(&g, 8, 16, 8, 28, 28, 1, 1, 1, 1);
+        CHECK(cnni_conv_winograd_applies(CNNI_ISA_AVX2, &g) && cnni_conv_winograd_applies_bwd(CNNI_ISA_AVX2, &g) &&
+              !cnni_conv_winograd_applies(CNNI_ISA_AVX512, &g));
+        geom2d(&g, 8, 4, 16, 28, 28, 1, 1, 1, 1);
+        CHECK(!cnni_conv_winograd_applies(CNNI_ISA_AVX2, &g) && !cnni_conv_winograd_applies_bwd(CNNI_ISA_AVX2, &g));
+        geom2d(&g, 8, 128, 128, 28, 28, 1, 1, 1, 1);
         g.s[2] = 2;
         g.out[2] = 14;
         CHECK(!cnni_conv_winograd_applies(CNNI_ISA_AVX512, &g) && !cnni_conv_winograd_applies_weight(CNNI_ISA_AVX512, &g));
