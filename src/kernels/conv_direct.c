@@ -11,6 +11,10 @@ void cnni_direct_wino_input_avx512(const float *x, int64_t width, int64_t rows, 
 cnni_direct_wino_wtile_fn cnni_direct_wino_wtile_avx512(int mk);
 void cnni_direct_wino_dy_avx512(int64_t npairs, const float *dyt, float *a);
 cnni_direct_wtile_fn cnni_direct_wtile_avx512(int nr, int mk);
+int cnni_direct_max_mr_avx2(void);
+cnni_direct_tile_fn cnni_direct_tile_avx2(int nr, int mr);
+cnni_direct_wtile_fn cnni_direct_wtile_avx2(int nr, int mk);
+void cnni_direct_transpose_avx2(int nr, int64_t P, const float *src, int64_t ld, int nvalid, float *dst, float *sum);
 
 static int64_t vol3(const int64_t *v) { return v[0] * v[1] * v[2]; }
 
@@ -18,11 +22,16 @@ static int64_t vol3(const int64_t *v) { return v[0] * v[1] * v[2]; }
  * half empty). */
 static int64_t nr_of(const cnni_conv_geom *g) { return g->O / g->G <= 16 ? 16 : CNNI_DIRECT_NR; }
 
-int cnni_direct_max_mr(int isa) { return isa == CNNI_ISA_AVX512 ? CNNI_DIRECT_MAX_MR : 0; }
+int cnni_direct_max_mr(int isa)
+{
+    return isa == CNNI_ISA_AVX512 ? CNNI_DIRECT_MAX_MR : isa == CNNI_ISA_AVX2 ? cnni_direct_max_mr_avx2() : 0;
+}
 
 cnni_direct_tile_fn cnni_direct_tile_for(int isa, int nr, int mr)
 {
-    return isa == CNNI_ISA_AVX512 ? cnni_direct_tile_avx512(nr, mr) : NULL;
+    return isa == CNNI_ISA_AVX512 ? cnni_direct_tile_avx512(nr, mr)
+           : isa == CNNI_ISA_AVX2 ? cnni_direct_tile_avx2(nr, mr)
+                                  : NULL;
 }
 
 cnni_direct_wino_fn cnni_direct_wino_for(int isa, int np)
@@ -47,12 +56,13 @@ void cnni_direct_wino_dy(int isa, int64_t npairs, const float *dyt, float *a)
         cnni_direct_wino_dy_avx512(npairs, dyt, a);
 }
 
-/* Whether the pass runs as Winograd F(2,5) along the rows (conv_direct.h). */
-static int wino(const cnni_conv_geom *g)
+/* Whether the pass runs as Winograd F(2,5) along the rows (conv_direct.h;
+ * AVX-512 only). */
+static int wino(int isa, const cnni_conv_geom *g)
 {
     /* 1 and 2 dims: on 3D kernels of 5x5x5 and more the error grew to
      * within 2x of PyTorch's tolerance in the unit tests */
-    return nr_of(g) == 16 && g->k[0] == 1 && g->k[2] == 5 && g->s[2] == 1 && g->d[2] == 1 && g->out[2] % 2 == 0 &&
+    return isa == CNNI_ISA_AVX512 && nr_of(g) == 16 && g->k[0] == 1 && g->k[2] == 5 && g->s[2] == 1 && g->d[2] == 1 && g->out[2] % 2 == 0 &&
            g->out[2] <= 16;
 }
 
@@ -98,31 +108,31 @@ static void padded_dims(const cnni_conv_geom *g, int64_t *pd)
 }
 
 /* Per thread: the padded copy, and with Winograd the rows' transform. */
-static size_t per_thread(const cnni_conv_geom *g)
+static size_t per_thread(int isa, const cnni_conv_geom *g)
 {
     int64_t pd[3];
     padded_dims(g, pd);
     size_t b = ((size_t)((g->C / g->G) * vol3(pd)) * sizeof(float) + 63) & ~(size_t)63;
-    if (wino(g))
+    if (wino(isa, g))
         b += (size_t)((g->C / g->G) * pd[0] * pd[1] * WROW) * sizeof(float);
     return b;
 }
 
 /* The packed weights' bytes, a whole number of cache lines. */
-static size_t weight_bytes(const cnni_conv_geom *g)
+static size_t weight_bytes(int isa, const cnni_conv_geom *g)
 {
     int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), nr = nr_of(g);
     int64_t nob = (Og + nr - 1) / nr;
     size_t w = (size_t)(g->G * nob * K * nr) * sizeof(float);
-    if (wino(g)) /* K / 5 kernel rows x 6 vectors */
+    if (wino(isa, g)) /* K / 5 kernel rows x 6 vectors */
         w = (size_t)(g->G * (K / 5) * 6 * 16) * sizeof(float);
     return (w + 63) & ~(size_t)63;
 }
 
-static size_t shared_bytes(const cnni_conv_geom *g)
+static size_t shared_bytes(int isa, const cnni_conv_geom *g)
 {
     size_t off = (size_t)((g->C / g->G) * vol3(g->k)) * sizeof(int64_t);
-    return weight_bytes(g) + ((off + 63) & ~(size_t)63);
+    return weight_bytes(isa, g) + ((off + 63) & ~(size_t)63);
 }
 
 size_t cnni_conv_direct_scratch(int isa, const cnni_conv_geom *g, int threads)
@@ -130,8 +140,8 @@ size_t cnni_conv_direct_scratch(int isa, const cnni_conv_geom *g, int threads)
     (void)isa;
     cnni_conv_geom b;
     bwd_geom(g, &b);
-    size_t f = per_thread(g) * (size_t)(threads > 0 ? threads : 1) + shared_bytes(g);
-    size_t r = per_thread(&b) * (size_t)(threads > 0 ? threads : 1) + shared_bytes(&b);
+    size_t f = per_thread(isa, g) * (size_t)(threads > 0 ? threads : 1) + shared_bytes(isa, g);
+    size_t r = per_thread(isa, &b) * (size_t)(threads > 0 ? threads : 1) + shared_bytes(isa, &b);
     return (f > r ? f : r) + 128;
 }
 
@@ -233,7 +243,7 @@ static void task(void *ctx, int64_t t)
         pad_channels(g, xg, buf, 0, Cg);
         xp = buf;
     }
-    if (wino(g)) {
+    if (wino(j->isa, g)) {
         wino_rows(j, t, xp, (float *)(mine + (((size_t)(Cg * vol3(pd)) * sizeof(float) + 63) & ~(size_t)63)));
         return;
     }
@@ -330,8 +340,8 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
 {
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *wp = (float *)base;
-    int64_t *off = (int64_t *)(base + weight_bytes(g));
-    if (wino(g))
+    int64_t *off = (int64_t *)(base + weight_bytes(isa, g));
+    if (wino(isa, g))
         pack_wino(g, wsrc, flip, wp, off);
     else
         pack(g, wsrc, flip, NULL, wp, off);
@@ -341,7 +351,7 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
     int64_t row_tasks = g->N * g->G >= 2 * nthreads ? 1 : (rows < 4 ? rows : 4);
     if (row_tasks < 1)
         row_tasks = 1;
-    job j = {isa, g, x, b, y, wp, off, base + shared_bytes(g), per_thread(g), nthreads,
+    job j = {isa, g, x, b, y, wp, off, base + shared_bytes(isa, g), per_thread(isa, g), nthreads,
              (rows + row_tasks - 1) / row_tasks, row_tasks};
     cnni_pool_run(pool, task, &j, g->N * g->G * row_tasks);
 }
@@ -369,12 +379,16 @@ void cnni_direct_transpose_avx512(int nr, int64_t P, const float *src, int64_t l
 
 cnni_direct_transpose_fn cnni_direct_transpose_for(int isa)
 {
-    return isa == CNNI_ISA_AVX512 ? cnni_direct_transpose_avx512 : NULL;
+    return isa == CNNI_ISA_AVX512 ? cnni_direct_transpose_avx512
+           : isa == CNNI_ISA_AVX2 ? cnni_direct_transpose_avx2
+                                  : NULL;
 }
 
 cnni_direct_wtile_fn cnni_direct_wtile_for(int isa, int nr, int mk)
 {
-    return isa == CNNI_ISA_AVX512 ? cnni_direct_wtile_avx512(nr, mk) : NULL;
+    return isa == CNNI_ISA_AVX512 ? cnni_direct_wtile_avx512(nr, mk)
+           : isa == CNNI_ISA_AVX2 ? cnni_direct_wtile_avx2(nr, mk)
+                                  : NULL;
 }
 
 /* Whether the input is read in place: the outputs reach no padding. */
@@ -390,15 +404,17 @@ static int in_place(const cnni_conv_geom *g)
 
 typedef struct {
     int64_t K, nr, nob, P, kblocks, slices;
+    int wino; /* as Winograd F(2,5) along the rows */
 } wgeom;
 
-static void wgeom_of(const cnni_conv_geom *g, wgeom *w)
+static void wgeom_of(int isa, const cnni_conv_geom *g, wgeom *w)
 {
+    w->wino = wino(isa, g);
     w->K = (g->C / g->G) * vol3(g->k);
     w->nr = nr_of(g);
     w->nob = (g->O / g->G + w->nr - 1) / w->nr;
     w->P = vol3(g->out);
-    w->kblocks = wino(g) ? (w->K / 5 + 4) / 5 : (w->K + MK - 1) / MK;
+    w->kblocks = w->wino ? (w->K / 5 + 4) / 5 : (w->K + MK - 1) / MK;
     w->slices = 1;
     while (w->slices < W_MAX_SLICES && w->slices * 2 <= g->N && g->G * w->nob * w->slices < 16)
         w->slices *= 2;
@@ -426,7 +442,7 @@ static size_t w_thread(const cnni_conv_geom *g, const wgeom *w, size_t *parts)
     parts[1] = ((size_t)(w->P * w->nr) * sizeof(float) + 63) & ~(size_t)63;
     parts[2] = ((size_t)(w->K * w->nr) * sizeof(float) + 63) & ~(size_t)63;
     parts[3] = 0;
-    if (wino(g)) {
+    if (w->wino) {
         parts[2] = ((size_t)(w->K / 5 * WROW) * sizeof(double) + 63) & ~(size_t)63;
         parts[3] = (size_t)((Cg * dims[0] * dims[1] + w->P / 2) * WROW) * sizeof(float);
     }
@@ -438,7 +454,7 @@ size_t cnni_conv_direct_weight_scratch(int isa, const cnni_conv_geom *g, int thr
     (void)isa;
     wgeom w;
     size_t parts[4];
-    wgeom_of(g, &w);
+    wgeom_of(isa, g, &w);
     size_t shared = w_shared(g, &w, parts);
     return shared + w_thread(g, &w, parts) * (size_t)(threads > 0 ? threads : 1) + 128;
 }
@@ -476,7 +492,7 @@ static void wtask(void *ctx, int64_t t)
     int64_t pd[3];
     padded_dims(g, pd);
     const int64_t *dims = padded ? pd : g->in;
-    float *xt = wino(g) ? (float *)(base + parts[0] + parts[1] + parts[2]) : NULL;
+    float *xt = w->wino ? (float *)(base + parts[0] + parts[1] + parts[2]) : NULL;
     float *ady = xt ? xt + Cg * dims[0] * dims[1] * WROW : NULL;
     int64_t n0, n1;
     cnni_split(g->N, w->slices, slice, &n0, &n1);
@@ -539,7 +555,7 @@ void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnn
     memset(&j, 0, sizeof j);
     j.isa = isa;
     j.g = g;
-    wgeom_of(g, &j.w);
+    wgeom_of(isa, g, &j.w);
     size_t parts[4];
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     size_t shared = w_shared(g, &j.w, parts);
@@ -556,7 +572,7 @@ void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnn
     padded_dims(g, pd);
     const int64_t *dims = in_place(g) ? g->in : pd;
     const int64_t L2 = dims[2], L1 = dims[1] * dims[2], L0 = dims[0] * L1, kv = vol3(g->k);
-    if (wino(g)) {
+    if (j.w.wino) {
         /* the rows' transform: each output row's start, each (channel,
          * kernel row)'s offset */
         for (int64_t z0 = 0, r = 0; z0 < g->out[0]; z0++)
@@ -572,7 +588,7 @@ void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnn
                 for (int64_t z2 = 0; z2 < g->out[2]; z2++)
                     pix[z++] = z0 * g->s[0] * L1 + z1 * g->s[1] * L2 + z2 * g->s[2];
     }
-    for (int64_t k = 0; k < j.w.K && !wino(g); k++) {
+    for (int64_t k = 0; k < j.w.K && !j.w.wino; k++) {
         const int64_t c = k / kv, t = k % kv;
         const int64_t t2 = t % g->k[2], t1 = t / g->k[2] % g->k[1], t0 = t / (g->k[2] * g->k[1]);
         toff[k] = c * L0 + t0 * g->d[0] * L1 + t1 * g->d[1] * L2 + t2 * g->d[2];

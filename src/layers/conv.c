@@ -354,12 +354,20 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
     int stride_one = 1;
     for (int i = 0; i < 3; i++)
         stride_one &= g->s[i] == 1;
+    /* AVX2's direct tiles (6 pixels x 16 channels, masked stores) lose to
+     * the plane kernels at stride 1 with few taps per output: VGG's first
+     * layer (27 taps) 16.4-25.2 ms vs 12.0-16.0, 3 -> 64 channels 5x5 (75
+     * taps) 3.6-3.8 vs 2.9-3.2; and win from about 100 (LeNet's conv2, 150:
+     * 0.28-0.49 vs 0.94-1.08; 12 -> 64 at stride 2, 108: 0.72-0.76 vs 1.64). */
+    const int64_t kvol = g->k[0] * g->k[1] * g->k[2];
+    const int few_taps_fwd = isa == CNNI_ISA_AVX2 && cg * kvol < (stride_one ? 96 : 32);
+    const int few_taps_data = isa == CNNI_ISA_AVX2 && og * kvol < 96;
     conv_kernels k;
     if (depthwise)
         k.fwd = KERN_PLANES;
     else if (cnni_conv_winograd_applies(isa, g))
         k.fwd = KERN_WINOGRAD;
-    else if (cnni_conv_direct_applies(isa, g) && (og >= 24 || !rows_fill_lanes(g->out[2])))
+    else if (cnni_conv_direct_applies(isa, g) && !few_taps_fwd && (og >= 24 || !rows_fill_lanes(g->out[2])))
         k.fwd = KERN_DIRECT;
     else
         k.fwd = simd ? KERN_PLANES : KERN_GEMM;
@@ -367,7 +375,7 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
         k.data = KERN_PLANES;
     else if (cnni_conv_winograd_applies_bwd(isa, g))
         k.data = KERN_WINOGRAD;
-    else if (cnni_conv_direct_applies_bwd(isa, g) && (cg >= 24 || !rows_fill_lanes(g->in[2])))
+    else if (cnni_conv_direct_applies_bwd(isa, g) && !few_taps_data && (cg >= 24 || !rows_fill_lanes(g->in[2])))
         k.data = KERN_DIRECT;
     else
         k.data = simd && stride_one ? KERN_PLANES : KERN_GEMM;

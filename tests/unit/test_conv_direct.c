@@ -32,138 +32,143 @@ static double rel(const float *a, const float *b, int64_t n)
 int main(int argc, char **argv)
 {
     gc_init(argc, argv);
-    int isa = (int)cnni_cpu_best_isa();
+    const int best = (int)cnni_cpu_best_isa();
     cnni_pool *p1, *p2, *p3;
     cnni_pool_create(&p1, 1);
     cnni_pool_create(&p2, 2);
     cnni_pool_create(&p3, 3);
-    if (!cnni_direct_max_mr(isa)) {
-        printf("  no direct kernels for %s\n", cnni_isa_name((cnni_isa)isa));
-        return test_finish();
-    }
-    TEST("direct convolution vs reference, forward, backward data and weight, threads bitwise equal")
-    {
-        double worst = 0;
-        int bwd_cases = 0;
-        for (int t = 0; t < 110; t++) {
-            int nsp = t >= 80 && t < 90 ? 2 : 1 + t % 3;
-            cnni_conv_geom g;
-            memset(&g, 0, sizeof g);
-            const int with_bias = t % 5 != 2;
-            g.G = pick(1, 2);
-            /* Odd cases: many input channels, so backward data qualifies too. */
-            g.C = g.G * (t % 4 == 1 ? pick(24, 64) : pick(1, 6));
-            g.O = g.G * (t % 4 == 1 ? pick(1, 40) : t % 4 == 3 ? pick(12, 16) : pick(24, 80));
-            g.N = pick(1, 3);
-            for (int i = 0; i < 3; i++) {
-                if (i < 3 - nsp) {
-                    g.in[i] = g.out[i] = g.k[i] = g.s[i] = g.d[i] = 1;
-                    continue;
-                }
-                g.k[i] = t % 3 == 2 ? pick(4, 5) : pick(1, 3);
-                g.s[i] = t % 2 ? 1 : pick(1, 2);
-                g.d[i] = pick(1, 2);
-                int64_t span = g.d[i] * (g.k[i] - 1) + 1;
-                g.p[i] = pick(0, span - 1);
-                g.in[i] = pick(span, span + (nsp == 1 ? 40 : 12));
-                int64_t hi = g.p[i] + pick(0, 1);
-                g.out[i] = (g.in[i] + g.p[i] + hi - span) / g.s[i] + 1;
-            }
-            if (t >= 90) {
-                /* Winograd F(2,5) along the rows: 5 wide at stride and
-                 * dilation 1, an even number of outputs per row up to 16
-                 * (tiles of 1 to 5 pairs), one block of 12 to 16 channels,
-                 * anything across the rows; 12 to 16 input channels per
-                 * group now and then, so backward data runs it too. */
+    if (!cnni_direct_max_mr(best))
+        printf("  no direct kernels for %s\n", cnni_isa_name((cnni_isa)best));
+    /* every instruction set with direct kernels that this machine runs */
+    for (int isa = CNNI_ISA_AVX2; isa <= best; isa++) {
+        char name[128];
+        snprintf(name, sizeof name,
+                 "direct convolution (%s) vs reference, forward, backward data and weight, threads bitwise equal",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            double worst = 0;
+            int bwd_cases = 0;
+            for (int t = 0; t < 110; t++) {
+                int nsp = t >= 80 && t < 90 ? 2 : 1 + t % 3;
+                cnni_conv_geom g;
+                memset(&g, 0, sizeof g);
+                const int with_bias = t % 5 != 2;
                 g.G = pick(1, 2);
-                g.C = g.G * (t % 3 == 0 ? pick(12, 16) : pick(1, 9));
-                g.O = g.G * pick(12, 16);
-                g.k[2] = 5;
-                g.s[2] = g.d[2] = 1;
-                g.p[2] = pick(0, 4);
-                g.out[2] = 2 * pick(1, 8);
-                g.in[2] = g.out[2] + 4 - 2 * g.p[2] + pick(0, 1);
-                if (g.in[2] < 1) {
-                    g.p[2] = 0;
-                    g.in[2] = g.out[2] + 4;
+                /* Odd cases: many input channels, so backward data qualifies too. */
+                g.C = g.G * (t % 4 == 1 ? pick(24, 64) : pick(1, 6));
+                g.O = g.G * (t % 4 == 1 ? pick(1, 40) : t % 4 == 3 ? pick(12, 16) : pick(24, 80));
+                g.N = pick(1, 3);
+                for (int i = 0; i < 3; i++) {
+                    if (i < 3 - nsp) {
+                        g.in[i] = g.out[i] = g.k[i] = g.s[i] = g.d[i] = 1;
+                        continue;
+                    }
+                    g.k[i] = t % 3 == 2 ? pick(4, 5) : pick(1, 3);
+                    g.s[i] = t % 2 ? 1 : pick(1, 2);
+                    g.d[i] = pick(1, 2);
+                    int64_t span = g.d[i] * (g.k[i] - 1) + 1;
+                    g.p[i] = pick(0, span - 1);
+                    g.in[i] = pick(span, span + (nsp == 1 ? 40 : 12));
+                    int64_t hi = g.p[i] + pick(0, 1);
+                    g.out[i] = (g.in[i] + g.p[i] + hi - span) / g.s[i] + 1;
                 }
-                g.out[2] = (g.in[2] + 2 * g.p[2] - 5) + 1;
-                g.out[2] -= g.out[2] % 2;
-                if (g.out[2] < 2) {
-                    g.p[2] = 0;
-                    g.in[2] = 6;
-                    g.out[2] = 2;
+                if (t >= 90) {
+                    /* Winograd F(2,5) along the rows: 5 wide at stride and
+                     * dilation 1, an even number of outputs per row up to 16
+                     * (tiles of 1 to 5 pairs), one block of 12 to 16 channels,
+                     * anything across the rows; 12 to 16 input channels per
+                     * group now and then, so backward data runs it too. */
+                    g.G = pick(1, 2);
+                    g.C = g.G * (t % 3 == 0 ? pick(12, 16) : pick(1, 9));
+                    g.O = g.G * pick(12, 16);
+                    g.k[2] = 5;
+                    g.s[2] = g.d[2] = 1;
+                    g.p[2] = pick(0, 4);
+                    g.out[2] = 2 * pick(1, 8);
+                    g.in[2] = g.out[2] + 4 - 2 * g.p[2] + pick(0, 1);
+                    if (g.in[2] < 1) {
+                        g.p[2] = 0;
+                        g.in[2] = g.out[2] + 4;
+                    }
+                    g.out[2] = (g.in[2] + 2 * g.p[2] - 5) + 1;
+                    g.out[2] -= g.out[2] % 2;
+                    if (g.out[2] < 2) {
+                        g.p[2] = 0;
+                        g.in[2] = 6;
+                        g.out[2] = 2;
+                    }
+                } else if (t >= 80) {
+                    /* LeNet's conv2 (6 to 16 channels, 5x5 on 14x14), then odd
+                     * sizes and padding around it */
+                    g.G = 1;
+                    g.C = t == 80 ? 6 : pick(1, 7);
+                    g.O = t == 80 ? 16 : pick(12, 16);
+                    g.N = t == 80 ? 4 : pick(1, 5);
+                    for (int i = 1; i < 3; i++) {
+                        g.k[i] = 5;
+                        g.s[i] = g.d[i] = 1;
+                        g.p[i] = t == 80 ? 0 : pick(0, 2);
+                        g.in[i] = t == 80 ? 14 : pick(5, 17);
+                        g.out[i] = g.in[i] + 2 * g.p[i] - 4;
+                    }
                 }
-            } else if (t >= 80) {
-                /* LeNet's conv2 (6 to 16 channels, 5x5 on 14x14), then odd
-                 * sizes and padding around it */
-                g.G = 1;
-                g.C = t == 80 ? 6 : pick(1, 7);
-                g.O = t == 80 ? 16 : pick(12, 16);
-                g.N = t == 80 ? 4 : pick(1, 5);
-                for (int i = 1; i < 3; i++) {
-                    g.k[i] = 5;
-                    g.s[i] = g.d[i] = 1;
-                    g.p[i] = t == 80 ? 0 : pick(0, 2);
-                    g.in[i] = t == 80 ? 14 : pick(5, 17);
-                    g.out[i] = g.in[i] + 2 * g.p[i] - 4;
+                if (!cnni_conv_direct_applies(isa, &g) && !cnni_conv_direct_applies_bwd(isa, &g))
+                    continue;
+                int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
+                float *x = rand_f(nx), *w = rand_f(nw), *b = with_bias ? rand_f(g.O) : NULL, *dy = rand_f(ny);
+                float *y0 = malloc(4 * (size_t)ny), *y1 = malloc(4 * (size_t)ny), *y2 = malloc(4 * (size_t)ny);
+                float *y3 = malloc(4 * (size_t)ny);
+                size_t sf = cnni_conv_direct_scratch(isa, &g, 3), sw = cnni_conv_direct_weight_scratch(isa, &g, 3);
+                void *scr = malloc(sf > sw ? sf : sw);
+                double e = 0;
+                if (cnni_conv_direct_applies(isa, &g)) {
+                    cnni_ref_conv_forward_f32(&g, x, w, b, y0);
+                    cnni_conv_direct_forward(isa, p1, &g, x, w, b, y1, scr);
+                    cnni_conv_direct_forward(isa, p2, &g, x, w, b, y2, scr);
+                    cnni_conv_direct_forward(isa, p3, &g, x, w, b, y3, scr);
+                    e = rel(y1, y0, ny);
+                    CHECK(!memcmp(y1, y2, 4 * (size_t)ny) && !memcmp(y1, y3, 4 * (size_t)ny));
+                    /* weight and bias gradients, added to what dw and db held */
+                    float *dw0 = rand_f(nw), *db0 = rand_f(g.O), *dw1 = malloc(4 * (size_t)nw), *dw2 = malloc(4 * (size_t)nw);
+                    float *db1 = malloc(4 * (size_t)g.O), *db2 = malloc(4 * (size_t)g.O);
+                    float *dw3 = malloc(4 * (size_t)nw), *db3 = malloc(4 * (size_t)g.O), *dbk = malloc(4 * (size_t)g.O);
+                    memcpy(dw1, dw0, 4 * (size_t)nw), memcpy(dw2, dw0, 4 * (size_t)nw), memcpy(dw3, dw0, 4 * (size_t)nw);
+                    memcpy(db1, db0, 4 * (size_t)g.O), memcpy(db2, db0, 4 * (size_t)g.O), memcpy(db3, db0, 4 * (size_t)g.O);
+                    memcpy(dbk, db0, 4 * (size_t)g.O);
+                    cnni_ref_conv_backward_weight_f32(&g, x, dy, dw0, db0);
+                    /* without a bias, db is left alone */
+                    cnni_conv_direct_backward_weight(isa, p1, &g, x, dy, dw1, with_bias ? db1 : NULL, scr);
+                    cnni_conv_direct_backward_weight(isa, p2, &g, x, dy, dw2, with_bias ? db2 : NULL, scr);
+                    cnni_conv_direct_backward_weight(isa, p3, &g, x, dy, dw3, with_bias ? db3 : NULL, scr);
+                    e = fmax(e, fmax(rel(dw1, dw0, nw), with_bias ? rel(db1, db0, g.O) : 0));
+                    if (!with_bias)
+                        CHECK(!memcmp(db1, dbk, 4 * (size_t)g.O));
+                    CHECK(!memcmp(dw1, dw2, 4 * (size_t)nw) && !memcmp(db1, db2, 4 * (size_t)g.O));
+                    CHECK(!memcmp(dw1, dw3, 4 * (size_t)nw) && !memcmp(db1, db3, 4 * (size_t)g.O));
+                    free(dw0), free(db0), free(dw1), free(dw2), free(db1), free(db2), free(dw3), free(db3), free(dbk);
                 }
+                if (cnni_conv_direct_applies_bwd(isa, &g)) {
+                    bwd_cases++;
+                    float *d0 = malloc(4 * (size_t)nx), *d1 = malloc(4 * (size_t)nx), *d2 = malloc(4 * (size_t)nx);
+                    float *d3 = malloc(4 * (size_t)nx);
+                    cnni_ref_conv_backward_data_f32(&g, dy, w, d0);
+                    cnni_conv_direct_backward_data(isa, p1, &g, dy, w, d1, scr);
+                    cnni_conv_direct_backward_data(isa, p2, &g, dy, w, d2, scr);
+                    cnni_conv_direct_backward_data(isa, p3, &g, dy, w, d3, scr);
+                    e = fmax(e, rel(d1, d0, nx));
+                    CHECK(!memcmp(d1, d2, 4 * (size_t)nx) && !memcmp(d1, d3, 4 * (size_t)nx));
+                    free(d0), free(d1), free(d2), free(d3);
+                }
+                CHECKF(e < 1e-5, "%dd N=%lld C=%lld O=%lld G=%lld in %lldx%lldx%lld k %lldx%lldx%lld s %lld d %lld p %lld: error %.3g",
+                       nsp, (long long)g.N, (long long)g.C, (long long)g.O, (long long)g.G, (long long)g.in[0],
+                       (long long)g.in[1], (long long)g.in[2], (long long)g.k[0], (long long)g.k[1], (long long)g.k[2],
+                       (long long)g.s[2], (long long)g.d[2], (long long)g.p[2], e);
+                worst = fmax(worst, e);
+                free(x), free(w), free(b), free(dy), free(y0), free(y1), free(y2), free(y3), free(scr);
             }
-            if (!cnni_conv_direct_applies(isa, &g) && !cnni_conv_direct_applies_bwd(isa, &g))
-                continue;
-            int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
-            float *x = rand_f(nx), *w = rand_f(nw), *b = with_bias ? rand_f(g.O) : NULL, *dy = rand_f(ny);
-            float *y0 = malloc(4 * (size_t)ny), *y1 = malloc(4 * (size_t)ny), *y2 = malloc(4 * (size_t)ny);
-            float *y3 = malloc(4 * (size_t)ny);
-            size_t sf = cnni_conv_direct_scratch(isa, &g, 3), sw = cnni_conv_direct_weight_scratch(isa, &g, 3);
-            void *scr = malloc(sf > sw ? sf : sw);
-            double e = 0;
-            if (cnni_conv_direct_applies(isa, &g)) {
-                cnni_ref_conv_forward_f32(&g, x, w, b, y0);
-                cnni_conv_direct_forward(isa, p1, &g, x, w, b, y1, scr);
-                cnni_conv_direct_forward(isa, p2, &g, x, w, b, y2, scr);
-                cnni_conv_direct_forward(isa, p3, &g, x, w, b, y3, scr);
-                e = rel(y1, y0, ny);
-                CHECK(!memcmp(y1, y2, 4 * (size_t)ny) && !memcmp(y1, y3, 4 * (size_t)ny));
-                /* weight and bias gradients, added to what dw and db held */
-                float *dw0 = rand_f(nw), *db0 = rand_f(g.O), *dw1 = malloc(4 * (size_t)nw), *dw2 = malloc(4 * (size_t)nw);
-                float *db1 = malloc(4 * (size_t)g.O), *db2 = malloc(4 * (size_t)g.O);
-                float *dw3 = malloc(4 * (size_t)nw), *db3 = malloc(4 * (size_t)g.O), *dbk = malloc(4 * (size_t)g.O);
-                memcpy(dw1, dw0, 4 * (size_t)nw), memcpy(dw2, dw0, 4 * (size_t)nw), memcpy(dw3, dw0, 4 * (size_t)nw);
-                memcpy(db1, db0, 4 * (size_t)g.O), memcpy(db2, db0, 4 * (size_t)g.O), memcpy(db3, db0, 4 * (size_t)g.O);
-                memcpy(dbk, db0, 4 * (size_t)g.O);
-                cnni_ref_conv_backward_weight_f32(&g, x, dy, dw0, db0);
-                /* without a bias, db is left alone */
-                cnni_conv_direct_backward_weight(isa, p1, &g, x, dy, dw1, with_bias ? db1 : NULL, scr);
-                cnni_conv_direct_backward_weight(isa, p2, &g, x, dy, dw2, with_bias ? db2 : NULL, scr);
-                cnni_conv_direct_backward_weight(isa, p3, &g, x, dy, dw3, with_bias ? db3 : NULL, scr);
-                e = fmax(e, fmax(rel(dw1, dw0, nw), with_bias ? rel(db1, db0, g.O) : 0));
-                if (!with_bias)
-                    CHECK(!memcmp(db1, dbk, 4 * (size_t)g.O));
-                CHECK(!memcmp(dw1, dw2, 4 * (size_t)nw) && !memcmp(db1, db2, 4 * (size_t)g.O));
-                CHECK(!memcmp(dw1, dw3, 4 * (size_t)nw) && !memcmp(db1, db3, 4 * (size_t)g.O));
-                free(dw0), free(db0), free(dw1), free(dw2), free(db1), free(db2), free(dw3), free(db3), free(dbk);
-            }
-            if (cnni_conv_direct_applies_bwd(isa, &g)) {
-                bwd_cases++;
-                float *d0 = malloc(4 * (size_t)nx), *d1 = malloc(4 * (size_t)nx), *d2 = malloc(4 * (size_t)nx);
-                float *d3 = malloc(4 * (size_t)nx);
-                cnni_ref_conv_backward_data_f32(&g, dy, w, d0);
-                cnni_conv_direct_backward_data(isa, p1, &g, dy, w, d1, scr);
-                cnni_conv_direct_backward_data(isa, p2, &g, dy, w, d2, scr);
-                cnni_conv_direct_backward_data(isa, p3, &g, dy, w, d3, scr);
-                e = fmax(e, rel(d1, d0, nx));
-                CHECK(!memcmp(d1, d2, 4 * (size_t)nx) && !memcmp(d1, d3, 4 * (size_t)nx));
-                free(d0), free(d1), free(d2), free(d3);
-            }
-            CHECKF(e < 1e-5, "%dd N=%lld C=%lld O=%lld G=%lld in %lldx%lldx%lld k %lldx%lldx%lld s %lld d %lld p %lld: error %.3g",
-                   nsp, (long long)g.N, (long long)g.C, (long long)g.O, (long long)g.G, (long long)g.in[0],
-                   (long long)g.in[1], (long long)g.in[2], (long long)g.k[0], (long long)g.k[1], (long long)g.k[2],
-                   (long long)g.s[2], (long long)g.d[2], (long long)g.p[2], e);
-            worst = fmax(worst, e);
-            free(x), free(w), free(b), free(dy), free(y0), free(y1), free(y2), free(y3), free(scr);
+            printf("  worst relative error %.3g (%d backward cases)\n", worst, bwd_cases);
         }
-        printf("  worst relative error %.3g (%d backward cases)\n", worst, bwd_cases);
     }
     cnni_pool_destroy(p1);
     cnni_pool_destroy(p2);
