@@ -10,8 +10,8 @@
 /* The first kernel of each instruction set is its default (the tallest). */
 static const cnni_gemm_kernel kernels[] = {
     {CNNI_ISA_GENERIC, GENERIC_MR, GENERIC_NR, 256, 512, 64, cnni_micro_generic, NULL},
-    {CNNI_ISA_AVX2, 6, 16, 256, 512, 72, cnni_micro_avx2, NULL},
-    {CNNI_ISA_AVX2, 4, 16, 256, 512, 64, cnni_micro_avx2_4, NULL},
+    {CNNI_ISA_AVX2, 6, 16, 256, 512, 72, cnni_micro_avx2, cnni_pack_a_avx2},
+    {CNNI_ISA_AVX2, 4, 16, 256, 512, 64, cnni_micro_avx2_4, cnni_pack_a_avx2},
     /* AVX-512 (measured on Zen 4, 1024^3, one thread): K blocks of up to
      * 1024 and B blocks of 1024 columns, so the C tile is loaded and stored
      * once per 1024 k and A packed once per 1024 columns, reached 104-107

@@ -100,5 +100,7 @@ void cnni_pack_a_avx512(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t 
                         float *dst);
 void cnni_micro_avx2_4(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,
                        int accumulate, const float *bias);
+/* The same with 8 columns at a time (panels of up to 8 rows). */
+void cnni_pack_a_avx2(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr, float *dst);
 
 #endif

@@ -124,6 +124,35 @@ int main(int argc, char **argv)
             }
             printf("  %s MR %d: worst error %.3g (scaled by 1 + sqrt(K))\n", cnni_isa_name((cnni_isa)isa), k->mr, worst);
         }
+        if (k->pack_a) {
+            snprintf(name, sizeof name, "gemm %s (MR %d): the A packer writes the portable packer's bytes",
+                     cnni_isa_name((cnni_isa)isa), k->mr);
+            TEST(name)
+            {
+                for (int t = 0; t < 40; t++) {
+                    cnni_gemm_op op;
+                    memset(&op, 0, sizeof op);
+                    const int64_t mc = pick(1, 3 * k->mr + 1), kc = pick(1, 70), m0 = pick(0, 5), k0 = pick(0, 9);
+                    op.M = m0 + mc;
+                    op.K = k0 + kc;
+                    op.trans_a = t % 5 == 4;
+                    op.lda = (op.trans_a ? op.M : op.K) + pick(0, 3);
+                    float *a = rand_f((op.trans_a ? op.K : op.M) * op.lda);
+                    op.a = a;
+                    const size_t n = (size_t)((mc + k->mr) * kc);
+                    float *d1 = malloc(sizeof(float) * n), *d2 = malloc(sizeof(float) * n);
+                    memset(d1, 0xA5, sizeof(float) * n);
+                    memset(d2, 0xA5, sizeof(float) * n);
+                    k->pack_a(&op, m0, mc, k0, kc, k->mr, d1);
+                    cnni_pack_a_plain(&op, m0, mc, k0, kc, k->mr, d2);
+                    const size_t used = (size_t)(((mc + k->mr - 1) / k->mr) * k->mr * kc);
+                    CHECKF(!memcmp(d1, d2, sizeof(float) * used) && !memcmp(d1 + used, d2 + used, sizeof(float) * (n - used)),
+                           "mc %lld kc %lld m0 %lld k0 %lld trans %d", (long long)mc, (long long)kc, (long long)m0,
+                           (long long)k0, op.trans_a);
+                    free(a), free(d1), free(d2);
+                }
+            }
+        }
         }
     return test_finish();
 }
