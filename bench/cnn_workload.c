@@ -125,7 +125,14 @@ static int gemm(int argc, char **argv)
         a[i] = (float)(i % 7) / 7;
         b[i] = (float)(i % 5) / 5;
     }
-    const cnni_gemm_kernel *k = cnni_gemm_kernel_for(cnni_cpu_best_isa());
+    /* CNN_BENCH_ISA narrows the instruction set as for the layers */
+    const char *isa_s = getenv("CNN_BENCH_ISA");
+    cnni_isa isa = cnni_cpu_best_isa();
+    if (isa_s && !strcmp(isa_s, "avx2") && isa > CNNI_ISA_AVX2)
+        isa = CNNI_ISA_AVX2;
+    else if (isa_s && !strcmp(isa_s, "generic"))
+        isa = CNNI_ISA_GENERIC;
+    const cnni_gemm_kernel *k = cnni_gemm_kernel_for(isa);
     void *s = malloc(cnni_gemm_scratch_bytes(k));
     cnni_gemm_op op;
     memset(&op, 0, sizeof op);
@@ -156,7 +163,7 @@ static int gemm(int argc, char **argv)
             t[r] = now() - t0;
     }
     printf("{\"seconds\": %.6e, \"macs\": %lld, \"isa\": \"%s\"}\n", median(t, reps), (long long)n * n * n,
-           cnni_isa_name(cnni_cpu_best_isa()));
+           cnni_isa_name(isa));
     return 0;
 }
 

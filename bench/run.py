@@ -1,10 +1,14 @@
 """make bench: every performance workload of the project, measured on both
 sides (cnn and PyTorch) in one run on this machine, median of repetitions.
 Prints a table with both timings, the ratio, GFLOP/s and the fraction of the
-measured FMA peak, and writes the same numbers to bench/results.json.
+measured FMA peak, and writes the same numbers to bench/results.json
+(bench/results-avx2.json with CNN_BENCH_ISA=avx2).
 
 Environment: CNN_BENCH_QUICK=1 for fewer repetitions and smaller training
-runs (a smoke test), CNN_BENCH_ONLY=substring to run matching workloads."""
+runs (a smoke test), CNN_BENCH_ONLY=substring to run matching workloads,
+CNN_BENCH_ISA=avx2 to measure both sides as on a machine without AVX-512
+(cnn's AVX2 kernels; PyTorch with ATEN_CPU_CAPABILITY=avx2 and
+ONEDNN_MAX_CPU_ISA=AVX2; OpenBLAS with OPENBLAS_CORETYPE=Haswell)."""
 import gzip
 import json
 import os
@@ -17,6 +21,12 @@ import tempfile
 import time
 
 import numpy as np
+
+ISA = os.environ.get("CNN_BENCH_ISA", "")
+if ISA not in ("", "auto", "avx2", "avx512"):
+    sys.exit("CNN_BENCH_ISA is auto, avx2 or avx512, got %r" % ISA)
+if ISA == "avx2":  # before PyTorch and OpenBLAS load: they read these once
+    os.environ.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", OPENBLAS_CORETYPE="Haswell")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -189,6 +199,8 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
         mt = os.path.join(tmp, "m.jsonl")
         cmd = [CNN, "train", os.path.join(ROOT, model), "--data", data, "--epochs", "1", "--batch-size",
                str(batch), "--optimizer", opt_cnn, "--threads", str(threads), "--metrics", mt, "--quiet"]
+        if ISA:
+            cmd += ["--isa", ISA]
         script = TORCH_TRAIN % {"graph": os.path.join(ROOT, "tests", "torch"), "threads": threads,
                                 "data": src, "n": n, "batch": batch, "model": os.path.join(ROOT, model),
                                 "opt": opt_torch}
@@ -218,9 +230,10 @@ def main():
     def want(name):
         return not ONLY or ONLY.lower() in name.lower()
 
-    print("cnn vs PyTorch %s on %s, %d cores (FMA peak %.0f GFLOP/s per core); median of %d rounds of %d, "
+    results["machine"]["isa"] = ISA or "auto"
+    print("cnn vs PyTorch %s on %s, %d cores (FMA peak %.0f GFLOP/s per core)%s; median of %d rounds of %d, "
           "the sides alternating\n" % (torch.__version__, results["machine"]["cpu"], os.cpu_count(), PEAK_CORE,
-                                       ROUNDS, REPS))
+                                       ", both sides limited to AVX2" if ISA == "avx2" else "", ROUNDS, REPS))
     print("%-40s %-9s %10s %10s %7s %9s %6s" % ("convolution (2 threads)", "pass", "cnn ms", "torch ms", "ratio",
                                                 "GFLOP/s", "peak"))
     for name, module, shape, batch in CONVS:
@@ -293,7 +306,7 @@ def main():
                                                 r["torch_images_per_sec"], r["ratio"], r["cnn_max_rss_mb"],
                                                 r["torch_max_rss_mb"], r["torch_max_rss_mb"] / r["cnn_max_rss_mb"]))
         sys.stdout.flush()
-    out = os.path.join(HERE, "results.json")
+    out = os.path.join(HERE, "results-avx2.json" if ISA == "avx2" else "results.json")
     with open(out + ".tmp", "w") as f:
         json.dump(results, f, indent=1)
     os.replace(out + ".tmp", out)

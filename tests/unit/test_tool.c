@@ -401,7 +401,7 @@ static void test_train(void)
         EXPECT("train small.txt --data fm --epochs 2 --batch-size 100 --seed 1 --threads 2 --save s.st "
                "--metrics m.jsonl",
                0, "training small.txt on fm: 2000 samples (and a test set), batch 100, SGD(lr=0.01), "
-                  "CrossEntropyLoss()\n",
+                  "CrossEntropyLoss(); 2 threads, ",
                "model saved to s.st\n");
         CHECK(count_lines(out, "training ") == 1 && count_lines(out, "epoch ") == 2);
         char l1[512] = "", l2[512] = "";
@@ -485,6 +485,12 @@ static void test_train(void)
         CHECKF(sscanf(out, "test accuracy: %lf%%\n", &acc) == 1 && count_lines(out, "") == 1 &&
                    out[strlen(out) - 1] == '\n',
                "%s", out);
+    }
+
+    TEST("train: --isa picks the kernels' instruction set; the first line names it")
+    {
+        EXPECT("train small.txt --data fm --epochs 1 --batch-size 200 --threads 1 --isa generic", 0, "1 thread, generic",
+               "test accuracy: ");
     }
 
     TEST("train: --checkpoint then --resume gives the same weights as one run")
@@ -649,6 +655,7 @@ static void test_train_errors(void)
         EXPECT("train small.txt --save o.st", 2, "--data are required");
         EXPECT("train --data fm --save o.st", 2, "MODEL and --data are required");
         EXPECT("train small.txt --data fm --frobnicate --save o.st", 2, "unknown option '--frobnicate'");
+        EXPECT("train small.txt --data fm --isa sse9 --save o.st", 2, "--isa", "'sse9'");
         EXPECT("train small.txt --data fm --epochs -1 --save o.st", 2, "--epochs expects an integer from 0", "'-1'");
         EXPECT("train small.txt --data fm --batch-size 0 --save o.st", 2, "--batch-size", "'0'");
         EXPECT("train small.txt --data fm --seed -3 --save o.st", 2, "--seed", "'-3'");

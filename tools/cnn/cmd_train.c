@@ -44,6 +44,8 @@ void cmd_train_help(FILE *out)
             "  --clip-grad-norm X   clip the gradients' total 2-norm to X every step\n"
             "  --seed S             initialisation, data order, augmentation, dropout (default 0)\n"
             "  --threads N          threads (default: all cores)\n"
+            "  --isa I              auto (default: the widest this CPU has), avx512, avx2 or\n"
+            "                       generic: the kernels' instruction set\n"
             "  --detect-anomaly     check every layer's outputs and gradients for NaN/Inf and\n"
             "                       stop at the first layer that produces one (slower)\n"
             "output:\n"
@@ -58,7 +60,7 @@ void cmd_train_help(FILE *out)
 
 typedef struct {
     const char *model, *data, *test, *weights, *save, *checkpoint, *resume, *metrics;
-    const char *loss, *optimizer, *scheduler, *normalize, *augment;
+    const char *loss, *optimizer, *scheduler, *normalize, *augment, *isa;
     long long epochs, batch, threads, warmup;
     double lr, momentum, weight_decay, clip;
     const char *lr_s, *momentum_s, *wd_s; /* as typed, for the optimizer's call */
@@ -99,6 +101,7 @@ static int parse_args(int argc, char **argv, train_opts *o)
         else if (!strcmp(a, "--scheduler")) sv = &o->scheduler;
         else if (!strcmp(a, "--normalize")) sv = &o->normalize;
         else if (!strcmp(a, "--augment")) sv = &o->augment;
+        else if (!strcmp(a, "--isa")) sv = &o->isa;
         else if (!strcmp(a, "--epochs")) { iv = &o->epochs; lo = 0; }
         else if (!strcmp(a, "--batch-size")) iv = &o->batch;
         else if (!strcmp(a, "--threads")) { iv = &o->threads; hi = 256; }
@@ -146,6 +149,11 @@ static int parse_args(int argc, char **argv, train_opts *o)
     }
     if (o->lr_set && !(o->lr >= 0)) {
         tool_error(S, "--lr must be a non-negative number");
+        return 0;
+    }
+    if (o->isa && strcmp(o->isa, "auto") && strcmp(o->isa, "avx512") && strcmp(o->isa, "avx2") &&
+        strcmp(o->isa, "generic")) {
+        tool_error(S, "--isa is auto, avx512, avx2 or generic, got '%s'", o->isa);
         return 0;
     }
     return 1;
@@ -564,7 +572,7 @@ int cmd_train(int argc, char **argv)
         tool_error(S, "%s", cnn_graph_errmsg(g));
         goto done;
     }
-    if (cnn_graph_set_threads(g, (int)o.threads) ||
+    if (cnn_graph_set_threads(g, (int)o.threads) || (o.isa && cnn_graph_set_isa(g, o.isa)) ||
         (o.detect_anomaly && cnn_graph_set_detect_anomaly(g, 1))) {
         tool_error(S, "%s", cnn_graph_errmsg(g));
         goto done;
@@ -652,10 +660,10 @@ int cmd_train(int argc, char **argv)
     progress pg = {isatty(2), o.quiet, now(), 0};
     signal(SIGINT, on_sigint);
     if (!o.quiet)
-        fprintf(stderr, "training %s on %s: %lld samples%s, batch %lld, %s, %s%s%s\n", o.model,
+        fprintf(stderr, "training %s on %s: %lld samples%s, batch %lld, %s, %s%s%s; %lld thread%s, %s\n", o.model,
                 cnn_dataset_source(train_ds), (long long)N,
                 have_test ? " (and a test set)" : "", (long long)B, opt_s, loss_s,
-                sched_s[0] ? ", " : "", sched_s);
+                sched_s[0] ? ", " : "", sched_s, o.threads, o.threads == 1 ? "" : "s", cnn_graph_isa(g));
     double last_test_acc = NAN;
     char bad[256];
     for (int64_t epoch = prog.epoch; epoch < o.epochs; epoch++) {
