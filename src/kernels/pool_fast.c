@@ -37,13 +37,43 @@ typedef struct {
 /* Whether the windows are 2x2 with stride 2 (simple_2d holds). */
 static int two_by_two(const cnni_pool_geom *g) { return g->k[1] == 2 && g->k[2] == 2; }
 
+/* The instruction set's 2x2 rows (pool_fast.h); each returns the outputs done. */
+static int64_t avg_row(int isa, int64_t OW, const float *r0, const float *r1, float *y)
+{
+    return isa == CNNI_ISA_AVX512 ? cnni_pool2_avg_row_avx512(OW, r0, r1, y)
+           : isa == CNNI_ISA_AVX2 ? cnni_pool2_avg_row_avx2(OW, r0, r1, y)
+                                  : 0;
+}
+
+static int64_t avg_row_backward(int isa, int64_t OW, const float *dy, float *d0, float *d1)
+{
+    return isa == CNNI_ISA_AVX512 ? cnni_pool2_avg_row_backward_avx512(OW, dy, d0, d1)
+           : isa == CNNI_ISA_AVX2 ? cnni_pool2_avg_row_backward_avx2(OW, dy, d0, d1)
+                                  : 0;
+}
+
+static int64_t max_row(int isa, int64_t OW, const float *r0, const float *r1, int64_t at0, int64_t W, float *y,
+                       int64_t *idx)
+{
+    return isa == CNNI_ISA_AVX512 ? cnni_pool2_max_row_avx512(OW, r0, r1, at0, W, y, idx)
+           : isa == CNNI_ISA_AVX2 ? cnni_pool2_max_row_avx2(OW, r0, r1, at0, W, y, idx)
+                                  : 0;
+}
+
+static int64_t max_row_code(int isa, int64_t OW, const float *r0, const float *r1, float *y, uint8_t *code)
+{
+    return isa == CNNI_ISA_AVX512 ? cnni_pool2_max_row_code_avx512(OW, r0, r1, y, code)
+           : isa == CNNI_ISA_AVX2 ? cnni_pool2_max_row_code_avx2(OW, r0, r1, y, code)
+                                  : 0;
+}
+
 static void max_plane_simple(int isa, const cnni_pool_geom *g, const float *xc, float *yc, int64_t *ic)
 {
     const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
-    const int vec = isa == CNNI_ISA_AVX512 && two_by_two(g);
+    const int vec = two_by_two(g);
     for (int64_t oy = 0; oy < g->out[1]; oy++)
-        for (int64_t ox = vec ? cnni_pool2_max_row_avx512(OW, xc + 2 * oy * W, xc + (2 * oy + 1) * W,
-                                                          2 * oy * W, W, yc + oy * OW, ic ? ic + oy * OW : NULL)
+        for (int64_t ox = vec ? max_row(isa, OW, xc + 2 * oy * W, xc + (2 * oy + 1) * W, 2 * oy * W, W, yc + oy * OW,
+                                        ic ? ic + oy * OW : NULL)
                               : 0;
              ox < OW; ox++) {
             int64_t at = oy * kh * W + ox * kw, best = at;
@@ -67,10 +97,9 @@ static void avg_plane_simple(int isa, const cnni_pool_geom *g, const float *xc, 
 {
     const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
     const float inv = 1.0f / (float)(kh * kw);
-    const int vec = isa == CNNI_ISA_AVX512 && two_by_two(g);
+    const int vec = two_by_two(g);
     for (int64_t oy = 0; oy < g->out[1]; oy++)
-        for (int64_t ox = vec ? cnni_pool2_avg_row_avx512(OW, xc + 2 * oy * W, xc + (2 * oy + 1) * W, yc + oy * OW)
-                              : 0;
+        for (int64_t ox = vec ? avg_row(isa, OW, xc + 2 * oy * W, xc + (2 * oy + 1) * W, yc + oy * OW) : 0;
              ox < OW; ox++) {
             const float *p = xc + oy * kh * W + ox * kw;
             float s = 0;
@@ -85,11 +114,10 @@ static void avg_plane_simple_backward(int isa, const cnni_pool_geom *g, const fl
 {
     const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
     const float inv = 1.0f / (float)(kh * kw);
-    const int vec = isa == CNNI_ISA_AVX512 && two_by_two(g);
+    const int vec = two_by_two(g);
     memset(dxc, 0, sizeof(float) * (size_t)cnni_pool_in_plane(g));
     for (int64_t oy = 0; oy < g->out[1]; oy++)
-        for (int64_t ox = vec ? cnni_pool2_avg_row_backward_avx512(OW, dyc + oy * OW, dxc + 2 * oy * W,
-                                                                   dxc + (2 * oy + 1) * W)
+        for (int64_t ox = vec ? avg_row_backward(isa, OW, dyc + oy * OW, dxc + 2 * oy * W, dxc + (2 * oy + 1) * W)
                               : 0;
              ox < OW; ox++) {
             float v = dyc[oy * OW + ox] * inv;
@@ -125,8 +153,7 @@ void cnni_pool_fast_max2_plane(int isa, const cnni_pool_geom *g, const float *x,
         const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
         float *yr = y + oy * OW;
         uint8_t *cr = code + oy * OW;
-        for (int64_t ox = isa == CNNI_ISA_AVX512 ? cnni_pool2_max_row_code_avx512(OW, r0, r1, yr, cr) : 0;
-             ox < OW; ox++) {
+        for (int64_t ox = max_row_code(isa, OW, r0, r1, yr, cr); ox < OW; ox++) {
             const float c[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
             float m = -INFINITY;
             int best = 0;
@@ -147,6 +174,10 @@ void cnni_pool_fast_max2_plane_backward(int isa, const cnni_pool_geom *g, const 
     const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
     if (isa == CNNI_ISA_AVX512) {
         cnni_pool2_max_plane_backward_avx512(H, W, OH, OW, dy, code, dx);
+        return;
+    }
+    if (isa == CNNI_ISA_AVX2) {
+        cnni_pool2_max_plane_backward_avx2(H, W, OH, OW, dy, code, dx);
         return;
     }
     for (int64_t oy = 0; oy < OH; oy++) {

@@ -46,9 +46,34 @@ INLINE void transpose8(__m256 r[8])
     }
 }
 
+/* The first n (constant after inlining) floats of v to p, without the
+ * masked store, which costs far more than plain ones on some cores. */
+INLINE void store_first(float *p, __m256 v, int n)
+{
+    if (n >= 8) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    __m128 q = _mm256_castps256_ps128(v);
+    if (n >= 4) {
+        _mm_storeu_ps(p, q);
+        q = _mm256_extractf128_ps(v, 1);
+        p += 4;
+        n -= 4;
+    }
+    if (n >= 2) {
+        _mm_storel_pi((__m64 *)p, q);
+        q = _mm_movehl_ps(q, q);
+        p += 2;
+        n -= 2;
+    }
+    if (n >= 1)
+        _mm_store_ss(p, q);
+}
+
 /* Stores the tile: acc[r][h] holds pixel r's channels 8h..8h+7 (r < mr <= 6);
  * y[j*ldy + r] = acc[r][j] (+ y when accumulate, + bias[j]) for j < nvalid
- * (<= 16): per half an 8x8 transpose, then one masked row store per channel. */
+ * (<= 16): per half an 8x8 transpose, then the mr floats of each channel. */
 INLINE void store16(__m256 acc[][2], int mr, float *y, int64_t ldy, int nvalid, const float *bias, int accumulate)
 {
     const __m256i m = first8(mr);
@@ -65,7 +90,7 @@ INLINE void store16(__m256 acc[][2], int mr, float *y, int64_t ldy, int nvalid, 
             if (8 * h + j >= nvalid)
                 break;
             float *yj = y + (8 * h + j) * ldy;
-            _mm256_maskstore_ps(yj, m, accumulate ? _mm256_add_ps(r[j], _mm256_maskload_ps(yj, m)) : r[j]);
+            store_first(yj, accumulate ? _mm256_add_ps(r[j], _mm256_maskload_ps(yj, m)) : r[j], mr);
         }
     }
 }

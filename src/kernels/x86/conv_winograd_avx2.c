@@ -249,12 +249,17 @@ static void gather_row(const float *src, int64_t plane, int nch, int64_t width, 
 {
     for (int c0 = 0; c0 < ncols; c0 += 8) {
         const int64_t ws = w + c0;
+        /* masked loads only at the edges: they cost more than plain ones */
+        const int inside = ws >= 0 && ws + 8 <= width;
         const __m256i mk = lanes8(-ws, width - ws);
-        const int any = !_mm256_testz_si256(mk, mk);
+        const int any = inside || !_mm256_testz_si256(mk, mk);
         for (int h = 0; h < 2; h++) {
             __m256 q[8];
             UNROLL for (int l = 0; l < 8; l++) q[l] = _mm256_setzero_ps();
-            if (any)
+            if (inside)
+                for (int l = 0; l < 8 && 8 * h + l < nch; l++)
+                    q[l] = _mm256_loadu_ps(src + (8 * h + l) * plane + row * width + ws);
+            else if (any)
                 for (int l = 0; l < 8 && 8 * h + l < nch; l++)
                     q[l] = _mm256_maskload_ps(src + (8 * h + l) * plane + row * width + ws, mk);
             transpose8(q);
@@ -331,8 +336,12 @@ static void k_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const flo
                 __m256 q[8];
                 UNROLL for (int i = 0; i < 8; i++) q[i] = _mm256_loadu_ps(ba + (c0 + i) * 16 + 8 * h);
                 transpose8(q);
-                for (int l = 0; l < 8 && 8 * h + l < nch; l++)
-                    _mm256_maskstore_ps(ya + (8 * h + l) * plane + c0, mk, q[l]);
+                if (cols - c0 >= 8) /* masked stores only at the edge */
+                    for (int l = 0; l < 8 && 8 * h + l < nch; l++)
+                        _mm256_storeu_ps(ya + (8 * h + l) * plane + c0, q[l]);
+                else
+                    for (int l = 0; l < 8 && 8 * h + l < nch; l++)
+                        _mm256_maskstore_ps(ya + (8 * h + l) * plane + c0, mk, q[l]);
             }
         }
     }
