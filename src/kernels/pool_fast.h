@@ -52,8 +52,7 @@ int64_t cnni_pool2_max_row_code_avx512(int64_t OW, const float *r0, const float 
 void cnni_pool2_max_plane_backward_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *dy,
                                           const uint8_t *code, float *dx);
 
-/* The same with AVX2 (x86/pool_avx2.c), whole steps of 8 outputs only: the
- * row functions return the count done (OW rounded down to 8). */
+/* The same with AVX2 (x86/pool_avx2.c). */
 int64_t cnni_pool2_avg_row_avx2(int64_t OW, const float *r0, const float *r1, float *y);
 int64_t cnni_pool2_avg_row_backward_avx2(int64_t OW, const float *dy, float *d0, float *d1);
 int64_t cnni_pool2_max_row_avx2(int64_t OW, const float *r0, const float *r1, int64_t at0, int64_t W, float *y,
