@@ -511,7 +511,9 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
     j.threads_base = base + u_bytes(&j.e);
     j.thread_bytes = thread_bytes(&j.e, parts);
     j.nthreads = cnni_pool_threads(pool);
-    cnni_pool_run(pool, weights_task, &j, j.e.Op / 16);
+    /* Blocked: one thread writes both 16-lane halves of a 32-channel block
+     * of U (round-robin tasks took 4x the 1-thread time here). */
+    cnni_pool_run_blocked(pool, weights_task, &j, j.e.Op / 16);
     /* Enough tasks for every thread, each at most TB_MAX tiles; how tiles
      * are grouped does not change any result. */
     int64_t tasks = (j.e.T + TB_MAX - 1) / TB_MAX;
