@@ -8,6 +8,8 @@
 
 #include <immintrin.h>
 
+#include "lanes_avx2.h"
+
 #if defined(__clang__)
 #define UNROLL _Pragma("unroll")
 #else
@@ -16,60 +18,6 @@
 #define INLINE static inline __attribute__((always_inline))
 
 #define MR_MAX 6
-
-/* A mask of the first n of 8 lanes (n may be <= 0 or >= 8). */
-INLINE __m256i first8(int n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-/* 8x8 transpose: r[i] lane j becomes r[j] lane i. */
-INLINE void transpose8(__m256 r[8])
-{
-    __m256 t[8], s[8];
-    UNROLL for (int i = 0; i < 4; i++)
-    {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    UNROLL for (int i = 0; i < 2; i++)
-    {
-        s[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
-    UNROLL for (int i = 0; i < 4; i++)
-    {
-        r[i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x20);
-        r[4 + i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x31);
-    }
-}
-
-/* The first n (constant after inlining) floats of v to p, without the
- * masked store, which costs far more than plain ones on some cores. */
-INLINE void store_first(float *p, __m256 v, int n)
-{
-    if (n >= 8) {
-        _mm256_storeu_ps(p, v);
-        return;
-    }
-    __m128 q = _mm256_castps256_ps128(v);
-    if (n >= 4) {
-        _mm_storeu_ps(p, q);
-        q = _mm256_extractf128_ps(v, 1);
-        p += 4;
-        n -= 4;
-    }
-    if (n >= 2) {
-        _mm_storel_pi((__m64 *)p, q);
-        q = _mm_movehl_ps(q, q);
-        p += 2;
-        n -= 2;
-    }
-    if (n >= 1)
-        _mm_store_ss(p, q);
-}
 
 /* Stores the tile: acc[r][h] holds pixel r's channels 8h..8h+7 (r < mr <= 6);
  * y[j*ldy + r] = acc[r][j] (+ y when accumulate, + bias[j]) for j < nvalid

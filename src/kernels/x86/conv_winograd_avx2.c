@@ -9,6 +9,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "lanes_avx2.h"
+
 #if defined(__clang__)
 #define UNROLL _Pragma("unroll")
 #else
@@ -203,29 +205,6 @@ INLINE void a4(v16 d0, v16 d1, v16 d2, v16 d3, v16 *z)
 }
 
 /* ---- NCHW rows <-> [column][16 channels] ---- */
-
-/* 8x8 transpose: r[i] lane j becomes r[j] lane i. */
-INLINE void transpose8(__m256 r[8])
-{
-    __m256 t[8], s[8];
-    UNROLL for (int i = 0; i < 4; i++)
-    {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    UNROLL for (int i = 0; i < 2; i++)
-    {
-        s[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
-    UNROLL for (int i = 0; i < 4; i++)
-    {
-        r[i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x20);
-        r[4 + i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x31);
-    }
-}
 
 /* A load mask for lanes [lo, hi) of 8. */
 INLINE __m256i lanes8(int64_t lo, int64_t hi)

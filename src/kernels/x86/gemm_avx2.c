@@ -4,6 +4,8 @@
 
 #include <immintrin.h>
 
+#include "lanes_avx2.h"
+
 #define NR 16
 
 #if defined(__clang__)
@@ -62,29 +64,6 @@
 DEFINE_MICRO(cnni_micro_avx2, 6)
 DEFINE_MICRO(cnni_micro_avx2_4, 4)
 
-/* 8x8 transpose: r[i] lane j becomes r[j] lane i. */
-static inline __attribute__((always_inline)) void transpose8(__m256 r[8])
-{
-    __m256 t[8], s[8];
-    UNROLL for (int i = 0; i < 4; i++)
-    {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    UNROLL for (int i = 0; i < 2; i++)
-    {
-        s[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
-    UNROLL for (int i = 0; i < 4; i++)
-    {
-        r[i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x20);
-        r[4 + i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x31);
-    }
-}
-
 /* dst[k][r] = A[m0 + p + r][k0 + k] for each mr-row panel p (mr <= 8): 8
  * columns of the panel's rows at a time, transposed in registers; each
  * column's mr floats stored as 8 (the 8 - mr past them are overwritten by
@@ -96,7 +75,7 @@ void cnni_pack_a_avx2(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0
         cnni_pack_a_plain(op, m0, mc, k0, kc, mr, dst);
         return;
     }
-    const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(mr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i keep = first8(mr);
     for (int64_t p = 0; p < mc; p += mr) {
         const int rows = (int)(mc - p < mr ? mc - p : mr);
         float *dp = dst + p * kc;

@@ -9,37 +9,9 @@
 
 #include <immintrin.h>
 
+#include "lanes_avx2.h"
+
 #define INLINE static inline __attribute__((always_inline))
-
-/* A mask of the first n of 8 lanes (n may be <= 0 or >= 8). */
-INLINE __m256i first8(int64_t n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 8 ? n : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-/* The first n (1..8) floats of v to p. */
-INLINE void store_part(float *p, __m256 v, int64_t n)
-{
-    if (n >= 8) {
-        _mm256_storeu_ps(p, v);
-        return;
-    }
-    __m128 q = _mm256_castps256_ps128(v);
-    if (n >= 4) {
-        _mm_storeu_ps(p, q);
-        q = _mm256_extractf128_ps(v, 1);
-        p += 4;
-        n -= 4;
-    }
-    if (n >= 2) {
-        _mm_storel_pi((__m64 *)p, q);
-        q = _mm_movehl_ps(q, q);
-        p += 2;
-        n -= 2;
-    }
-    if (n >= 1)
-        _mm_store_ss(p, q);
-}
 
 /* r[0..2n) (n <= 8 outputs; zero past them) -> even = r[0], r[2], ...;
  * odd = r[1], r[3], ... */
@@ -69,9 +41,9 @@ INLINE void store_pairs(float *p, __m256 x, __m256 y, int64_t n)
         _mm256_storeu_ps(p + 8, second);
         return;
     }
-    store_part(p, first, 2 * n);
+    store_first(p, first, 2 * n);
     if (n > 4)
-        store_part(p + 8, second, 2 * n - 8);
+        store_first(p + 8, second, 2 * n - 8);
 }
 
 int64_t cnni_pool2_avg_row_avx2(int64_t OW, const float *r0, const float *r1, float *y)
@@ -83,7 +55,7 @@ int64_t cnni_pool2_avg_row_avx2(int64_t OW, const float *r0, const float *r1, fl
         split(r0 + 2 * ox, n, &e0, &o0);
         split(r1 + 2 * ox, n, &e1, &o1);
         const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(e0, o0), e1), o1);
-        store_part(y + ox, _mm256_mul_ps(s, q), n);
+        store_first(y + ox, _mm256_mul_ps(s, q), n);
     }
     return OW;
 }
@@ -129,7 +101,7 @@ int64_t cnni_pool2_max_row_avx2(int64_t OW, const float *r0, const float *r1, in
         __m256 m;
         __m256i which;
         window_max(r0 + 2 * ox, r1 + 2 * ox, n, &m, &which);
-        store_part(y + ox, m, n);
+        store_first(y + ox, m, n);
         if (idx) {
             int32_t w[8];
             _mm256_storeu_si256((__m256i *)w, which);
@@ -147,7 +119,7 @@ int64_t cnni_pool2_max_row_code_avx2(int64_t OW, const float *r0, const float *r
         __m256 m;
         __m256i which;
         window_max(r0 + 2 * ox, r1 + 2 * ox, n, &m, &which);
-        store_part(y + ox, m, n);
+        store_first(y + ox, m, n);
         const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(which), _mm256_extracti128_si256(which, 1));
         const __m128i w8 = _mm_packus_epi16(w16, w16);
         if (n >= 8) {
