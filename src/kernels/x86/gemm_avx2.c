@@ -32,31 +32,27 @@
             b += NR;                                                                               \
         }                                                                                          \
         /* unrolled, so that acc is indexed by constants and stays in      \
-         * registers (a run-time index made gcc store it every k) */       \
+         * registers (a run-time index made gcc store it every k); with    \
+         * no early exit or inner loop, which clang -O1 cannot unroll */   \
         UNROLL for (int r = 0; r < MR; r++)                                                        \
         {                                                                                          \
-            if (r >= m)                                                                            \
-                break;                                                                             \
-            float *cr = c + r * ldc;                                                               \
-            __m256 lo = acc[r][0], hi = acc[r][1];                                                 \
-            if (bias) {                                                                            \
-                __m256 bv = _mm256_set1_ps(bias[r]);                                               \
-                lo = _mm256_add_ps(bv, lo);                                                        \
-                hi = _mm256_add_ps(bv, hi);                                                        \
-            }                                                                                      \
-            if (n == NR) {                                                                         \
-                if (accumulate) {                                                                  \
-                    lo = _mm256_add_ps(_mm256_loadu_ps(cr), lo);                                   \
-                    hi = _mm256_add_ps(_mm256_loadu_ps(cr + 8), hi);                               \
+            if (r < m) {                                                                           \
+                float *cr = c + r * ldc;                                                           \
+                __m256 lo = acc[r][0], hi = acc[r][1];                                             \
+                if (bias) {                                                                        \
+                    __m256 bv = _mm256_set1_ps(bias[r]);                                           \
+                    lo = _mm256_add_ps(bv, lo);                                                    \
+                    hi = _mm256_add_ps(bv, hi);                                                    \
                 }                                                                                  \
-                _mm256_storeu_ps(cr, lo);                                                          \
-                _mm256_storeu_ps(cr + 8, hi);                                                      \
-            } else {                                                                               \
-                float tmp[NR];                                                                     \
-                _mm256_storeu_ps(tmp, lo);                                                         \
-                _mm256_storeu_ps(tmp + 8, hi);                                                     \
-                for (int j = 0; j < n; j++)                                                        \
-                    cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];                                  \
+                if (accumulate) {                                                                  \
+                    lo = _mm256_add_ps(n >= 8 ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, first8(n)), lo); \
+                    hi = _mm256_add_ps(n >= NR ? _mm256_loadu_ps(cr + 8)                           \
+                                               : _mm256_maskload_ps(cr + 8, first8(n - 8)),        \
+                                       hi);                                                        \
+                }                                                                                  \
+                store_first(cr, lo, n);                                                            \
+                if (n > 8)                                                                         \
+                    store_first(cr + 8, hi, n - 8);                                                \
             }                                                                                      \
         }                                                                                          \
     }
