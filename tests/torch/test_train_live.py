@@ -102,6 +102,23 @@ def torch_train(model_text, x, y, opt_fn, loss_fn, sched_fn, epochs, batch, weig
     return losses, {k: v.detach().numpy() for k, v in model.state_dict().items()}
 
 
+def torch_train64(model_text, x, y, opt_fn, loss_fn, sched_fn, epochs, batch, weights, clip):
+    """The same run in float64."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        w64 = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in weights.items()}
+        y64 = y.astype(np.float64) if y.dtype == np.float32 else y
+        return torch_train(model_text, x.astype(np.float64), y64, opt_fn, loss_fn, sched_fn, epochs, batch, w64, clip)
+    finally:
+        torch.set_default_dtype(old)
+
+
+def nudged(a, rs):
+    """a (float32) with each value moved by up to about one ulp."""
+    return (a * (1 + 2.0 ** -23 * (2 * rs.rand(*a.shape) - 1))).astype(np.float32)
+
+
 def cnn_train(tmp, model_text, x, y, opt, loss, sched, epochs, batch, weights, clip):
     mp, dp, wp, op, mt = (os.path.join(tmp, f) for f in ("m.txt", "d.st", "w.st", "o.st", "m.jsonl"))
     with open(mp, "w") as f:
@@ -130,6 +147,7 @@ def main():
     torch.manual_seed(seed)
     t = common.Tally()
     worst_w = worst_l = 0.0
+    widened = 0
     cases = [(MODEL_CLS,) + c + (False,) for c in CONFIGS] + \
             [(MODEL_REG, c[0], c[1], c[2], c[3], None, None, True) for c in REG_CONFIGS]
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,24 +164,46 @@ def main():
             weights = {k: (v.detach().float() if v.is_floating_point() else v.detach()).numpy().copy()
                        for k, v in m.state_dict().items()}
             clip = 0.5 if i % 3 == 1 else 0
-            want_l, want_w = torch_train(text, x, yt, opt_fn, loss_fn or (lambda: torch.nn.CrossEntropyLoss()),
-                                         sched_fn, epochs, batch, weights, clip)
+            lf = loss_fn or (lambda: torch.nn.CrossEntropyLoss())
+            # The oracle is PyTorch in float64. PyTorch's own float32 run, and
+            # one from inputs and weights moved by about an ulp, show how far
+            # float32 rounding can carry a result: a few runs amplify it
+            # (seed 286689379, RMSprop with clipping: the nudged run's first
+            # conv weight lands 3e-4 from float64), and there the tolerance
+            # is 8x that distance.
+            l32, w32 = torch_train(text, x, yt, opt_fn, lf, sched_fn, epochs, batch, weights, clip)
+            rng_state = torch.get_rng_state()  # the extra runs leave later cases as they were
+            want_l, want_w = torch_train64(text, x, yt, opt_fn, lf, sched_fn, epochs, batch, weights, clip)
+            rs = np.random.RandomState(seed + 200 + i)
+            wn = {k: nudged(v, rs) if v.dtype == np.float32 else v for k, v in weights.items()}
+            ln, w_n = torch_train(text, nudged(x, rs), yt, opt_fn, lf, sched_fn, epochs, batch, wn, clip)
+            torch.set_rng_state(rng_state)
             got_l, got_w, err = cnn_train(tmp, text, x, yt, opt, loss, sched, epochs, batch, weights, clip)
             what = "%s, %s, %s%s" % (opt, loss or "default loss", sched or "no schedule", ", clip %g" % clip if clip else "")
             if not t.ok(got_l is not None, "case %d (%s): cnn train failed: %s" % (i, what, err.strip()[:300])):
                 continue
-            el = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(got_l, want_l))
-            worst_l = max(worst_l, el)
-            t.ok(len(got_l) == epochs and el < 1e-4, "case %d (%s): epoch losses %s, PyTorch %s" % (i, what, got_l, want_l))
+
+            def lerr(a, b):
+                return max(abs(p - q) / max(1.0, abs(q)) for p, q in zip(a, b))
+            el, tol = lerr(got_l, want_l), max(1e-4, 8 * lerr(l32, want_l), 8 * lerr(ln, want_l))
+            widened += tol > 1e-4
+            worst_l = max(worst_l, el if tol == 1e-4 else 0.0)
+            t.ok(len(got_l) == epochs and el < tol, "case %d (%s): epoch losses %s, PyTorch %s (tolerance %.3g)"
+                 % (i, what, got_l, want_l, tol))
             for k, v in want_w.items():
-                if v.dtype != np.float32:
+                if v.dtype != np.float64:
                     t.ok(np.array_equal(got_w[k], v), "case %d: %s %s, PyTorch %s" % (i, k, got_w[k], v))
                     continue
                 e = common.max_rel_err(got_w[k], v)
-                worst_w = max(worst_w, e)
-                t.ok(e < 1e-4, "case %d (%s): final %s differs from PyTorch's by %.3g" % (i, what, k, e))
+                tol = max(1e-4, 8 * common.max_rel_err(w32[k], v), 8 * common.max_rel_err(w_n[k], v))
+                widened += tol > 1e-4
+                worst_w = max(worst_w, e if tol == 1e-4 else 0.0)
+                t.ok(e < tol, "case %d (%s): final %s differs from PyTorch's (float64) by %.3g (tolerance %.3g)"
+                     % (i, what, k, e, tol))
     print("%d training runs compared with PyTorch: worst loss difference %.3g, worst weight difference %.3g"
           % (len(cases), worst_l, worst_w))
+    print("%d comparisons ill-conditioned (PyTorch's float32 result, or its float32 result from inputs and weights "
+          "moved by an ulp, off float64's by more than 1.25e-5): tolerance 8x that there" % widened)
     t.finish()
 
 
