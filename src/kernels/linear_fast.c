@@ -57,7 +57,7 @@ static void run(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_ge
     cnni_gemm_op opv = *op_in;
     const cnni_gemm_op *op = &opv;
     int64_t N = op->N;
-    int64_t block = N < 4 * k->nr ? N : (N + 3) / 4;
+    int64_t block = (N + 3) / 4;
     block = (block + k->nr - 1) / k->nr * k->nr;
     if (block > k->nc)
         block = k->nc;
