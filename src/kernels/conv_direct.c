@@ -62,8 +62,8 @@ static int wino(int isa, const cnni_conv_geom *g)
 {
     /* 1 and 2 dims: on 3D kernels of 5x5x5 and more the error grew to
      * within 2x of PyTorch's tolerance in the unit tests */
-    return isa == CNNI_ISA_AVX512 && nr_of(g) == 16 && g->k[0] == 1 && g->k[2] == 5 && g->s[2] == 1 && g->d[2] == 1 && g->out[2] % 2 == 0 &&
-           g->out[2] <= 16;
+    return isa == CNNI_ISA_AVX512 && nr_of(g) == 16 && g->k[0] == 1 && g->k[2] == 5 && g->s[2] == 1 &&
+           g->d[2] == 1 && g->out[2] % 2 == 0 && g->out[2] <= 16;
 }
 
 /* A row's transform: 6 vectors of 16 lanes. */
@@ -137,7 +137,6 @@ static size_t shared_bytes(int isa, const cnni_conv_geom *g)
 
 size_t cnni_conv_direct_scratch(int isa, const cnni_conv_geom *g, int threads)
 {
-    (void)isa;
     cnni_conv_geom b;
     bwd_geom(g, &b);
     size_t f = per_thread(isa, g) * (size_t)(threads > 0 ? threads : 1) + shared_bytes(isa, g);
@@ -451,7 +450,6 @@ static size_t w_thread(const cnni_conv_geom *g, const wgeom *w, size_t *parts)
 
 size_t cnni_conv_direct_weight_scratch(int isa, const cnni_conv_geom *g, int threads)
 {
-    (void)isa;
     wgeom w;
     size_t parts[4];
     wgeom_of(isa, g, &w);

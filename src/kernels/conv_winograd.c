@@ -26,9 +26,7 @@
 #include <string.h>
 
 #define NP 36      /* points of the transformed domain */
-#ifndef TB_MAX
-#define TB_MAX 48 /* tiles per task at most */
-#endif
+#define TB_MAX 48  /* tiles per task at most */
 
 /* ---- portable kernels (16 lanes as plain loops) ---- */
 
