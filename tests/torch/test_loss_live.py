@@ -309,12 +309,32 @@ GENERATORS = {"MSELoss": gen_pointwise, "L1Loss": gen_pointwise, "SmoothL1Loss":
               "NLLLoss": gen_class}
 
 
-def refused_by_design(name, x32, t):
+def effective_reduction(kw):
+    """The reduction PyTorch derives from reduction, size_average and reduce."""
+    sa, rd = kw.get("size_average"), kw.get("reduce")
+    if sa is None and rd is None:
+        return kw.get("reduction", "mean")
+    return torch.nn._reduction.legacy_get_string(sa, rd, emit_warning=False)
+
+
+def refused_by_design(name, kw, x32, t):
     """Why cnn refuses a configuration PyTorch computes, or None."""
     if name == "NLLLoss" and x32.ndim == 1 and t.shape == x32.shape and t.dtype == np.int64:
         # PyTorch 1.13 takes a (C) target of an unbatched (C) input, and
         # silently uses only its first element
         return "a 1-d target for an unbatched input"
+    w = kw.get("weight")
+    smoothing = kw.get("label_smoothing", 0.0)
+    if (name == "CrossEntropyLoss" and t.dtype == np.int64 and x32.ndim >= 3 and
+            isinstance(w, Weight) and w.values.ndim > 1 and smoothing > 0 and
+            effective_reduction(kw) == "mean"):
+        # Smoothing's 'mean' gathers the counted targets' weights from the
+        # weight as if it were 1-d. PyTorch's gather refuses a weight of more
+        # dimensions whenever one target counts, and accepts it only when
+        # every target is ignore_index (an empty gather, and a loss of 0/0).
+        # cnn checks shapes before it sees the data, so it always refuses.
+        return "a weight of %d dimensions with label smoothing and reduction 'mean'" % (
+            w.values.ndim)
     return None
 
 
@@ -385,7 +405,7 @@ def main():
         desc = "case %d: %s\ninput %s, target %s %s" % (case, text.strip(), x32.shape, tgt.dtype,
                                                         tgt.shape)
         try:
-            why = refused_by_design(name, x32, tgt)
+            why = refused_by_design(name, kw, x32, tgt)
             if why:
                 raise ValueError(why)
             y, gx, gt, gy32 = torch_run(name, kw, x32, tgt, rnp)
