@@ -19,6 +19,8 @@ struct cnni_pool {
     void *ctx;
     int64_t ntasks;
     int blocked;            /* thread i runs a contiguous range of tasks, not t % n == i */
+    cnni_thread_task_fn dfn; /* set: tasks go to the next thread free */
+    atomic_int_fast64_t next; /* the next task to take (dynamic jobs) */
 };
 
 typedef struct {
@@ -28,6 +30,14 @@ typedef struct {
 
 static void run_share(cnni_pool *p, int id)
 {
+    if (p->dfn) {
+        for (;;) {
+            const int64_t t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+            if (t >= p->ntasks)
+                return;
+            p->dfn(p->ctx, t, id);
+        }
+    }
     if (p->blocked) {
         int64_t lo, hi;
         cnni_split(p->ntasks, p->n, id, &lo, &hi);
@@ -79,6 +89,7 @@ cnn_status cnni_pool_create(cnni_pool **out, int n)
     pthread_cond_init(&p->wake, NULL);
     atomic_init(&p->generation, 0);
     atomic_init(&p->pending, 0);
+    atomic_init(&p->next, 0);
     if (n > 1) {
         p->threads = cnni_calloc((size_t)n, sizeof(pthread_t));
         if (!p->threads) {
@@ -123,20 +134,27 @@ void cnni_pool_destroy(cnni_pool *p)
 
 int cnni_pool_threads(const cnni_pool *p) { return p ? p->n : 1; }
 
-static void run_job(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks, int blocked)
+static void run_job(cnni_pool *p, cnni_task_fn fn, cnni_thread_task_fn dfn, void *ctx, int64_t ntasks,
+                    int blocked)
 {
     if (ntasks <= 0)
         return;
     if (!p || p->n == 1 || ntasks == 1) {
-        for (int64_t t = 0; t < ntasks; t++)
-            fn(ctx, t);
+        for (int64_t t = 0; t < ntasks; t++) {
+            if (dfn)
+                dfn(ctx, t, 0);
+            else
+                fn(ctx, t);
+        }
         return;
     }
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
+    p->dfn = dfn;
     p->ctx = ctx;
     p->ntasks = ntasks;
     p->blocked = blocked;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_release);
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
     pthread_cond_broadcast(&p->wake);
@@ -149,9 +167,17 @@ static void run_job(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks, in
     }
 }
 
-void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks) { run_job(p, fn, ctx, ntasks, 0); }
+void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks)
+{
+    run_job(p, fn, NULL, ctx, ntasks, 0);
+}
 
 void cnni_pool_run_blocked(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks)
 {
-    run_job(p, fn, ctx, ntasks, 1);
+    run_job(p, fn, NULL, ctx, ntasks, 1);
+}
+
+void cnni_pool_run_dynamic(cnni_pool *p, cnni_thread_task_fn fn, void *ctx, int64_t ntasks)
+{
+    run_job(p, NULL, fn, ctx, ntasks, 0);
 }

@@ -23,6 +23,14 @@ void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks);
  * between threads. */
 void cnni_pool_run_blocked(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks);
 
+/* Runs fn(ctx, t, thread) for t in [0, ntasks), each task taken by the next
+ * thread free, in increasing t; `thread` (below cnni_pool_threads) names the
+ * thread running it, for its scratch. For tasks whose results do not depend
+ * on which thread runs them: a thread slowed by another process then leaves
+ * its tasks to the others instead of making them wait. */
+typedef void (*cnni_thread_task_fn)(void *ctx, int64_t t, int thread);
+void cnni_pool_run_dynamic(cnni_pool *p, cnni_thread_task_fn fn, void *ctx, int64_t ntasks);
+
 /* Splits [0, n) into `parts` nearly equal ranges; range i is [*lo, *hi). */
 static inline void cnni_split(int64_t n, int64_t parts, int64_t i, int64_t *lo, int64_t *hi)
 {

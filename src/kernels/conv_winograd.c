@@ -411,7 +411,7 @@ typedef struct {
     char *threads_base;
     size_t thread_bytes;
     int nthreads;
-    int64_t ntasks; /* of main_task, run as a blocked job */
+    int64_t ntasks; /* of main_task, taken by the next thread free */
 } job;
 
 /* U[point][32-channel block][C][width]: the block of 16 lanes q. */
@@ -434,13 +434,13 @@ static void tile_pos(const wgeo *e, int64_t gt, int64_t *n, int64_t *ty, int64_t
     *tx = r % e->tw;
 }
 
-static void main_task(void *ctx, int64_t t)
+static void main_task(void *ctx, int64_t t, int thread)
 {
     const job *j = ctx;
     const wgeo *e = &j->e;
     const cnni_wino_kernels *k = j->k;
     size_t parts[3];
-    char *base = j->threads_base + (size_t)cnni_split_part(j->ntasks, j->nthreads, t) * j->thread_bytes;
+    char *base = j->threads_base + (size_t)thread * j->thread_bytes;
     thread_bytes(e, parts);
     float *V = (float *)base, *M = (float *)(base + parts[0]), *buf = (float *)(base + parts[0] + parts[1]);
     const int64_t vs = e->vs, ms = e->ms;
@@ -520,7 +520,7 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
         tasks = j.e.T;
     j.tb = (j.e.T + tasks - 1) / tasks;
     j.ntasks = (j.e.T + j.tb - 1) / j.tb;
-    cnni_pool_run_blocked(pool, main_task, &j, j.ntasks);
+    cnni_pool_run_dynamic(pool, main_task, &j, j.ntasks);
 }
 
 void cnni_conv_winograd_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
@@ -758,11 +758,11 @@ static void wg_product_task(void *ctx, int64_t t)
 }
 
 /* Slices: slice t's tiles, a step at a time, into its own sums. */
-static void wg_slice_task(void *ctx, int64_t t)
+static void wg_slice_task(void *ctx, int64_t t, int thread)
 {
     const wgjob *j = ctx;
     const wgeo *e = &j->w.e;
-    char *base = j->threads_base + (size_t)cnni_split_part(j->w.ns, j->nthreads, t) * j->thread_bytes;
+    char *base = j->threads_base + (size_t)thread * j->thread_bytes;
     float *buf = (float *)base, *V = (float *)(base + j->buf_bytes);
     float *Z = V + al64((size_t)(NP * j->w.vs) * sizeof(float)) / sizeof(float);
     float *S = j->S + t * j->w.sfl;
@@ -829,7 +829,7 @@ void cnni_conv_winograd_backward_weight(int isa, struct cnni_pool *pool, const c
     while (j.nob * j.w.ncb < 2 * j.nthreads && j.nob < e->O)
         j.nob++;
     if (j.w.ns > 1) {
-        cnni_pool_run_blocked(pool, wg_slice_task, &j, j.w.ns);
+        cnni_pool_run_dynamic(pool, wg_slice_task, &j, j.w.ns);
         cnni_pool_run_blocked(pool, wg_sum_task, &j, j.nob * j.w.ncb);
         return;
     }

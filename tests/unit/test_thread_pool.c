@@ -1,7 +1,9 @@
 /* The thread pool: every task runs exactly once, for any thread and task
  * count; round-robin jobs put task t on thread t % threads, blocked jobs
  * give each thread one contiguous range, in order, of nearly equal size,
- * and cnni_split_part finds a task's range. */
+ * cnni_split_part finds a task's range, and dynamic jobs name each task's
+ * thread by an index below the thread count, the same index for the same
+ * thread. */
 #include "test.h"
 #include "core/pool.h"
 
@@ -20,6 +22,26 @@ static void note(void *ctx, int64_t t)
     record *r = ctx;
     atomic_fetch_add(&r->runs[t], 1);
     r->who[t] = pthread_self();
+}
+
+typedef struct {
+    atomic_int runs[MAX_TASKS];
+    pthread_t who[MAX_TASKS];
+    int index[MAX_TASKS];
+    double work[MAX_TASKS];
+} dyn_record;
+
+static void note_dynamic(void *ctx, int64_t t, int thread)
+{
+    dyn_record *r = ctx;
+    /* about 20 microseconds of work, so that every thread takes tasks */
+    volatile double sink = 0;
+    for (int i = 0; i < 20000; i++)
+        sink += i;
+    r->work[t] = sink;
+    atomic_fetch_add(&r->runs[t], 1);
+    r->who[t] = pthread_self();
+    r->index[t] = thread;
 }
 
 int main(void)
@@ -65,6 +87,34 @@ int main(void)
                            (long long)n);
                     CHECKF(split, "%s, %lld tasks: not the promised threads", blocked ? "blocked" : "round-robin",
                            (long long)n);
+                    free(r);
+                }
+            cnni_pool_destroy(p);
+        }
+    }
+    for (int threads = 1; threads <= 5; threads++) {
+        char name[80];
+        snprintf(name, sizeof name, "%d threads, dynamic: every task once, thread indices", threads);
+        TEST(name)
+        {
+            cnni_pool *p;
+            CHECK(cnni_pool_create(&p, threads) == CNN_OK);
+            /* several rounds: the indices must not depend on which job came before */
+            for (int round = 0; round < 3; round++)
+                for (int64_t n = 0; n <= MAX_TASKS; n += n < 20 ? 1 : 37) {
+                    dyn_record *r = calloc(1, sizeof *r);
+                    cnni_pool_run_dynamic(p, note_dynamic, r, n);
+                    int once = 1, range = 1, same = 1;
+                    for (int64_t t = 0; t < MAX_TASKS; t++)
+                        once &= atomic_load(&r->runs[t]) == (t < n);
+                    for (int64_t t = 0; t < n; t++) {
+                        range &= r->index[t] >= 0 && r->index[t] < threads;
+                        for (int64_t u = 0; u < n; u++)
+                            same &= (pthread_equal(r->who[t], r->who[u]) != 0) == (r->index[t] == r->index[u]);
+                    }
+                    CHECKF(once, "dynamic, %lld tasks: a task ran not once", (long long)n);
+                    CHECKF(range, "dynamic, %lld tasks: a thread index outside [0, %d)", (long long)n, threads);
+                    CHECKF(same, "dynamic, %lld tasks: thread indices do not match the threads", (long long)n);
                     free(r);
                 }
             cnni_pool_destroy(p);
