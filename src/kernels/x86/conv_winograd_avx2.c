@@ -241,6 +241,12 @@ static void gather_row(const float *src, int64_t plane, int nch, int64_t width, 
             else if (any)
                 for (int l = 0; l < 8 && 8 * h + l < nch; l++)
                     q[l] = _mm256_maskload_ps(src + (8 * h + l) * plane + row * width + ws, mk);
+            /* The next 16 channels' rows, which the caller gathers next:
+             * 96 short rows at a time are too many streams for the
+             * hardware prefetchers. Prefetches never fault. */
+            if (any)
+                for (int l = 0; l < 8 && 8 * h + l < nch; l++)
+                    _mm_prefetch((const char *)(src + (8 * h + l + 16) * plane + row * width + ws), _MM_HINT_T0);
             transpose8(q);
             UNROLL for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (c0 + i) * 16 + 8 * h, q[i]);
         }
