@@ -1,6 +1,6 @@
 /* Times one workload with the cnn library and prints the median seconds as
  * JSON, for bench/run.py to set beside PyTorch's:
- *   cnn_workload layer MODEL C,H,W BATCH THREADS REPS [train]
+ *   cnn_workload layer MODEL C,H,W BATCH THREADS[,THREADS...] REPS [train]
  *   cnn_workload gemm N THREADS REPS [openblas]
  * "layer" runs forward (and backward with "train") of a one-layer model. */
 #include "cnn.h"
@@ -36,6 +36,66 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* One planned one-layer graph and its output's element count. */
+typedef struct {
+    cnn_graph *g;
+    int64_t on;
+} bench_graph;
+
+static int layer_setup(bench_graph *bg, const char *model, const cnn_shape *xs, int threads, int train)
+{
+    cnn_graph *g;
+    cnn_graph_create(&g);
+    bg->g = g;
+    /* CNN_BENCH_ISA (generic, avx2, avx512) measures a narrower instruction set's kernels. */
+    const char *isa = getenv("CNN_BENCH_ISA");
+    if (cnn_graph_parse(g, model, "bench") || cnn_graph_set_threads(g, threads) ||
+        (isa && cnn_graph_set_isa(g, isa)) ||
+        cnn_graph_plan(g, 1, xs, NULL, train ? CNN_PLAN_BACKWARD | CNN_PLAN_INPUT_GRAD : 0)) {
+        fprintf(stderr, "%s\n", cnn_graph_errmsg(g));
+        return 1;
+    }
+    int64_t n = 1;
+    for (int d = 0; d < xs->ndim; d++)
+        n *= xs->dims[d];
+    float *x = cnn_graph_input_data(g, 0);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    cnn_shape os;
+    cnn_graph_output(g, 0, NULL, &os, NULL);
+    bg->on = 1;
+    for (int d = 0; d < os.ndim; d++)
+        bg->on *= os.dims[d];
+    return 0;
+}
+
+/* The seconds of one step: forward, and backward with train; -1 on error. */
+static double layer_step(bench_graph *bg, int train)
+{
+    cnn_graph *g = bg->g;
+    double t0 = now();
+    cnn_graph_forward(g, train);
+    double el = now() - t0;
+    if (train) {
+        /* The output's gradient is given, as PyTorch's side passes a
+         * ready tensor to backward: filling it is not timed. */
+        float *gy = cnn_graph_output_grad(g, 0);
+        for (int64_t i = 0; i < bg->on; i++)
+            gy[i] = 1e-3f;
+        t0 = now();
+        cnn_graph_zero_grad(g);
+        if (cnn_graph_backward(g)) {
+            fprintf(stderr, "%s\n", cnn_graph_errmsg(g));
+            return -1;
+        }
+        el += now() - t0;
+    }
+    return el;
+}
+
+/* THREADS is one count, or several separated by commas: one graph each, and
+ * their steps taken in turn, so that a slow phase of the machine falls on
+ * all of them alike (for thread scaling). "seconds" is the first count's. */
 static int layer(int argc, char **argv)
 {
     if (argc < 7)
@@ -48,69 +108,59 @@ static int layer(int argc, char **argv)
         if (*p == ',')
             p++;
     }
-    int batch = atoi(argv[4]), threads = atoi(argv[5]), reps = atoi(argv[6]);
-    int train = argc > 7 && !strcmp(argv[7], "train");
-    cnn_graph *g;
-    cnn_graph_create(&g);
-    /* CNN_BENCH_ISA (generic, avx2, avx512) measures a narrower instruction set's kernels. */
-    const char *isa = getenv("CNN_BENCH_ISA");
-    if (cnn_graph_parse(g, model, "bench") || cnn_graph_set_threads(g, threads) ||
-        (isa && cnn_graph_set_isa(g, isa))) {
-        fprintf(stderr, "%s\n", cnn_graph_errmsg(g));
-        return 1;
+    int counts[8], ng = 0;
+    for (char *p = argv[5]; *p && ng < 8;) {
+        counts[ng++] = (int)strtol(p, &p, 10);
+        if (*p == ',')
+            p++;
     }
+    int batch = atoi(argv[4]), reps = atoi(argv[6]);
+    int train = argc > 7 && !strcmp(argv[7], "train");
+    if (ng < 1 || reps < 1)
+        return 2;
     cnn_shape xs = {nd + 1, {0}};
     xs.dims[0] = batch;
     for (int d = 0; d < nd; d++)
         xs.dims[d + 1] = dims[d];
-    if (cnn_graph_plan(g, 1, &xs, NULL, train ? CNN_PLAN_BACKWARD | CNN_PLAN_INPUT_GRAD : 0)) {
-        fprintf(stderr, "%s\n", cnn_graph_errmsg(g));
-        return 1;
-    }
-    int64_t n = 1;
-    for (int d = 0; d < xs.ndim; d++)
-        n *= xs.dims[d];
-    float *x = cnn_graph_input_data(g, 0);
-    for (int64_t i = 0; i < n; i++)
-        x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
-    cnn_shape os;
-    cnn_graph_output(g, 0, NULL, &os, NULL);
-    int64_t on = 1;
-    for (int d = 0; d < os.ndim; d++)
-        on *= os.dims[d];
-    double *t = malloc(sizeof(double) * (size_t)reps);
-    for (int r = -2; r < reps; r++) {
-        double t0 = now();
-        cnn_graph_forward(g, train);
-        double el = now() - t0;
-        if (train) {
-            /* The output's gradient is given, as PyTorch's side passes a
-             * ready tensor to backward: filling it is not timed. */
-            float *gy = cnn_graph_output_grad(g, 0);
-            for (int64_t i = 0; i < on; i++)
-                gy[i] = 1e-3f;
-            t0 = now();
-            cnn_graph_zero_grad(g);
-            if (cnn_graph_backward(g)) {
-                fprintf(stderr, "%s\n", cnn_graph_errmsg(g));
-                return 1;
-            }
-            el += now() - t0;
+    bench_graph bg[8];
+    double *t = malloc(sizeof(double) * (size_t)reps * (size_t)ng);
+    int rc = t ? 0 : 1;
+    int made = 0;
+    for (; made < ng && !rc; made++)
+        rc = layer_setup(&bg[made], model, &xs, counts[made], train);
+    for (int r = -2; r < reps && !rc; r++)
+        for (int i = 0; i < ng && !rc; i++) {
+            double el = layer_step(&bg[i], train);
+            if (el < 0)
+                rc = 1;
+            else if (r >= 0)
+                t[i * reps + r] = el;
         }
-        if (r >= 0)
-            t[r] = el;
+    if (!rc) {
+        cnn_graph *g = bg[0].g;
+        int64_t macs = 0;
+        for (int i = 0; i < cnn_graph_layer_count(g); i++) {
+            cnn_layer_info li;
+            cnn_graph_layer(g, i, &li);
+            macs += li.macs;
+        }
+        printf("{\"seconds\": %.6e, \"macs\": %lld, \"isa\": \"%s\"", median(t, reps), (long long)macs,
+               cnn_graph_isa(g));
+        if (ng > 1) {
+            printf(", \"threads\": [");
+            for (int i = 0; i < ng; i++)
+                printf("%s%d", i ? ", " : "", counts[i]);
+            printf("], \"seconds_by_threads\": [");
+            for (int i = 0; i < ng; i++)
+                printf("%s%.6e", i ? ", " : "", median(t + i * reps, reps));
+            printf("]");
+        }
+        printf("}\n");
     }
-    int64_t macs = 0;
-    for (int i = 0; i < cnn_graph_layer_count(g); i++) {
-        cnn_layer_info li;
-        cnn_graph_layer(g, i, &li);
-        macs += li.macs;
-    }
-    printf("{\"seconds\": %.6e, \"macs\": %lld, \"isa\": \"%s\"}\n", median(t, reps), (long long)macs,
-           cnn_graph_isa(g));
+    for (int i = 0; i < made; i++)
+        cnn_graph_destroy(bg[i].g);
     free(t);
-    cnn_graph_destroy(g);
-    return 0;
+    return rc;
 }
 
 static int gemm(int argc, char **argv)
@@ -173,7 +223,7 @@ int main(int argc, char **argv)
         return layer(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "gemm"))
         return gemm(argc, argv);
-    fprintf(stderr, "usage: cnn_workload layer MODEL C,H,W BATCH THREADS REPS [train]\n"
+    fprintf(stderr, "usage: cnn_workload layer MODEL C,H,W BATCH THREADS[,THREADS...] REPS [train]\n"
                     "       cnn_workload gemm N THREADS REPS [openblas]\n");
     return 2;
 }
