@@ -18,9 +18,8 @@ struct cnni_pool {
     cnni_task_fn fn;
     void *ctx;
     int64_t ntasks;
-    int blocked;            /* thread i runs a contiguous range of tasks, not t % n == i */
-    cnni_thread_task_fn dfn; /* set: tasks go to the next thread free */
-    atomic_int_fast64_t next; /* the next task to take (dynamic jobs) */
+    int blocked;            /* thread i runs a contiguous range of tasks */
+    atomic_int_fast64_t next; /* otherwise: the next task to take */
 };
 
 typedef struct {
@@ -30,23 +29,19 @@ typedef struct {
 
 static void run_share(cnni_pool *p, int id)
 {
-    if (p->dfn) {
-        for (;;) {
-            const int64_t t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-            if (t >= p->ntasks)
-                return;
-            p->dfn(p->ctx, t, id);
-        }
-    }
     if (p->blocked) {
         int64_t lo, hi;
         cnni_split(p->ntasks, p->n, id, &lo, &hi);
         for (int64_t t = lo; t < hi; t++)
-            p->fn(p->ctx, t);
+            p->fn(p->ctx, t, id);
         return;
     }
-    for (int64_t t = id; t < p->ntasks; t += p->n)
-        p->fn(p->ctx, t);
+    for (;;) {
+        const int64_t t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+        if (t >= p->ntasks)
+            return;
+        p->fn(p->ctx, t, id);
+    }
 }
 
 static void *worker(void *arg)
@@ -134,23 +129,17 @@ void cnni_pool_destroy(cnni_pool *p)
 
 int cnni_pool_threads(const cnni_pool *p) { return p ? p->n : 1; }
 
-static void run_job(cnni_pool *p, cnni_task_fn fn, cnni_thread_task_fn dfn, void *ctx, int64_t ntasks,
-                    int blocked)
+static void run_job(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks, int blocked)
 {
     if (ntasks <= 0)
         return;
     if (!p || p->n == 1 || ntasks == 1) {
-        for (int64_t t = 0; t < ntasks; t++) {
-            if (dfn)
-                dfn(ctx, t, 0);
-            else
-                fn(ctx, t);
-        }
+        for (int64_t t = 0; t < ntasks; t++)
+            fn(ctx, t, 0);
         return;
     }
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
-    p->dfn = dfn;
     p->ctx = ctx;
     p->ntasks = ntasks;
     p->blocked = blocked;
@@ -167,17 +156,9 @@ static void run_job(cnni_pool *p, cnni_task_fn fn, cnni_thread_task_fn dfn, void
     }
 }
 
-void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks)
-{
-    run_job(p, fn, NULL, ctx, ntasks, 0);
-}
+void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks) { run_job(p, fn, ctx, ntasks, 0); }
 
 void cnni_pool_run_blocked(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks)
 {
-    run_job(p, fn, NULL, ctx, ntasks, 1);
-}
-
-void cnni_pool_run_dynamic(cnni_pool *p, cnni_thread_task_fn fn, void *ctx, int64_t ntasks)
-{
-    run_job(p, NULL, fn, ctx, ntasks, 0);
+    run_job(p, fn, ctx, ntasks, 1);
 }

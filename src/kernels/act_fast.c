@@ -138,8 +138,9 @@ typedef struct {
     cnni_act_bwd_fn bwd;
 } job;
 
-static void task(void *ctx, int64_t t)
+static void task(void *ctx, int64_t t, int thread)
 {
+    (void)thread;
     const job *j = ctx;
     int64_t s = t * CHUNK, e = s + CHUNK < j->n ? s + CHUNK : j->n;
     if (j->fwd)

@@ -334,16 +334,16 @@ static void plane_init(cnni_dw_plane *p, int isa, const cnni_conv_geom *pg, int6
 }
 
 /* Points the plane at the input channels from x: read in place, or as the
- * padded copy in buffer b % buffers of task t's thread scratch, to be
+ * padded copy in buffer b % buffers of the running thread's scratch, to be
  * filled from row z1a*s1 on, as the loops need it; b is the plane's rank
  * among those the task reads (0 for a task of one plane). */
-static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, int64_t b, const float *x)
+static void plane_source(cnni_dw_plane *p, const regions *r, int thread, int64_t b, const float *x)
 {
     if (!p->padded) {
         p->x = x;
         return;
     }
-    const size_t slot = (size_t)(t % r->nthreads) * (size_t)r->buffers + (size_t)(b % r->buffers);
+    const size_t slot = (size_t)thread * (size_t)r->buffers + (size_t)(b % r->buffers);
     p->buf = (float *)(r->planes + slot * r->plane);
     p->x = p->buf;
     p->src = x;
@@ -358,9 +358,9 @@ static void plane_source(cnni_dw_plane *p, const regions *r, int64_t t, int64_t 
  * copy just written stalls on the stores, which small planes cannot hide.
  * Large planes are filled as the loops go, so loads from memory overlap
  * arithmetic. */
-static void plane_prefill(cnni_dw_plane *p, const regions *r, int64_t t, int64_t b, const float *x)
+static void plane_prefill(cnni_dw_plane *p, const regions *r, int thread, int64_t b, const float *x)
 {
-    plane_source(p, r, t, b, x);
+    plane_source(p, r, thread, b, x);
     if (p->padded && p->nch * vol3(p->pd) <= PREFILL_FLOATS)
         cnni_dw_fill_rows(p, p->pd[1]);
 }
@@ -387,7 +387,7 @@ static void fwd_plane(const fwd_job *j, cnni_dw_plane *p, int64_t i)
     j->kn->forward(p, j->dst_g, j->dst + i * j->dst_g * ov, ov, j->b ? j->b + grp * j->dst_g : NULL, 0);
 }
 
-static void fwd_task(void *ctx, int64_t t)
+static void fwd_task(void *ctx, int64_t t, int thread)
 {
     const fwd_job *j = ctx;
     const cnni_conv_geom *g = j->proto.g;
@@ -400,7 +400,7 @@ static void fwd_task(void *ctx, int64_t t)
         p.z1a *= 4;
         p.z1b = p.z1b * 4 < g->out[1] ? p.z1b * 4 : g->out[1];
         if (p.z1a < p.z1b) {
-            plane_source(&p, j->r, t, 0, j->src + i * j->src_g * iv);
+            plane_source(&p, j->r, thread, 0, j->src + i * j->src_g * iv);
             fwd_plane(j, &p, i);
         }
         return;
@@ -409,11 +409,11 @@ static void fwd_task(void *ctx, int64_t t)
     cnni_split(j->planes, j->tasks, t, &i0, &i1);
     cnni_dw_plane next = p;
     if (i0 < i1)
-        plane_prefill(&next, j->r, t, 0, j->src + i0 * j->src_g * iv);
+        plane_prefill(&next, j->r, thread, 0, j->src + i0 * j->src_g * iv);
     for (int64_t i = i0; i < i1; i++) {
         p = next;
         if (i + 1 < i1)
-            plane_prefill(&next, j->r, t, i + 1 - i0, j->src + (i + 1) * j->src_g * iv);
+            plane_prefill(&next, j->r, thread, i + 1 - i0, j->src + (i + 1) * j->src_g * iv);
         fwd_plane(j, &p, i);
     }
 }
@@ -463,14 +463,14 @@ typedef struct {
     const regions *r;
 } scatter_job;
 
-static void scatter_task(void *ctx, int64_t t)
+static void scatter_task(void *ctx, int64_t t, int thread)
 {
     const scatter_job *j = ctx;
     const cnni_conv_geom *g = j->proto.g;
     const int64_t grp = t % g->G, n = t / g->G, Cg = cg_of(g), Og = og_of(g);
     const int64_t iv = vol3(g->in), ov = vol3(g->out);
     const int64_t *pd = j->proto.pd, pv = vol3(pd);
-    float *buf = (float *)(j->r->planes + (size_t)(t % j->r->nthreads) * (size_t)j->r->buffers * j->r->plane);
+    float *buf = (float *)(j->r->planes + (size_t)thread * (size_t)j->r->buffers * j->r->plane);
     memset(buf, 0, sizeof(float) * (size_t)(Cg * pv));
     cnni_dw_plane p = j->proto;
     for (int64_t q = 0; q < Og; q++) {
@@ -512,13 +512,13 @@ typedef struct {
  * sources of each dx row (the column rows of taps (t0, t1, 0), the taps
  * along dim 2 following at steps of ld) depend on neither the channel nor
  * the image: listed first. */
-static void cols_task(void *ctx, int64_t t)
+static void cols_task(void *ctx, int64_t t, int thread)
 {
     const cols_job *j = ctx;
     const cnni_conv_geom *g = j->g;
     const int64_t grp = t % g->G, n = t / g->G, Cg = cg_of(g), Og = og_of(g), kv = vol3(g->k);
     const int64_t iv = vol3(g->in), ov = vol3(g->out), ld = cols_ld(g), rows = g->in[0] * g->in[1];
-    char *base = j->r->planes + (size_t)(t % j->r->nthreads) * j->r->plane;
+    char *base = j->r->planes + (size_t)thread * j->r->plane;
     float *dyp = (float *)base, *col = dyp + Og * ld;
     const float **src = (const float **)(base + align64((size_t)((Og + kv) * ld) * sizeof(float)));
     int64_t *first = (int64_t *)(src + rows * g->k[0] * g->k[1]);
@@ -615,7 +615,7 @@ typedef struct {
     const regions *r;
 } wgt_job;
 
-static void wgt_task(void *ctx, int64_t t)
+static void wgt_task(void *ctx, int64_t t, int thread)
 {
     const wgt_job *j = ctx;
     const cnni_conv_geom *g = j->proto.g;
@@ -630,11 +630,11 @@ static void wgt_task(void *ctx, int64_t t)
     cnni_split(g->N, j->slices, slice, &n0, &n1);
     cnni_dw_plane p = j->proto, next = p;
     if (n0 < n1)
-        plane_prefill(&next, j->r, t, 0, j->x + (n0 * g->C + grp * Cg) * iv);
+        plane_prefill(&next, j->r, thread, 0, j->x + (n0 * g->C + grp * Cg) * iv);
     for (int64_t n = n0; n < n1; n++) {
         p = next;
         if (n + 1 < n1)
-            plane_prefill(&next, j->r, t, n + 1 - n0, j->x + ((n + 1) * g->C + grp * Cg) * iv);
+            plane_prefill(&next, j->r, thread, n + 1 - n0, j->x + ((n + 1) * g->C + grp * Cg) * iv);
         j->kn->weight(&p, mo, j->dy + (n * g->O + o0) * ov, ov, acc, nt + 1, j->want_db);
     }
 }

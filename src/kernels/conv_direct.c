@@ -226,7 +226,7 @@ static void wino_rows(const job *j, int64_t t, const float *xp, float *d)
     }
 }
 
-static void task(void *ctx, int64_t t)
+static void task(void *ctx, int64_t t, int thread)
 {
     const job *j = ctx;
     const cnni_conv_geom *g = j->g;
@@ -236,7 +236,7 @@ static void task(void *ctx, int64_t t)
     int64_t pd[3];
     padded_dims(g, pd);
     const float *xg = j->x + (n * g->C + grp * Cg) * vol3(g->in), *xp = xg;
-    char *mine = j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes;
+    char *mine = j->threads_base + (size_t)thread * j->thread_bytes;
     if (!same_extent(g)) {
         float *buf = (float *)mine;
         pad_channels(g, xg, buf, 0, Cg);
@@ -473,7 +473,7 @@ typedef struct {
 /* Task (group, channel block, batch slice): per image, the group's input
  * (padded when needed) and the block's dy as [pixel][nr] (zero past the
  * group's channels), then every tap block's tile over all pixels. */
-static void wtask(void *ctx, int64_t t)
+static void wtask(void *ctx, int64_t t, int thread)
 {
     const wjob *j = ctx;
     const cnni_conv_geom *g = j->g;
@@ -482,7 +482,7 @@ static void wtask(void *ctx, int64_t t)
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, iv = vol3(g->in);
     const int64_t nvalid = Og - ob * w->nr < w->nr ? Og - ob * w->nr : w->nr;
     size_t parts[4];
-    char *base = j->threads_base + (size_t)(t % j->nthreads) * w_thread(g, w, parts);
+    char *base = j->threads_base + (size_t)thread * w_thread(g, w, parts);
     float *xp = (float *)base, *dyt = (float *)(base + parts[0]), *acc = (float *)(base + parts[0] + parts[1]);
     const int padded = !in_place(g);
     memset(acc, 0, parts[2]);

@@ -260,12 +260,11 @@ static int64_t pack_weights(const cnni_gemm_kernel *k, const cnni_conv_geom *g, 
     return stride;
 }
 
-static void *scratch_of(const cnni_gemm_kernel *k, const cnni_conv_geom *g, void *scratch, int64_t t,
-                        struct cnni_pool *pool)
+/* The running thread's part of the scratch. */
+static void *scratch_of(const cnni_gemm_kernel *k, const cnni_conv_geom *g, void *scratch, int thread)
 {
-    int thr = (int)(t % cnni_pool_threads(pool));
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    return base + (size_t)thr * thread_scratch(k, g);
+    return base + (size_t)thread * thread_scratch(k, g);
 }
 
 /* ---- forward ---- */
@@ -282,7 +281,7 @@ typedef struct {
     int64_t wstride;
 } fwd_job;
 
-static void fwd_task(void *ctx, int64_t t)
+static void fwd_task(void *ctx, int64_t t, int thread)
 {
     const fwd_job *j = ctx;
     const cnni_conv_geom *g = j->g;
@@ -302,7 +301,7 @@ static void fwd_task(void *ctx, int64_t t)
     op.ldc = P;
     op.bias = j->b ? j->b + grp * Og : NULL;
     int64_t p0 = pb * j->pblock, p1 = p0 + j->pblock < P ? p0 + j->pblock : P;
-    cnni_gemm(for_rows(j->k, Og), &op, p0, p1, scratch_of(j->k, g, j->scratch, t, j->pool));
+    cnni_gemm(for_rows(j->k, Og), &op, p0, p1, scratch_of(j->k, g, j->scratch, thread));
 }
 
 void cnni_conv_fast_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_conv_geom *g,
@@ -334,13 +333,13 @@ typedef struct {
     int64_t wstride;
 } bwd_job;
 
-static void bwd_data_task(void *ctx, int64_t t)
+static void bwd_data_task(void *ctx, int64_t t, int thread)
 {
     const bwd_job *j = ctx;
     const cnni_conv_geom *g = j->g;
     int64_t grp = t % g->G, n = t / g->G;
     int64_t Cg = g->C / g->G, Og = g->O / g->G, K = Cg * vol3(g->k), P = vol3(g->out);
-    char *scr = scratch_of(j->k, g, j->scratch, t, j->pool);
+    char *scr = scratch_of(j->k, g, j->scratch, thread);
     float *col = (float *)(scr + ((cnni_gemm_scratch_bytes(j->k) + 63) & ~(size_t)63));
     float *dx = j->dx + (n * g->C + grp * Cg) * vol3(g->in);
     memset(dx, 0, sizeof(float) * (size_t)(Cg * vol3(g->in)));
@@ -383,7 +382,7 @@ typedef struct {
     void *scratch;
 } wgt_job;
 
-static void wgt_task(void *ctx, int64_t t)
+static void wgt_task(void *ctx, int64_t t, int thread)
 {
     const wgt_job *j = ctx;
     const cnni_conv_geom *g = j->g;
@@ -407,7 +406,7 @@ static void wgt_task(void *ctx, int64_t t)
     op.c = j->partial + (slice * g->O + grp * Og) * K;
     op.ldc = K;
     int64_t c0 = cb * j->cblock, c1 = c0 + j->cblock < K ? c0 + j->cblock : K;
-    cnni_gemm(for_rows(j->k, Og), &op, c0, c1, scratch_of(j->k, g, j->scratch, t, j->pool));
+    cnni_gemm(for_rows(j->k, Og), &op, c0, c1, scratch_of(j->k, g, j->scratch, thread));
 }
 
 /* db[o] += sum over images and pixels of dy[n][o][p], in eight double

@@ -415,8 +415,9 @@ typedef struct {
 } job;
 
 /* U[point][32-channel block][C][width]: the block of 16 lanes q. */
-static void weights_task(void *ctx, int64_t q)
+static void weights_task(void *ctx, int64_t q, int thread)
 {
+    (void)thread;
     const job *j = ctx;
     const wgeo *e = &j->e;
     const int64_t o0 = q * 16, blk = o0 / 32, nb = e->Op - blk * 32 < 32 ? e->Op - blk * 32 : 32;
@@ -510,7 +511,7 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
     j.thread_bytes = thread_bytes(&j.e, parts);
     j.nthreads = cnni_pool_threads(pool);
     /* Blocked: one thread writes both 16-lane halves of a 32-channel block
-     * of U (round-robin tasks took 4x the 1-thread time here). */
+     * of U (tasks handed out one at a time took 4x the 1-thread time). */
     cnni_pool_run_blocked(pool, weights_task, &j, j.e.Op / 16);
     /* Enough tasks for every thread, each at most TB_MAX tiles; how tiles
      * are grouped does not change any result. */
@@ -520,7 +521,7 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
         tasks = j.e.T;
     j.tb = (j.e.T + tasks - 1) / tasks;
     j.ntasks = (j.e.T + j.tb - 1) / j.tb;
-    cnni_pool_run_dynamic(pool, main_task, &j, j.ntasks);
+    cnni_pool_run(pool, main_task, &j, j.ntasks);
 }
 
 void cnni_conv_winograd_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
@@ -731,10 +732,10 @@ static void wg_finish(const wgjob *j, const float *s, int64_t c0, int64_t o0, in
 }
 
 /* Chunks: the transforms of the chunk's tiles in range t of ntasks. */
-static void wg_transform_task(void *ctx, int64_t t)
+static void wg_transform_task(void *ctx, int64_t t, int thread)
 {
     const wgjob *j = ctx;
-    float *buf = (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes);
+    float *buf = (float *)(j->threads_base + (size_t)thread * j->thread_bytes);
     int64_t i0, i1;
     cnni_split(j->nt, j->ntasks, t, &i0, &i1);
     wg_transform(j, j->t0, i0, i1, j->V, j->Z, buf);
@@ -742,7 +743,7 @@ static void wg_transform_task(void *ctx, int64_t t)
 
 /* Chunks: block t / nob of 32 in channels, block t % nob of out channels:
  * the chunk's products added to the sums; after the last chunk, dw and db. */
-static void wg_product_task(void *ctx, int64_t t)
+static void wg_product_task(void *ctx, int64_t t, int thread)
 {
     const wgjob *j = ctx;
     const wgeo *e = &j->w.e;
@@ -751,7 +752,7 @@ static void wg_product_task(void *ctx, int64_t t)
     cnni_split(e->O, j->nob, ob, &o0, &o1);
     float *s = wg_chunks(&j->w) > 1
                    ? j->S + (c0 * e->O + o0 * 32) * NP
-                   : (float *)(j->threads_base + (size_t)(t % j->nthreads) * j->thread_bytes + j->buf_bytes);
+                   : (float *)(j->threads_base + (size_t)thread * j->thread_bytes + j->buf_bytes);
     wg_product(j, j->V, j->Z, j->nt, c0, o0, o1, s, j->t0 == 0);
     if (j->last)
         wg_finish(j, s, c0, o0, o1);
@@ -783,8 +784,9 @@ static void wg_slice_task(void *ctx, int64_t t, int thread)
 
 /* Slices: block t / nob of 32 in channels, block t % nob of out channels:
  * the slices' sums added in order, then dw and db. */
-static void wg_sum_task(void *ctx, int64_t t)
+static void wg_sum_task(void *ctx, int64_t t, int thread)
 {
+    (void)thread;
     const wgjob *j = ctx;
     const wgeo *e = &j->w.e;
     const int64_t c0 = t / j->nob * 32, ob = t % j->nob;
@@ -829,7 +831,7 @@ void cnni_conv_winograd_backward_weight(int isa, struct cnni_pool *pool, const c
     while (j.nob * j.w.ncb < 2 * j.nthreads && j.nob < e->O)
         j.nob++;
     if (j.w.ns > 1) {
-        cnni_pool_run_dynamic(pool, wg_slice_task, &j, j.w.ns);
+        cnni_pool_run(pool, wg_slice_task, &j, j.w.ns);
         cnni_pool_run_blocked(pool, wg_sum_task, &j, j.nob * j.w.ncb);
         return;
     }

@@ -26,13 +26,12 @@ size_t cnni_linear_fast_scratch(const cnni_gemm_kernel *k, int64_t M, int64_t K,
     return threads_bytes(k, threads) + ((packed + 63) & ~(size_t)63) + 64;
 }
 
-static void task(void *ctx, int64_t t)
+static void task(void *ctx, int64_t t, int thread)
 {
     const job *j = ctx;
-    int thr = (int)(t % cnni_pool_threads(j->pool));
     char *base = (char *)(((uintptr_t)j->scratch + 63) & ~(uintptr_t)63);
     int64_t n0 = t * j->block, n1 = n0 + j->block < j->op.N ? n0 + j->block : j->op.N;
-    cnni_gemm(cnni_gemm_kernel_for_rows(j->k->isa, j->op.M), &j->op, n0, n1, base + (size_t)thr * per_thread(j->k));
+    cnni_gemm(cnni_gemm_kernel_for_rows(j->k->isa, j->op.M), &j->op, n0, n1, base + (size_t)thread * per_thread(j->k));
 }
 
 typedef struct {
@@ -41,8 +40,9 @@ typedef struct {
     float *dst;
 } pack_job;
 
-static void pack_task(void *ctx, int64_t b)
+static void pack_task(void *ctx, int64_t b, int thread)
 {
+    (void)thread;
     const pack_job *p = ctx;
     cnni_gemm_pack_a_block(p->k, p->op, b, p->dst);
 }

@@ -210,8 +210,9 @@ static void stat_range(const cnni_norm_geom *g, int64_t st, int64_t *n0, int64_t
     }
 }
 
-static void stats_task(void *ctx, int64_t st)
+static void stats_task(void *ctx, int64_t st, int thread)
 {
+    (void)thread;
     const job *jb = ctx;
     const cnni_norm_geom *g = jb->g;
     int64_t n0, n1, grp;
@@ -265,8 +266,9 @@ void cnni_norm_fast_stats(int isa, struct cnni_pool *pool, const cnni_norm_geom 
 }
 
 /* ---- forward: one task per (n, group) block ---- */
-static void fwd_task(void *ctx, int64_t t)
+static void fwd_task(void *ctx, int64_t t, int thread)
 {
+    (void)thread;
     const job *jb = ctx;
     const cnni_norm_geom *g = jb->g;
     const int64_t n = t / g->G, grp = t % g->G;
@@ -367,8 +369,9 @@ size_t cnni_norm_fast_scratch(const cnni_norm_geom *g)
 
 /* A and B of each statistic, once: for BatchNorm every block of the batch
  * needs its channel's totals, which summing per block would redo N times. */
-static void ab_task(void *ctx, int64_t st)
+static void ab_task(void *ctx, int64_t st, int thread)
 {
+    (void)thread;
     const job *jb = ctx;
     const cnni_norm_geom *g = jb->g;
     const int64_t grp = g->across_batch ? st : st % g->G;
@@ -385,8 +388,9 @@ static void ab_task(void *ctx, int64_t st)
     jb->ab[2 * st + 1] = B;
 }
 
-static void sums_task(void *ctx, int64_t t)
+static void sums_task(void *ctx, int64_t t, int thread)
 {
+    (void)thread;
     const job *jb = ctx;
     const cnni_norm_geom *g = jb->g;
     const int64_t n = t / g->G, grp = t % g->G;
@@ -407,8 +411,9 @@ static void sums_task(void *ctx, int64_t t)
     }
 }
 
-static void grad_task(void *ctx, int64_t t)
+static void grad_task(void *ctx, int64_t t, int thread)
 {
+    (void)thread;
     const job *jb = ctx;
     const cnni_norm_geom *g = jb->g;
     const int64_t n = t / g->G, grp = t % g->G;

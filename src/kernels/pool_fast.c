@@ -198,8 +198,9 @@ void cnni_pool_fast_max2_plane_backward(int isa, const cnni_pool_geom *g, const 
         memset(dx + 2 * OH * W, 0, sizeof(float) * (size_t)((H - 2 * OH) * W));
 }
 
-static void task(void *ctx, int64_t t)
+static void task(void *ctx, int64_t t, int thread)
 {
+    (void)thread;
     const job *j = ctx;
     const cnni_pool_geom *g = j->g;
     int64_t c0 = t * j->planes, c1 = c0 + j->planes < j->NC ? c0 + j->planes : j->NC;
