@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 struct cnni_pool {
     int n;                  /* threads in all, including the caller */
@@ -26,6 +27,23 @@ typedef struct {
     cnni_pool *p;
     int id;
 } worker_arg;
+
+#define SPIN_SECONDS 2e-3
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* A hint that this is a spin loop (x86's pause: fewer wasted cycles). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void run_share(cnni_pool *p, int id)
 {
@@ -51,12 +69,20 @@ static void *worker(void *arg)
     cnni_pool *p = wa.p;
     uint_fast64_t seen = 0;
     for (;;) {
-        /* Spin a little: the next job usually follows within microseconds. */
+        /* Spin before sleeping: the next job usually follows within
+         * microseconds, and the serial work between training steps (the
+         * batch, the loss, the optimizer) takes up to about a millisecond.
+         * A sleeping worker costs the next job a wake-up (a system call for
+         * the caller, tens of microseconds before the worker runs). */
+        const double until = now_seconds() + SPIN_SECONDS;
         int spins = 0;
-        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen && spins < 20000) {
-            spins++;
-            if ((spins & 255) == 0)
+        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) {
+            cpu_relax();
+            if ((++spins & 255) == 0) {
+                if (now_seconds() > until)
+                    break;
                 sched_yield();
+            }
         }
         pthread_mutex_lock(&p->mu);
         while (!p->stop && atomic_load_explicit(&p->generation, memory_order_acquire) == seen)
