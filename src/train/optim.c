@@ -5,6 +5,7 @@
  * optimiser is one loop. */
 #include "train_internal.h"
 #include "../core/cpu.h"
+#include "../core/pool.h"
 #include "../kernels/optim_fast.h"
 
 #include <math.h>
@@ -371,6 +372,39 @@ static void rmsprop_step(cnn_optimizer *o, float *p, const float *gr, size_t n)
     }
 }
 
+/* The update is elementwise: the parameters are cut into chunks of
+ * STEP_CHUNK values (a multiple of every vector width, so each element
+ * takes the same vector or scalar path as in one pass) shared out to the
+ * graph's threads, which together bring more of them in from memory. The
+ * state arrays of chunk c start at the same offset. */
+#define STEP_CHUNK 16384
+
+typedef struct {
+    cnn_optimizer *o;
+    size_t chunks;
+} step_job;
+
+static void step_task(void *ctx, int64_t t, int thread)
+{
+    (void)thread;
+    const step_job *j = ctx;
+    cnn_optimizer *o = j->o;
+    const size_t a = (size_t)t * STEP_CHUNK, n = o->n - a < STEP_CHUNK ? o->n - a : STEP_CHUNK;
+    float *p = o->g->pdata + a;
+    const float *gr = o->g->pgrad + a;
+    /* the chunk's views of the state (s1..s3 are NULL where unused) */
+    cnn_optimizer view = *o;
+    view.s1 = o->s1 ? o->s1 + a : NULL;
+    view.s2 = o->s2 ? o->s2 + a : NULL;
+    view.s3 = o->s3 ? o->s3 + a : NULL;
+    switch (o->kind) {
+    case OPT_SGD: sgd_step(&view, p, gr, n); break;
+    case OPT_ADAM:
+    case OPT_ADAMW: adam_step(&view, p, gr, n); break;
+    case OPT_RMSPROP: rmsprop_step(&view, p, gr, n); break;
+    }
+}
+
 cnn_status cnn_optimizer_step(cnn_optimizer *o)
 {
     if (!o)
@@ -384,12 +418,8 @@ cnn_status cnn_optimizer_step(cnn_optimizer *o)
                          "the model's parameters changed after the optimizer was set up (%zu vs %zu "
                          "values); set it up again",
                          g->p_len, o->n);
-    switch (o->kind) {
-    case OPT_SGD: sgd_step(o, g->pdata, g->pgrad, o->n); break;
-    case OPT_ADAM:
-    case OPT_ADAMW: adam_step(o, g->pdata, g->pgrad, o->n); break;
-    case OPT_RMSPROP: rmsprop_step(o, g->pdata, g->pgrad, o->n); break;
-    }
+    step_job j = {o, (o->n + STEP_CHUNK - 1) / STEP_CHUNK};
+    cnni_pool_run_blocked(o->n >= 2 * STEP_CHUNK ? g->pool : NULL, step_task, &j, (int64_t)j.chunks);
     o->step++;
     return CNN_OK;
 }
