@@ -768,7 +768,11 @@ static void copy_sample(const cnni_ds *d, const float *lut, int64_t idx, const c
     int64_t S = d->x_numel, base = idx * S;
     int pad = t ? t->crop_pad : 0;
     int flip = t ? t->flip : 0;
-    if (pad <= 0 && !flip) {
+    if (pad <= 0 && !flip && d->x_dtype == CNN_U8) {
+        const uint8_t *src = (const uint8_t *)d->x + base;
+        for (int64_t i = 0; i < S; i++)
+            dst[i] = lut[src[i]];
+    } else if (pad <= 0 && !flip) {
         for (int64_t i = 0; i < S; i++)
             dst[i] = sample_at(d, lut, base, i);
     } else {
@@ -839,7 +843,13 @@ cnn_status cnn_dataset_batch(cnn_dataset *ds, const int64_t *indices, int64_t n,
     for (int v = 0; v < 256; v++)
         lut[v] = (float)v / 255.0f; /* exactly ToTensor's img.float().div(255) */
     size_t ysize = (size_t)d->y_numel * cnni_dtype_size(d->y_dtype);
+    const size_t sample_bytes = (size_t)d->x_numel * cnni_dtype_size(d->x_dtype);
     for (int64_t i = 0; i < n; i++) {
+        /* The samples are scattered over a data set far larger than the
+         * caches: the next one is fetched while this one is converted. */
+        if (i + 1 < n)
+            for (size_t b = 0; b < sample_bytes; b += 64)
+                __builtin_prefetch((const char *)d->x + (size_t)indices[i + 1] * sample_bytes + b);
         copy_sample(d, lut, indices[i], t, rng, x + i * d->x_numel);
         if (y)
             memcpy((char *)y + (size_t)i * ysize, (const char *)d->y + (size_t)indices[i] * ysize,
