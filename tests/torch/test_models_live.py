@@ -2,7 +2,11 @@
 PyTorch from the same text (graphmodel.py), given random weights and random
 batch-norm running statistics, and compared in eval mode (output, input
 gradient, every parameter gradient) and, for models without dropout, in
-train mode too (batch statistics and the updated running statistics)."""
+train mode too (batch statistics and the updated running statistics).
+PyTorch's float64 result is the oracle; where PyTorch's own float32 runs
+(from the same input and weights, and from ones moved by about an ulp) land
+far from it, the case is ill-conditioned and the tolerance is 8x their
+distance there."""
 import glob
 import os
 import random
@@ -18,6 +22,40 @@ TOL = 1e-5
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
+NUDGED_RUNS = 3
+
+
+def float32_runs(text, weights, x32, gy32, train, is_graph):
+    """PyTorch's float32 results: one from the same input and weights, and
+    NUDGED_RUNS from an input and weights each moved by about an ulp, as
+    dicts keyed like the comparisons. The torch random state is restored,
+    so each seed keeps its cases."""
+    state = torch.get_rng_state()
+    runs = []
+    for k in range(NUDGED_RUNS + 1):
+        m, _, _ = graphmodel.build(text)
+        m.load_state_dict({n: torch.from_numpy(v.copy()) for n, v in weights.items()})
+        m.train(train)
+        x = x32.clone()
+        if k:
+            with torch.no_grad():
+                for p in m.parameters():
+                    p.mul_(1 + 2.0 ** -23 * (2 * torch.rand(p.shape) - 1))
+            x = x * (1 + 2.0 ** -23 * (2 * torch.rand(x.shape) - 1))
+        x.requires_grad_(True)
+        y = m(input=x) if is_graph else m(x)
+        y.backward(gy32)
+        run = {"output": y.detach().double().numpy(), "grad input": x.grad.double().numpy()}
+        for n, p in m.named_parameters():
+            run["grad " + n] = p.grad.double().numpy()
+        for n, b in m.named_buffers():
+            if "running" in n:
+                run["state " + n] = b.double().numpy()
+        runs.append(run)
+    torch.set_rng_state(state)
+    return runs
+
+
 def main():
     warnings.filterwarnings("ignore")
     seed = common.test_seed()
@@ -27,7 +65,7 @@ def main():
     files = sorted(glob.glob(os.path.join(ROOT, "models", "*.txt")))
     t.ok(len(files) >= 4, "expected the model files in models/, found %d" % len(files))
     worst = 0.0
-    compared = 0
+    compared = widened = 0
     for path in files:
         text = open(path).read()
         name = os.path.basename(path)
@@ -54,6 +92,7 @@ def main():
             y.backward(gy32.double())
             r = common.run_cnn(text, {"input": x32.numpy()}, weights, gy32.numpy(), train=train,
                                state_out=train, threads=2)
+            refs = float32_runs(text, weights, x32, gy32, train, is_graph)
             mode = "train" if train else "eval"
             if not t.ok(r.rc == 0, "%s (%s): cnn failed (%d): %s" % (name, mode, r.rc, r.stderr.strip()[:400])):
                 continue
@@ -68,10 +107,15 @@ def main():
                         pairs.append(("state " + k, r.state.get(k), b.numpy()))
             for what, got, want in pairs:
                 e = common.max_rel_err(got, want) if got is not None else float("inf")
-                worst = max(worst, e)
-                t.ok(e <= TOL, "%s (%s): %s differs, relative error %.3g" % (name, mode, what, e))
-    print("%d model files, %d runs compared with PyTorch (worst relative error %.3g)"
+                tol = max([TOL] + [8 * common.max_rel_err(ref[what], want) for ref in refs])
+                widened += tol > TOL
+                worst = max(worst, e if tol == TOL else 0.0)
+                t.ok(e <= tol, "%s (%s): %s differs, relative error %.3g (tolerance %.3g)"
+                     % (name, mode, what, e, tol))
+    print("%d model files, %d runs compared with PyTorch (worst relative error %.3g where well-conditioned)"
           % (len(files), compared, worst))
+    print("%d comparisons ill-conditioned (PyTorch's float32 results, from the same and from ulp-moved input "
+          "and weights, off float64's by more than 1.25e-6): tolerance 8x that there" % widened)
     t.finish()
 
 
