@@ -14,6 +14,10 @@ cnni_direct_wtile_fn cnni_direct_wtile_avx512(int nr, int mk);
 int cnni_direct_max_mr_avx2(void);
 cnni_direct_tile_fn cnni_direct_tile_avx2(int nr, int mr);
 cnni_direct_wtile_fn cnni_direct_wtile_avx2(int nr, int mk);
+cnni_direct_wino_fn cnni_direct_wino_avx2(int np);
+void cnni_direct_wino_input_avx2(const float *x, int64_t width, int64_t rows, float *d);
+cnni_direct_wino_wtile_fn cnni_direct_wino_wtile_avx2(int mk);
+void cnni_direct_wino_dy_avx2(int64_t npairs, const float *dyt, float *a);
 void cnni_direct_transpose_avx2(int nr, int64_t P, const float *src, int64_t ld, int nvalid, float *dst, float *sum);
 
 static int64_t vol3(const int64_t *v) { return v[0] * v[1] * v[2]; }
@@ -36,33 +40,47 @@ cnni_direct_tile_fn cnni_direct_tile_for(int isa, int nr, int mr)
 
 cnni_direct_wino_fn cnni_direct_wino_for(int isa, int np)
 {
-    return isa == CNNI_ISA_AVX512 ? cnni_direct_wino_avx512(np) : NULL;
+    return isa == CNNI_ISA_AVX512 ? cnni_direct_wino_avx512(np)
+           : isa == CNNI_ISA_AVX2 ? cnni_direct_wino_avx2(np)
+                                  : NULL;
 }
 
 void cnni_direct_wino_input(int isa, const float *x, int64_t width, int64_t rows, float *d)
 {
     if (isa == CNNI_ISA_AVX512)
         cnni_direct_wino_input_avx512(x, width, rows, d);
+    else if (isa == CNNI_ISA_AVX2)
+        cnni_direct_wino_input_avx2(x, width, rows, d);
 }
 
 cnni_direct_wino_wtile_fn cnni_direct_wino_wtile_for(int isa, int mk)
 {
-    return isa == CNNI_ISA_AVX512 ? cnni_direct_wino_wtile_avx512(mk) : NULL;
+    return isa == CNNI_ISA_AVX512 ? cnni_direct_wino_wtile_avx512(mk)
+           : isa == CNNI_ISA_AVX2 ? cnni_direct_wino_wtile_avx2(mk)
+                                  : NULL;
 }
 
 void cnni_direct_wino_dy(int isa, int64_t npairs, const float *dyt, float *a)
 {
     if (isa == CNNI_ISA_AVX512)
         cnni_direct_wino_dy_avx512(npairs, dyt, a);
+    else if (isa == CNNI_ISA_AVX2)
+        cnni_direct_wino_dy_avx2(npairs, dyt, a);
 }
 
-/* Whether the pass runs as Winograd F(2,5) along the rows (conv_direct.h;
- * AVX-512 only). */
+/* Whether the pass runs as Winograd F(2,5) along the rows (conv_direct.h). */
 static int wino(int isa, const cnni_conv_geom *g)
 {
+    /* AVX2 from 8 outputs a row: below, transforming every input row costs
+     * more than the products save. 5x5 kernels to 16 channels, 64 images,
+     * one thread, forward / weight gradient in us, F(2,5) vs the direct
+     * tiles: from 6 channels, 4 x 4 outputs 66 / 97 vs 50 / 66, 6 x 6 99 / 140
+     * vs 104 / 120, 8 x 8 153 / 198 vs 223 / 198, 10 x 10 (LeNet's conv2)
+     * 216 / 265 vs 291 / 299; from 16 channels, 6 x 6 308 / 360 vs 269 / 312. */
+    const int isa_ok = isa == CNNI_ISA_AVX512 || (isa == CNNI_ISA_AVX2 && g->out[2] >= 8);
     /* 1 and 2 dims: on 3D kernels of 5x5x5 and more the error grew to
      * within 2x of PyTorch's tolerance in the unit tests */
-    return isa == CNNI_ISA_AVX512 && nr_of(g) == 16 && g->k[0] == 1 && g->k[2] == 5 && g->s[2] == 1 &&
+    return isa_ok && nr_of(g) == 16 && g->k[0] == 1 && g->k[2] == 5 && g->s[2] == 1 &&
            g->d[2] == 1 && g->out[2] % 2 == 0 && g->out[2] <= 16;
 }
 
@@ -98,6 +116,18 @@ int cnni_conv_direct_applies_bwd(int isa, const cnni_conv_geom *g)
     cnni_conv_geom b;
     bwd_geom(g, &b);
     return cnni_conv_direct_applies(isa, &b);
+}
+
+int cnni_conv_direct_wino(int isa, const cnni_conv_geom *g)
+{
+    return cnni_conv_direct_applies(isa, g) && wino(isa, g);
+}
+
+int cnni_conv_direct_wino_bwd(int isa, const cnni_conv_geom *g)
+{
+    cnni_conv_geom b;
+    bwd_geom(g, &b);
+    return cnni_conv_direct_applies_bwd(isa, g) && wino(isa, &b);
 }
 
 /* Extent of the zero-padded input the outputs read, per dim. */

@@ -60,6 +60,11 @@ void cnni_direct_wino_dy(int isa, int64_t npairs, const float *dyt, float *a);
 /* Whether the direct kernels serve this forward (and this backward data). */
 int cnni_conv_direct_applies(int isa, const cnni_conv_geom *g);
 int cnni_conv_direct_applies_bwd(int isa, const cnni_conv_geom *g);
+/* Whether the direct forward (and weight gradient), or the backward data
+ * pass, runs as Winograd F(2,5) along the rows (the layer's choice of
+ * kernels weighs it). */
+int cnni_conv_direct_wino(int isa, const cnni_conv_geom *g);
+int cnni_conv_direct_wino_bwd(int isa, const cnni_conv_geom *g);
 size_t cnni_conv_direct_scratch(int isa, const cnni_conv_geom *g, int threads);
 void cnni_conv_direct_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
                               const float *w, const float *b, float *y, void *scratch);

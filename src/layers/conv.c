@@ -362,12 +362,23 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
     const int64_t kvol = g->k[0] * g->k[1] * g->k[2];
     const int few_taps_fwd = isa == CNNI_ISA_AVX2 && cg * kvol < (stride_one ? 96 : 32);
     const int few_taps_data = isa == CNNI_ISA_AVX2 && og * kvol < 96;
+    /* Where AVX2's direct passes run as Winograd F(2,5) (5-wide kernels,
+     * rows of 8 to 16 outputs, 12 to 16 channels a group), they beat the
+     * plane kernels whatever the taps and row widths, or match them on
+     * single rows (64 images, one thread, us): forward 6 -> 16 channels on 16 x 16 1225 vs 455, 3 -> 16
+     * (75 taps) on 14 x 14 477 vs 152, 16 -> 16 on 16 x 16 3103 vs 1363;
+     * backward data 16 -> 32 on 14 x 14 4297 vs 3006, 16 -> 16 on 16 x 16
+     * padded by 2 4709 vs 1680, 12 -> 32 on 16 x 16 3643 vs 3446; weight
+     * gradient 48 -> 16 (1200 taps) on 14 x 14 10333 vs 2825. */
+    const int f25_fwd = isa == CNNI_ISA_AVX2 && cnni_conv_direct_wino(isa, g);
+    const int f25_data = isa == CNNI_ISA_AVX2 && cnni_conv_direct_wino_bwd(isa, g);
     conv_kernels k;
     if (depthwise)
         k.fwd = KERN_PLANES;
     else if (cnni_conv_winograd_applies(isa, g))
         k.fwd = KERN_WINOGRAD;
-    else if (cnni_conv_direct_applies(isa, g) && !few_taps_fwd && (og >= 24 || !rows_fill_lanes(g->out[2])))
+    else if (f25_fwd ||
+             (cnni_conv_direct_applies(isa, g) && !few_taps_fwd && (og >= 24 || !rows_fill_lanes(g->out[2]))))
         k.fwd = KERN_DIRECT;
     else
         k.fwd = simd ? KERN_PLANES : KERN_GEMM;
@@ -375,7 +386,8 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
         k.data = KERN_PLANES;
     else if (cnni_conv_winograd_applies_bwd(isa, g))
         k.data = KERN_WINOGRAD;
-    else if (cnni_conv_direct_applies_bwd(isa, g) && !few_taps_data && (cg >= 24 || !rows_fill_lanes(g->in[2])))
+    else if (f25_data ||
+             (cnni_conv_direct_applies_bwd(isa, g) && !few_taps_data && (cg >= 24 || !rows_fill_lanes(g->in[2]))))
         k.data = KERN_DIRECT;
     else
         k.data = simd && stride_one ? KERN_PLANES : KERN_GEMM;
@@ -386,7 +398,7 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
         k.weight = KERN_PLANES;
     else if (cnni_conv_winograd_applies_weight(isa, g))
         k.weight = KERN_WINOGRAD;
-    else if (cnni_conv_direct_applies(isa, g) && taps >= 32 && taps <= 1152)
+    else if (f25_fwd || (cnni_conv_direct_applies(isa, g) && taps >= 32 && taps <= 1152))
         k.weight = KERN_DIRECT;
     else
         k.weight = simd && (og <= 16 || taps < 32) ? KERN_PLANES : KERN_GEMM;

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
         {
             double worst = 0;
             int bwd_cases = 0;
-            for (int t = 0; t < 110; t++) {
+            for (int t = 0; t < 120; t++) {
                 int nsp = t >= 80 && t < 90 ? 2 : 1 + t % 3;
                 cnni_conv_geom g;
                 memset(&g, 0, sizeof g);
@@ -76,9 +76,11 @@ int main(int argc, char **argv)
                 if (t >= 90) {
                     /* Winograd F(2,5) along the rows: 5 wide at stride and
                      * dilation 1, an even number of outputs per row up to 16
-                     * (tiles of 1 to 5 pairs), one block of 12 to 16 channels,
-                     * anything across the rows; 12 to 16 input channels per
-                     * group now and then, so backward data runs it too. */
+                     * (tiles of 1 to 5 pairs; AVX2 from 8 outputs, 3 to 5),
+                     * one block of 12 to 16 channels, anything across the
+                     * rows; 12 to 16 input channels per group now and then,
+                     * so backward data runs it too. 30 cases, as AVX2 takes
+                     * only the wider rows. */
                     g.G = pick(1, 2);
                     g.C = g.G * (t % 3 == 0 ? pick(12, 16) : pick(1, 9));
                     g.O = g.G * pick(12, 16);

@@ -2,8 +2,9 @@
  * 16 channels in 2*MR ymm accumulators (12 of the 16 registers); a block of
  * 32 channels runs as its two halves of 16 in turn. The weight-gradient
  * tiles hold up to 6 taps x 16 channels (3 x 32) and run larger tap blocks
- * as several passes over the pixels. No Winograd F(2,5) rows here: its
- * 6 points x 16 channels would leave no registers for a second pair. */
+ * as several passes over the pixels. The Winograd F(2,5) rows take their
+ * 6 points one or two at a time (6 points x 16 channels would fill 12 of
+ * the 16 registers for a single pair), their weight-gradient tiles one. */
 #include "../conv_direct.h"
 
 #include <immintrin.h>
@@ -19,7 +20,7 @@
 
 #define MR_MAX 6
 
-/* Stores the tile: acc[r][h] holds pixel r's channels 8h..8h+7 (r < mr <= 6);
+/* Stores the tile: acc[r][h] holds pixel r's channels 8h..8h+7 (r < mr <= 8);
  * y[j*ldy + r] = acc[r][j] (+ y when accumulate, + bias[j]) for j < nvalid
  * (<= 16): per half an 8x8 transpose, then the mr floats of each channel. */
 INLINE void store16(__m256 acc[][2], int mr, float *y, int64_t ldy, int nvalid, const float *bias, int accumulate)
@@ -216,4 +217,258 @@ cnni_direct_wtile_fn cnni_direct_wtile_avx2(int nr, int mk)
     if (mk < 1 || mk > 12)
         return NULL;
     return nr == 16 ? t16[mk] : nr == 32 ? t32[mk] : NULL;
+}
+
+/* ---- Winograd F(2,5) along the rows (see conv_direct.h): the AVX-512
+ * file's layouts, float for float, computed per half of 8 lanes ----
+ * The input rows' transform: d[r*96 + j*16 + l] = sum_i BT[j][i] x[r*width + l + i]
+ * for lanes l < 16 (x past the row read as 0; pair p reads lane 2p), rows
+ * r < rows, with BT's rows 3 and 4 scaled by 8 (the weights' by 1/8).
+ * Masked loads where a vector reaches past the row; plain ones for the
+ * first half when the row holds it (width >= 13): LeNet's conv2 forward 3%
+ * faster. */
+INLINE void wino_input_rows(const float *x, int64_t width, int64_t rows, float *d, int first_inside)
+{
+    const __m256 c23 = _mm256_set1_ps(2.0f / 3.0f), c16 = _mm256_set1_ps(1.0f / 6.0f),
+                 c13 = _mm256_set1_ps(1.0f / 3.0f), c54 = _mm256_set1_ps(1.25f), c14 = _mm256_set1_ps(0.25f),
+                 c4 = _mm256_set1_ps(4.0f), c5 = _mm256_set1_ps(5.0f);
+    __m256i inside[2][6]; /* the lanes of x[8h + l + i] within the row */
+    UNROLL for (int h = 0; h < 2; h++)
+    {
+        UNROLL for (int i = 0; i < 6; i++) inside[h][i] = first8(width - 8 * h - i);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        UNROLL for (int h = 0; h < 2; h++)
+        {
+            const float *xr = x + r * width + 8 * h;
+            __m256 v[6];
+            UNROLL for (int i = 0; i < 6; i++) v[i] =
+                h == 0 && first_inside ? _mm256_loadu_ps(xr + i) : _mm256_maskload_ps(xr + i, inside[h][i]);
+            float *dr = d + r * 96 + 8 * h;
+            _mm256_storeu_ps(dr, _mm256_fmadd_ps(c14, v[4], _mm256_fnmadd_ps(c54, v[2], v[0])));
+            _mm256_storeu_ps(dr + 16, _mm256_fnmadd_ps(c16, _mm256_add_ps(v[3], v[4]),
+                                                        _mm256_mul_ps(c23, _mm256_add_ps(v[1], v[2]))));
+            _mm256_storeu_ps(dr + 32, _mm256_fmadd_ps(c16, _mm256_sub_ps(v[3], v[4]),
+                                                      _mm256_mul_ps(c23, _mm256_sub_ps(v[2], v[1]))));
+            _mm256_storeu_ps(dr + 48, _mm256_fmadd_ps(c13, _mm256_sub_ps(v[4], v[2]),
+                                                      _mm256_mul_ps(c23, _mm256_sub_ps(v[3], v[1]))));
+            _mm256_storeu_ps(dr + 64, _mm256_fmadd_ps(c13, _mm256_sub_ps(v[4], v[2]),
+                                                      _mm256_mul_ps(c23, _mm256_sub_ps(v[1], v[3]))));
+            _mm256_storeu_ps(dr + 80, _mm256_add_ps(_mm256_fnmadd_ps(c5, v[3], _mm256_mul_ps(c4, v[1])), v[5]));
+        }
+    }
+}
+
+void cnni_direct_wino_input_avx2(const float *x, int64_t width, int64_t rows, float *d);
+void cnni_direct_wino_input_avx2(const float *x, int64_t width, int64_t rows, float *d)
+{
+    if (width >= 13)
+        wino_input_rows(x, width, rows, d, 1);
+    else
+        wino_input_rows(x, width, rows, d, 0);
+}
+
+#define WINO_NP_MAX 5
+
+/* Points j0 .. j0 + nj - 1 (nj <= 2) of np pairs x 16 channels:
+ * m[jj][p][h] = sum_k d(base + off[k])[(j0 + jj)*16 + 2p] u[k][j0 + jj][8h ..].
+ * A point or two at a time keep 2 nj np <= 12 accumulators, the weight
+ * vectors and a broadcast in registers: at 5 pairs one point, 7 loads per
+ * 10 FMAs, where all 6 points of a pair would take 18 loads per 12 (LeNet's
+ * conv2 forward, one thread: 214 us a batch, 310 us by pairs, 290 us with
+ * the direct tiles). 3 pairs take 2 points, so that at least 8 sums (the
+ * FMA latency times its throughput) are in flight: 303 us vs 348 us on
+ * 12 x 12 outputs. */
+INLINE void wino_points(int np, int j0, int nj, int64_t K, const int64_t *off, const float *base, const float *u,
+                        __m256 m[][WINO_NP_MAX][2])
+{
+    UNROLL for (int jj = 0; jj < 2; jj++)
+    {
+        UNROLL for (int p = 0; p < WINO_NP_MAX; p++)
+        {
+            if (jj < nj && p < np)
+                m[jj][p][0] = m[jj][p][1] = _mm256_setzero_ps();
+        }
+    }
+    for (int64_t k = 0; k < K; k++) {
+        const float *r = base + off[k] + j0 * 16, *uk = u + (k * 6 + j0) * 16;
+        UNROLL for (int jj = 0; jj < 2; jj++)
+        {
+            if (jj < nj) {
+                const __m256 u0 = _mm256_loadu_ps(uk + jj * 16), u1 = _mm256_loadu_ps(uk + jj * 16 + 8);
+                UNROLL for (int p = 0; p < WINO_NP_MAX; p++)
+                {
+                    if (p < np) {
+                        const __m256 b = _mm256_broadcast_ss(r + jj * 16 + 2 * p);
+                        m[jj][p][0] = _mm256_fmadd_ps(b, u0, m[jj][p][0]);
+                        m[jj][p][1] = _mm256_fmadd_ps(b, u1, m[jj][p][1]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Adds point j's sums to the outputs px[2p] = y(2p) = M0 + M1 + M2 + M3 + M4
+ * and px[2p + 1] = y(2p + 1) = M1 - M2 + 2 (M3 - M4) + M5. */
+INLINE void wino_fold(int np, int j, __m256 m[][2], __m256 px[][2])
+{
+    const __m256 two = _mm256_set1_ps(2.0f);
+    UNROLL for (int p = 0; p < WINO_NP_MAX; p++)
+    {
+        UNROLL for (int h = 0; h < 2; h++)
+        {
+            if (p < np) {
+                __m256 *e = &px[2 * p][h], *o = &px[2 * p + 1][h];
+                const __m256 v = m[p][h];
+                if (j == 0)
+                    *e = v;
+                else if (j < 5)
+                    *e = _mm256_add_ps(*e, v);
+                if (j == 1)
+                    *o = v;
+                else if (j == 2)
+                    *o = _mm256_sub_ps(*o, v);
+                else if (j == 3)
+                    *o = _mm256_fmadd_ps(two, v, *o);
+                else if (j == 4)
+                    *o = _mm256_fnmadd_ps(two, v, *o);
+                else if (j == 5)
+                    *o = _mm256_add_ps(*o, v);
+            }
+        }
+    }
+}
+
+/* The points from j0 when a group of nj starts there, then their folds. */
+INLINE void wino_step(int np, int nj, int j0, int64_t K, const int64_t *off, const float *base, const float *u,
+                      __m256 px[][2])
+{
+    if (j0 % nj)
+        return;
+    __m256 m[2][WINO_NP_MAX][2];
+    wino_points(np, j0, nj, K, off, base, u, m);
+    UNROLL for (int jj = 0; jj < 2; jj++)
+    {
+        if (jj < nj)
+            wino_fold(np, j0 + jj, m[jj], px);
+    }
+}
+
+/* NP pairs of outputs x 16 channels, as cnni_direct_wino_fn, NJ points at a
+ * time; the tile stored as 8 pixels and the rest. Rows of at least 8
+ * outputs only (see wino() in conv_direct.c), so tiles of 3 to 5 pairs. */
+#define DEFINE_WINO(NP, NJ)                                                                        \
+    static void wino_##NP(int64_t K, const int64_t *off, const float *base, const float *u, float *y, \
+                          int64_t ldy, int nvalid, const float *bias)                              \
+    {                                                                                              \
+        __m256 px[2 * NP][2];                                                                      \
+        wino_step(NP, NJ, 0, K, off, base, u, px);                                                 \
+        wino_step(NP, NJ, 1, K, off, base, u, px);                                                 \
+        wino_step(NP, NJ, 2, K, off, base, u, px);                                                 \
+        wino_step(NP, NJ, 3, K, off, base, u, px);                                                 \
+        wino_step(NP, NJ, 4, K, off, base, u, px);                                                 \
+        wino_step(NP, NJ, 5, K, off, base, u, px);                                                 \
+        store16(px, 2 * NP < 8 ? 2 * NP : 8, y, ldy, nvalid, bias, 0);                             \
+        if (2 * NP > 8)                                                                            \
+            store16(px + 8, 2 * NP - 8, y + 8, ldy, nvalid, bias, 0);                              \
+    }
+
+DEFINE_WINO(3, 2)
+DEFINE_WINO(4, 1)
+DEFINE_WINO(5, 1)
+
+cnni_direct_wino_fn cnni_direct_wino_avx2(int np);
+cnni_direct_wino_fn cnni_direct_wino_avx2(int np)
+{
+    static const cnni_direct_wino_fn t[] = {NULL, NULL, NULL, wino_3, wino_4, wino_5};
+    return np >= 1 && np <= WINO_NP_MAX ? t[np] : NULL;
+}
+
+/* The Winograd weight gradient's dy transform: pairs of pixel-major rows
+ * of 16 channels (d0, d1) -> a[i*96 + j*16 ..] = (d0, d0 + d1, d0 - d1,
+ * d0 + 2 d1, d0 - 2 d1, d1), for pairs i < npairs. */
+void cnni_direct_wino_dy_avx2(int64_t npairs, const float *dyt, float *a);
+void cnni_direct_wino_dy_avx2(int64_t npairs, const float *dyt, float *a)
+{
+    for (int64_t i = 0; i < npairs; i++) {
+        UNROLL for (int h = 0; h < 2; h++)
+        {
+            const __m256 d0 = _mm256_loadu_ps(dyt + 32 * i + 8 * h), d1 = _mm256_loadu_ps(dyt + 32 * i + 16 + 8 * h);
+            const __m256 d2 = _mm256_add_ps(d1, d1);
+            float *ai = a + 96 * i + 8 * h;
+            _mm256_storeu_ps(ai, d0);
+            _mm256_storeu_ps(ai + 16, _mm256_add_ps(d0, d1));
+            _mm256_storeu_ps(ai + 32, _mm256_sub_ps(d0, d1));
+            _mm256_storeu_ps(ai + 48, _mm256_add_ps(d0, d2));
+            _mm256_storeu_ps(ai + 64, _mm256_sub_ps(d0, d2));
+            _mm256_storeu_ps(ai + 80, d1);
+        }
+    }
+}
+
+/* MK kernel rows: acc[(i*6 + j)*16 + o] += sum over rows r < R and pairs
+ * q < np of xt[rowoff[r] + koff[i] + j*16 + 2q] a[((r*np + q)*6 + j)*16 + o],
+ * one point j at a time (MK x 2 accumulators), summed in float over the
+ * image in the AVX-512 kernel's order, then added in double. */
+INLINE void wino_w(int mk, int64_t R, const int64_t *rowoff, int64_t np, const float *xt, const int64_t *koff,
+                   const float *a, double *acc)
+{
+    for (int j = 0; j < 6; j++) {
+        __m256 m[5][2];
+        UNROLL for (int i = 0; i < 5; i++)
+        {
+            if (i < mk)
+                m[i][0] = m[i][1] = _mm256_setzero_ps();
+        }
+        for (int64_t r = 0; r < R; r++) {
+            const float *xr[5];
+            UNROLL for (int i = 0; i < 5; i++) xr[i] = i < mk ? xt + rowoff[r] + koff[i] + j * 16 : xt;
+            const float *ar = a + r * np * 96 + j * 16;
+            for (int64_t q = 0; q < np; q++) {
+                const __m256 a0 = _mm256_loadu_ps(ar + q * 96), a1 = _mm256_loadu_ps(ar + q * 96 + 8);
+                UNROLL for (int i = 0; i < 5; i++)
+                {
+                    if (i < mk) {
+                        const __m256 b = _mm256_broadcast_ss(xr[i] + 2 * q);
+                        m[i][0] = _mm256_fmadd_ps(b, a0, m[i][0]);
+                        m[i][1] = _mm256_fmadd_ps(b, a1, m[i][1]);
+                    }
+                }
+            }
+        }
+        UNROLL for (int i = 0; i < 5; i++)
+        {
+            UNROLL for (int h = 0; h < 2; h++)
+            {
+                if (i < mk) {
+                    double *dd = acc + (i * 6 + j) * 16 + 8 * h;
+                    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(m[i][h]));
+                    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(m[i][h], 1));
+                    _mm256_storeu_pd(dd, _mm256_add_pd(_mm256_loadu_pd(dd), lo));
+                    _mm256_storeu_pd(dd + 4, _mm256_add_pd(_mm256_loadu_pd(dd + 4), hi));
+                }
+            }
+        }
+    }
+}
+
+#define DEFINE_WINO_W(MK)                                                                          \
+    static void wino_w_##MK(int64_t R, const int64_t *rowoff, int64_t np, const float *xt,         \
+                            const int64_t *koff, const float *a, double *acc)                      \
+    {                                                                                              \
+        wino_w(MK, R, rowoff, np, xt, koff, a, acc);                                               \
+    }
+
+DEFINE_WINO_W(1)
+DEFINE_WINO_W(2)
+DEFINE_WINO_W(3)
+DEFINE_WINO_W(4)
+DEFINE_WINO_W(5)
+
+cnni_direct_wino_wtile_fn cnni_direct_wino_wtile_avx2(int mk);
+cnni_direct_wino_wtile_fn cnni_direct_wino_wtile_avx2(int mk)
+{
+    static const cnni_direct_wino_wtile_fn t[] = {NULL, wino_w_1, wino_w_2, wino_w_3, wino_w_4, wino_w_5};
+    return mk >= 1 && mk <= 5 ? t[mk] : NULL;
 }
