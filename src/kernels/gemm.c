@@ -60,6 +60,23 @@ size_t cnni_gemm_scratch_bytes(const cnni_gemm_kernel *k)
  * element instead (MR or NR rows far apart) misses the TLB on most reads. */
 #define PACK_CHUNK 64
 
+/* One transposing panel: d[k*width + j] = src[j*ld + k] for j < n and
+ * k < kc, zero for n <= j < width. */
+static void pack_transposed(const float *src, int64_t ld, int n, int width, int64_t kc, float *d)
+{
+    for (int64_t c0 = 0; c0 < kc; c0 += PACK_CHUNK) {
+        const int64_t c1 = kc - c0 < PACK_CHUNK ? kc : c0 + PACK_CHUNK;
+        for (int j = 0; j < n; j++) {
+            const float *s = src + j * ld;
+            for (int64_t k = c0; k < c1; k++)
+                d[k * width + j] = s[k];
+        }
+        for (int j = n; j < width; j++)
+            for (int64_t k = c0; k < c1; k++)
+                d[k * width + j] = 0;
+    }
+}
+
 void cnni_pack_a_plain(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr,
                        float *dst)
 {
@@ -67,17 +84,7 @@ void cnni_pack_a_plain(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k
         int rows = (int)(mc - p < mr ? mc - p : mr);
         float *dp = dst + p * kc;
         if (!op->trans_a) {
-            for (int64_t c0 = 0; c0 < kc; c0 += PACK_CHUNK) {
-                const int64_t c1 = kc - c0 < PACK_CHUNK ? kc : c0 + PACK_CHUNK;
-                for (int r = 0; r < rows; r++) {
-                    const float *s = op->a + (m0 + p + r) * op->lda + k0;
-                    for (int64_t k = c0; k < c1; k++)
-                        dp[k * mr + r] = s[k];
-                }
-                for (int r = rows; r < mr; r++)
-                    for (int64_t k = c0; k < c1; k++)
-                        dp[k * mr + r] = 0;
-            }
+            pack_transposed(op->a + (m0 + p) * op->lda + k0, op->lda, rows, mr, kc, dp);
         } else {
             for (int64_t k = 0; k < kc; k++) {
                 float *d = dp + k * mr;
@@ -135,19 +142,8 @@ static void pack_b_plain(const cnni_gemm_op *op, int64_t k0, int64_t kc, int64_t
         return;
     }
     for (int64_t p = 0; p < nc; p += nr) {
-        int cols = (int)(nc - p < nr ? nc - p : nr);
-        float *d = dst + p * kc;
-        for (int64_t c0 = 0; c0 < kc; c0 += PACK_CHUNK) {
-            const int64_t c1 = kc - c0 < PACK_CHUNK ? kc : c0 + PACK_CHUNK;
-            for (int j = 0; j < cols; j++) {
-                const float *s = op->b + (n0 + p + j) * op->ldb + k0;
-                for (int64_t k = c0; k < c1; k++)
-                    d[k * nr + j] = s[k];
-            }
-            for (int j = cols; j < nr; j++)
-                for (int64_t k = c0; k < c1; k++)
-                    d[k * nr + j] = 0;
-        }
+        const int cols = (int)(nc - p < nr ? nc - p : nr);
+        pack_transposed(op->b + (n0 + p) * op->ldb + k0, op->ldb, cols, nr, kc, dst + p * kc);
     }
 }
 
