@@ -183,7 +183,6 @@ typedef struct {
     const int64_t *off;  /* [K] */
     char *threads_base;  /* per-thread padded images */
     size_t thread_bytes;
-    int nthreads;
     int64_t rows_per_task, row_tasks;
 } job;
 
@@ -380,7 +379,7 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
     int64_t row_tasks = g->N * g->G >= 2 * nthreads ? 1 : (rows < 4 ? rows : 4);
     if (row_tasks < 1)
         row_tasks = 1;
-    job j = {isa, g, x, b, y, wp, off, base + shared_bytes(isa, g), per_thread(isa, g), nthreads,
+    job j = {isa, g, x, b, y, wp, off, base + shared_bytes(isa, g), per_thread(isa, g),
              (rows + row_tasks - 1) / row_tasks, row_tasks};
     cnni_pool_run(pool, task, &j, g->N * g->G * row_tasks);
 }
@@ -497,7 +496,6 @@ typedef struct {
     const int64_t *pix, *toff;
     char *threads_base;
     size_t thread_bytes;
-    int nthreads;
 } wjob;
 
 /* Task (group, channel block, batch slice): per image, the group's input
@@ -591,7 +589,6 @@ void cnni_conv_direct_backward_weight(int isa, struct cnni_pool *pool, const cnn
     j.partial = (float *)(base + parts[0] + parts[1]);
     j.dbpart = (double *)(base + parts[0] + parts[1] + parts[2]);
     j.threads_base = base + shared;
-    j.nthreads = cnni_pool_threads(pool);
     j.x = x;
     j.dy = dy;
     j.db = db;

@@ -270,7 +270,6 @@ static void *scratch_of(const cnni_gemm_kernel *k, const cnni_conv_geom *g, void
 /* ---- forward ---- */
 typedef struct {
     const cnni_gemm_kernel *k;
-    struct cnni_pool *pool;
     const cnni_conv_geom *g;
     const float *x, *w, *b;
     float *y;
@@ -317,14 +316,13 @@ void cnni_conv_fast_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool, c
         pblock = k->nc;
     float *wpack = shared_region(k, g, scratch, pool);
     int64_t wstride = pack_weights(k, g, w, 0, wpack);
-    fwd_job j = {k, pool, g, x, w, b, y, scratch, (P + pblock - 1) / pblock, pblock, wpack, wstride};
+    fwd_job j = {k, g, x, w, b, y, scratch, (P + pblock - 1) / pblock, pblock, wpack, wstride};
     cnni_pool_run(pool, fwd_task, &j, g->N * g->G * j.pblocks);
 }
 
 /* ---- backward data: dX = col2im(W^T dY), chunk by chunk ---- */
 typedef struct {
     const cnni_gemm_kernel *k;
-    struct cnni_pool *pool;
     const cnni_conv_geom *g;
     const float *dy, *w;
     float *dx;
@@ -367,14 +365,13 @@ void cnni_conv_fast_backward_data(const cnni_gemm_kernel *k, struct cnni_pool *p
 {
     float *wpack = shared_region(k, g, scratch, pool);
     int64_t wstride = pack_weights(k, g, w, 1, wpack);
-    bwd_job j = {k, pool, g, dy, w, dx, scratch, wpack, wstride};
+    bwd_job j = {k, g, dy, w, dx, scratch, wpack, wstride};
     cnni_pool_run(pool, bwd_data_task, &j, g->N * g->G);
 }
 
 /* ---- backward weight: one long reduction over the batch's pixels ---- */
 typedef struct {
     const cnni_gemm_kernel *k;
-    struct cnni_pool *pool;
     const cnni_conv_geom *g;
     const float *x, *dy;
     float *partial;      /* slices x O x K */
@@ -450,7 +447,7 @@ static void weight_grad(const cnni_gemm_kernel *k, struct cnni_pool *pool, const
     while (slices < MAX_SLICES && cblocks * g->G * slices < 8 && NP / (slices * 2) >= 1024)
         slices *= 2;
     float *partial = shared_region(k, g, scratch, pool);
-    wgt_job j = {k, pool, g, x, dy, partial, slices, cblocks, cblock, scratch};
+    wgt_job j = {k, g, x, dy, partial, slices, cblocks, cblock, scratch};
     cnni_pool_run(pool, wgt_task, &j, g->G * slices * cblocks);
     int64_t total = g->O * K;
     for (int64_t s = 0; s < slices; s++) {

@@ -6,7 +6,6 @@
 
 typedef struct {
     const cnni_gemm_kernel *k;
-    struct cnni_pool *pool;
     cnni_gemm_op op;
     int64_t block;
     void *scratch;
@@ -71,7 +70,7 @@ static void run(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_ge
         cnni_pool_run(pool, pack_task, &pj, cnni_gemm_k_blocks(kr, op->K));
         opv.a_packed = pj.dst;
     }
-    job j = {k, pool, *op, block, scratch};
+    job j = {k, *op, block, scratch};
     /* Tiny products are not worth waking threads for. */
     if (tiny)
         for (int64_t t = 0; t * block < N; t++) {

@@ -379,16 +379,11 @@ static void rmsprop_step(cnn_optimizer *o, float *p, const float *gr, size_t n)
  * state arrays of chunk c start at the same offset. */
 #define STEP_CHUNK 16384
 
-typedef struct {
-    cnn_optimizer *o;
-    size_t chunks;
-} step_job;
 
 static void step_task(void *ctx, int64_t t, int thread)
 {
     (void)thread;
-    const step_job *j = ctx;
-    cnn_optimizer *o = j->o;
+    cnn_optimizer *o = ctx;
     const size_t a = (size_t)t * STEP_CHUNK, n = o->n - a < STEP_CHUNK ? o->n - a : STEP_CHUNK;
     float *p = o->g->pdata + a;
     const float *gr = o->g->pgrad + a;
@@ -418,8 +413,8 @@ cnn_status cnn_optimizer_step(cnn_optimizer *o)
                          "the model's parameters changed after the optimizer was set up (%zu vs %zu "
                          "values); set it up again",
                          g->p_len, o->n);
-    step_job j = {o, (o->n + STEP_CHUNK - 1) / STEP_CHUNK};
-    cnni_pool_run_blocked(o->n >= 2 * STEP_CHUNK ? g->pool : NULL, step_task, &j, (int64_t)j.chunks);
+    cnni_pool_run_blocked(o->n >= 2 * STEP_CHUNK ? g->pool : NULL, step_task, o,
+                          (int64_t)((o->n + STEP_CHUNK - 1) / STEP_CHUNK));
     o->step++;
     return CNN_OK;
 }
