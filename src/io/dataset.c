@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -762,6 +765,29 @@ static inline float sample_at(const cnni_ds *d, const float *lut, int64_t base, 
     return ((const float *)d->x)[base + i];
 }
 
+/* dst[i] = src[i] / 255, as ToTensor computes it (a float division, the
+ * lookup table's values). Whole vectors are stored: the batch is written
+ * over lines that left the caches during the last step, and scalar stores
+ * would let only a few of those lines be fetched at a time. */
+static void bytes_to_unit(const uint8_t *src, int64_t n, float *dst)
+{
+    int64_t i = 0;
+#if defined(__SSE2__)
+    const __m128 d255 = _mm_set1_ps(255.0f);
+    const __m128i zero = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16) {
+        const __m128i b = _mm_loadu_si128((const __m128i *)(src + i));
+        const __m128i lo = _mm_unpacklo_epi8(b, zero), hi = _mm_unpackhi_epi8(b, zero);
+        _mm_storeu_ps(dst + i, _mm_div_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(lo, zero)), d255));
+        _mm_storeu_ps(dst + i + 4, _mm_div_ps(_mm_cvtepi32_ps(_mm_unpackhi_epi16(lo, zero)), d255));
+        _mm_storeu_ps(dst + i + 8, _mm_div_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(hi, zero)), d255));
+        _mm_storeu_ps(dst + i + 12, _mm_div_ps(_mm_cvtepi32_ps(_mm_unpackhi_epi16(hi, zero)), d255));
+    }
+#endif
+    for (; i < n; i++)
+        dst[i] = (float)src[i] / 255.0f;
+}
+
 static void copy_sample(const cnni_ds *d, const float *lut, int64_t idx, const cnn_transform *t,
                         cnn_rng *rng, float *dst)
 {
@@ -769,9 +795,7 @@ static void copy_sample(const cnni_ds *d, const float *lut, int64_t idx, const c
     int pad = t ? t->crop_pad : 0;
     int flip = t ? t->flip : 0;
     if (pad <= 0 && !flip && d->x_dtype == CNN_U8) {
-        const uint8_t *src = (const uint8_t *)d->x + base;
-        for (int64_t i = 0; i < S; i++)
-            dst[i] = lut[src[i]];
+        bytes_to_unit((const uint8_t *)d->x + base, S, dst);
     } else if (pad <= 0 && !flip) {
         for (int64_t i = 0; i < S; i++)
             dst[i] = sample_at(d, lut, base, i);
