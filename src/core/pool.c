@@ -1,5 +1,8 @@
 /* Thread pool: workers sleep on a condition variable between jobs and spin
- * briefly first, so back-to-back layers do not pay a wake-up each. */
+ * briefly first, so back-to-back layers do not pay a wake-up each. A
+ * worker that sees a job while spinning takes it without the mutex: the
+ * mutex and the condition variable are only for sleeping, so the caller
+ * touches them only when a worker may be asleep. */
 #include "pool.h"
 
 #include <pthread.h>
@@ -15,7 +18,8 @@ struct cnni_pool {
     pthread_cond_t wake;
     atomic_uint_fast64_t generation;
     atomic_int pending;     /* workers still running the current job */
-    int stop;
+    atomic_int sleepers;    /* workers in (or about to enter) the condition wait */
+    atomic_int stop;
     cnni_task_fn fn;
     void *ctx;
     int64_t ntasks;
@@ -76,7 +80,7 @@ static void *worker(void *arg)
          * the caller, tens of microseconds before the worker runs). */
         const double until = now_seconds() + SPIN_SECONDS;
         int spins = 0;
-        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen) {
+        while (atomic_load(&p->generation) == seen && !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
             cpu_relax();
             if ((++spins & 255) == 0) {
                 if (now_seconds() > until)
@@ -84,14 +88,21 @@ static void *worker(void *arg)
                 sched_yield();
             }
         }
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && atomic_load_explicit(&p->generation, memory_order_acquire) == seen)
-            pthread_cond_wait(&p->wake, &p->mu);
-        int stop = p->stop;
-        pthread_mutex_unlock(&p->mu);
-        if (stop)
+        if (atomic_load(&p->generation) == seen) {
+            /* Sleep. Announcing it before the last look at the generation
+             * (both sequentially consistent) means the caller, which bumps
+             * the generation and then looks at the sleepers, either sees
+             * this one and wakes it under the mutex, or bumped first. */
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (!atomic_load(&p->stop) && atomic_load(&p->generation) == seen)
+                pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop))
             return NULL;
-        seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+        seen = atomic_load(&p->generation);
         run_share(p, wa.id);
         atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
     }
@@ -110,6 +121,8 @@ cnn_status cnni_pool_create(cnni_pool **out, int n)
     pthread_cond_init(&p->wake, NULL);
     atomic_init(&p->generation, 0);
     atomic_init(&p->pending, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->stop, 0);
     atomic_init(&p->next, 0);
     if (n > 1) {
         p->threads = cnni_calloc((size_t)n, sizeof(pthread_t));
@@ -141,7 +154,7 @@ void cnni_pool_destroy(cnni_pool *p)
         return;
     if (p->threads) {
         pthread_mutex_lock(&p->mu);
-        p->stop = 1;
+        atomic_store(&p->stop, 1);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
         for (int i = 1; i < p->n; i++)
@@ -164,16 +177,20 @@ static void run_job(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks, in
             fn(ctx, t, 0);
         return;
     }
-    pthread_mutex_lock(&p->mu);
+    /* The job's fields are published by the generation's bump (release);
+     * a worker reads them after seeing it (acquire). */
     p->fn = fn;
     p->ctx = ctx;
     p->ntasks = ntasks;
     p->blocked = blocked;
     atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_release);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_fetch_add(&p->generation, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
     run_share(p, 0);
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
