@@ -44,7 +44,9 @@ typedef struct cnni_nodeplan {
      * is the BatchNorm's on the pooling), pool_geom its geometry (on the
      * pooling). The fused forward skips the BatchNorm's and the ReLU's
      * outputs; unwritten is then set on the BatchNorm until
-     * cnni_graph_materialize writes them. */
+     * cnni_graph_materialize writes them. An elementwise activation
+     * (relu_node -1) likewise runs the average pooling that alone reads its
+     * output, and writes both. */
     int pool_node;
     cnni_pool_geom pool_geom;
     int unwritten;

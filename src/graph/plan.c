@@ -243,6 +243,22 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
         fuse_pool(g, i, j, backward);
     }
 
+    /* An elementwise activation whose output only a planewise average
+     * pooling reads (not a model output) runs the pooling in its own
+     * passes; it still writes its output, which its backward reads. */
+    for (int j = 0; j < g->n_nodes; j++) {
+        if (g->np[j].fused_into >= 0 || g->nodes[j].n_in != 1 || !cnni_act_pool_fusable(&g->nodes[j]))
+            continue;
+        const int yv = g->nodes[j].out[0], k = sole_reader(g, yv);
+        cnni_pool_geom pg;
+        if (k < 0 || g->np[k].fused_into >= 0 || g->vals[yv].t.dtype != CNN_F32 || g->vals[g->nodes[j].in[0]].t.dtype != CNN_F32 ||
+            !cnni_avgpool_fusable(&g->nodes[k], &g->vals[yv].t.shape, &pg) || g->np[k].saved_bytes)
+            continue;
+        g->np[j].pool_node = k;
+        g->np[k].fused_into = j;
+        g->np[k].pool_geom = pg;
+    }
+
     /* Which values need gradients. */
     for (int i = 0; i < g->n_vals; i++)
         g->vals[i].requires_grad = 0;

@@ -94,7 +94,7 @@ cnn_status cnn_graph_forward(cnn_graph *g, int training)
         cnn_status st = g->nodes[i].op->forward(&x);
         if (st)
             return node_failed(g, i, st);
-        g->np[i].unwritten = pk >= 0;
+        g->np[i].unwritten = pk >= 0 && g->nodes[i].op->materialize; /* an activation writes its own */
         if (g->detect_anomaly && (st = cnni_anomaly_forward(g, i)) != CNN_OK)
             return st;
         if (g->profiling) {

@@ -3,6 +3,7 @@
 #include "act_fast.h"
 #include "../core/cpu.h"
 #include "../core/pool.h"
+#include "pool_fast.h"
 
 #include <math.h>
 
@@ -168,4 +169,91 @@ void cnni_act_fast_backward(int isa, struct cnni_pool *pool, const cnni_act *a, 
              : isa == CNNI_ISA_AVX2 ? cnni_act_backward_avx2
                                     : cnni_act_backward_generic};
     cnni_pool_run_blocked(n >= 4 * CHUNK ? pool : NULL, task, &j, (n + CHUNK - 1) / CHUNK);
+}
+
+/* ---- fused with an average pooling ---- */
+
+typedef struct {
+    const cnni_act *a;
+    const cnni_pool_geom *g;
+    int isa;
+    int64_t planes, n; /* planes per task; elements in all */
+    const float *x, *y, *dp;
+    float *out, *p;
+    cnni_act_fwd_fn fwd;
+    cnni_act_bwd_fn bwd;
+} pooled_job;
+
+/* Task t: planes [c0, c1), one at a time so each stays in the first-level
+ * cache between the two layers' work on it. f runs over spans that start on
+ * multiples of 16 elements, the last one ending at the task's end; a task's
+ * planes hold a multiple of 16 elements except the last task's, so every
+ * span but the array's last has whole vectors, as in the unfused chunks.
+ * Forward, f's span reaches past each plane's end (rounded up) before the
+ * plane is pooled; backward, it stops short of it (rounded down), as the
+ * next plane's gradient is spread only after. */
+static void pooled_task(void *ctx, int64_t t, int thread)
+{
+    (void)thread;
+    const pooled_job *j = ctx;
+    const int64_t ip = cnni_pool_in_plane(j->g), op = cnni_pool_out_plane(j->g);
+    const int64_t c0 = t * j->planes, c1 = c0 + j->planes < j->g->NC ? c0 + j->planes : j->g->NC;
+    const int64_t start = c0 * ip, end = c1 * ip, round = j->fwd ? 15 : 0;
+    int64_t done = start;
+    for (int64_t c = c0; c < c1; c++) {
+        int64_t to = c + 1 == c1 ? end : start + (((c + 1) * ip - start + round) & ~(int64_t)15);
+        if (to > end)
+            to = end;
+        if (j->fwd) {
+            if (to > done)
+                j->fwd(j->a, to - done, j->x + done, j->out + done);
+            cnni_pool_fast_avg_plane(j->isa, j->g, j->out + c * ip, j->p + c * op);
+        } else {
+            cnni_pool_fast_avg_plane_backward(j->isa, j->g, j->dp + c * op, j->out + c * ip);
+            if (to > done) /* in place: dx holds the spread gradient */
+                j->bwd(j->a, to - done, j->x + done, j->y + done, j->out + done, j->out + done);
+        }
+        if (to > done)
+            done = to;
+    }
+}
+
+/* Planes per task: about CHUNK elements, a multiple of 16 in all. */
+static void run_pooled(pooled_job *j, struct cnni_pool *pool)
+{
+    const int64_t ip = cnni_pool_in_plane(j->g);
+    int64_t gcd = 16, b = ip % 16;
+    while (b) {
+        const int64_t r = gcd % b;
+        gcd = b;
+        b = r;
+    }
+    const int64_t step = 16 / gcd; /* planes whose elements make a multiple of 16 */
+    int64_t planes = ip > 0 ? CHUNK / ip : 1;
+    planes = planes < 1 ? step : (planes + step - 1) / step * step;
+    j->planes = planes;
+    j->n = j->g->NC * ip;
+    const int64_t tasks = (j->g->NC + planes - 1) / planes;
+    cnni_pool_run(j->n >= 4 * CHUNK ? pool : NULL, pooled_task, j, tasks);
+}
+
+void cnni_act_fast_forward_avgpool(int isa, struct cnni_pool *pool, const cnni_act *a, const cnni_pool_geom *g,
+                                   const float *x, float *y, float *p)
+{
+    pooled_job j = {a, g, isa, 0, 0, x, NULL, NULL, y, p,
+                    isa == CNNI_ISA_AVX512 ? cnni_act_forward_avx512
+                    : isa == CNNI_ISA_AVX2 ? cnni_act_forward_avx2
+                                           : cnni_act_forward_generic,
+                    NULL};
+    run_pooled(&j, pool);
+}
+
+void cnni_act_fast_backward_avgpool(int isa, struct cnni_pool *pool, const cnni_act *a, const cnni_pool_geom *g,
+                                    const float *x, const float *y, const float *dp, float *dx)
+{
+    pooled_job j = {a, g, isa, 0, 0, x, y, dp, dx, NULL, NULL,
+                    isa == CNNI_ISA_AVX512 ? cnni_act_backward_avx512
+                    : isa == CNNI_ISA_AVX2 ? cnni_act_backward_avx2
+                                           : cnni_act_backward_generic};
+    run_pooled(&j, pool);
 }

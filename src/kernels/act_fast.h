@@ -35,6 +35,21 @@ void cnni_act_fast_forward(int isa, struct cnni_pool *pool, const cnni_act *a, i
 void cnni_act_fast_backward(int isa, struct cnni_pool *pool, const cnni_act *a, int64_t n, const float *x,
                             const float *y, const float *dy, float *dx);
 
+/* An activation whose output an average pooling with planewise windows
+ * (pool_fast.h) alone reads, run as one pass over whole planes: forward
+ * writes y = f(x) and the pooling's output p; backward takes the pooling
+ * output's gradient dp and writes dx = f'(x) (pooled gradient). Both are
+ * bit for bit the two layers run apart: the planes are split so that every
+ * span of f starts on a multiple of 16 elements (as the chunks of the
+ * functions above), and the pooling is the plane kernel the pooling layer
+ * runs. x has g->NC planes of cnni_pool_in_plane(g) values. */
+struct cnni_pool_geom;
+void cnni_act_fast_forward_avgpool(int isa, struct cnni_pool *pool, const cnni_act *a,
+                                   const struct cnni_pool_geom *g, const float *x, float *y, float *p);
+void cnni_act_fast_backward_avgpool(int isa, struct cnni_pool *pool, const cnni_act *a,
+                                    const struct cnni_pool_geom *g, const float *x, const float *y,
+                                    const float *dp, float *dx);
+
 /* One contiguous span, per instruction set (x86/act_*.c and act_fast.c). */
 typedef void (*cnni_act_fwd_fn)(const cnni_act *a, int64_t n, const float *x, float *y);
 typedef void (*cnni_act_bwd_fn)(const cnni_act *a, int64_t n, const float *x, const float *y, const float *dy,

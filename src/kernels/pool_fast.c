@@ -130,6 +130,16 @@ static void avg_plane_simple_backward(int isa, const cnni_pool_geom *g, const fl
 
 int cnni_pool_fast_planewise(const cnni_pool_geom *g) { return simple_2d(g); }
 
+void cnni_pool_fast_avg_plane(int isa, const cnni_pool_geom *g, const float *x, float *y)
+{
+    avg_plane_simple(isa, g, x, y);
+}
+
+void cnni_pool_fast_avg_plane_backward(int isa, const cnni_pool_geom *g, const float *dy, float *dx)
+{
+    avg_plane_simple_backward(isa, g, dy, dx);
+}
+
 void cnni_pool_fast_max_plane(int isa, const cnni_pool_geom *g, const float *x, float *y, int64_t *idx)
 {
     max_plane_simple(isa, g, x, y, idx);

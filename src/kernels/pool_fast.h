@@ -30,6 +30,12 @@ int cnni_pool_fast_planewise(const cnni_pool_geom *g);
 void cnni_pool_fast_max_plane(int isa, const cnni_pool_geom *g, const float *x, float *y, int64_t *idx);
 void cnni_pool_fast_argmax_plane_backward(int64_t in_plane, int64_t out_plane, const float *dy,
                                           const int64_t *idx, float *dx);
+/* One plane of an average pooling with planewise windows, bit for bit as
+ * cnni_pool_fast_avg_forward and _backward compute it (the backward
+ * overwrites the whole input plane); for an activation that pools its own
+ * output (act_fast.h). */
+void cnni_pool_fast_avg_plane(int isa, const cnni_pool_geom *g, const float *x, float *y);
+void cnni_pool_fast_avg_plane_backward(int isa, const cnni_pool_geom *g, const float *dy, float *dx);
 
 /* 2x2 windows (planewise): the argmax kept as a byte per output, its
  * window position 0..3 (row-major), as the fused normalisation stores it.

@@ -74,7 +74,10 @@ static cnn_status elem_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
 static cnn_status elem_forward(const cnni_exec *x)
 {
     const elem_opts *o = x->opts;
-    if (cnni_act_fast_supported(&o->act))
+    if (x->pool_geom) /* fused with the average pooling that reads it (graph plan) */
+        cnni_act_fast_forward_avgpool(x->isa, x->pool, &o->act, x->pool_geom, x->in[0].data, x->out[0].data,
+                                      x->pool_out);
+    else if (cnni_act_fast_supported(&o->act))
         cnni_act_fast_forward(x->isa, x->pool, &o->act, cnni_numel(&x->in[0].shape), x->in[0].data,
                               x->out[0].data);
     else
@@ -97,13 +100,24 @@ static cnn_status elem_backward(const cnni_exec *x)
                          o->act.a);
     if (!x->din[0].data)
         return CNN_OK;
-    if (cnni_act_fast_supported(&o->act))
+    if (x->pool_geom) /* dout[0] is the fused pooling's output gradient */
+        cnni_act_fast_backward_avgpool(x->isa, x->pool, &o->act, x->pool_geom, x->in[0].data, x->out[0].data,
+                                       x->dout[0].data, x->din[0].data);
+    else if (cnni_act_fast_supported(&o->act))
         cnni_act_fast_backward(x->isa, x->pool, &o->act, cnni_numel(&x->in[0].shape), x->in[0].data,
                                x->out[0].data, x->dout[0].data, x->din[0].data);
     else
         cnni_ref_act_backward_f32(&o->act, cnni_numel(&x->in[0].shape), x->in[0].data, x->out[0].data,
                                   x->dout[0].data, x->din[0].data);
     return CNN_OK;
+}
+
+int cnni_act_pool_fusable(const cnni_node *n)
+{
+    if (n->op->forward != elem_forward)
+        return 0;
+    const elem_opts *o = n->opts;
+    return !o->inplace && cnni_act_fast_supported(&o->act);
 }
 
 static cnn_status simple_configure(cnni_node *n, cnni_act_kind kind, double a, double b)

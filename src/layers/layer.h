@@ -100,7 +100,9 @@ typedef struct cnni_exec {
      * it too (pool_geom set, its windows planewise): forward writes
      * pool_out and pool_idx (the pooling's output and argmax) instead of
      * out[0] and relu_out, which materialize fills on request; backward,
-     * dout[0] is the pooling output's gradient. */
+     * dout[0] is the pooling output's gradient. An elementwise activation
+     * whose output only an average pooling reads runs it the same way, but
+     * writes out[0] too (its backward reads it). */
     const struct cnni_pool_geom *pool_geom;
     float *pool_out;
     int64_t *pool_idx;
@@ -139,6 +141,13 @@ struct cnni_op {
  * planewise (pool_fast.h) on an input of shape in; g receives its geometry. */
 struct cnni_pool_geom;
 int cnni_pool_fusable(const cnni_node *n, const cnn_shape *in, struct cnni_pool_geom *g);
+/* For the graph's activation -> AvgPool fusion: whether node n is an
+ * average pooling whose windows are planewise (pool_fast.h) on an input of
+ * shape in (pool.c), and whether node n is an elementwise activation that
+ * can pool its own output (activation.c: a kind the fast kernels cover,
+ * not in place). */
+int cnni_avgpool_fusable(const cnni_node *n, const cnn_shape *in, struct cnni_pool_geom *g);
+int cnni_act_pool_fusable(const cnni_node *n);
 
 /* ---- registry ---- */
 const cnni_op *cnni_op_find(const char *name);

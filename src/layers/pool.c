@@ -650,3 +650,14 @@ int cnni_pool_fusable(const cnni_node *n, const cnn_shape *in, cnni_pool_geom *g
     memset(&e, 0, sizeof e);
     return make_geom(o, &t, 1, g, &y, &e) == CNN_OK && cnni_pool_fast_planewise(g);
 }
+
+int cnni_avgpool_fusable(const cnni_node *n, const cnn_shape *in, cnni_pool_geom *g)
+{
+    if (n->op != &cnni_op_AvgPool1d && n->op != &cnni_op_AvgPool2d && n->op != &cnni_op_AvgPool3d)
+        return 0;
+    cnni_tensor t = {NULL, *in, CNN_F32};
+    cnn_shape y;
+    cnn_err e;
+    memset(&e, 0, sizeof e);
+    return make_geom(n->opts, &t, 0, g, &y, &e) == CNN_OK && cnni_pool_fast_planewise(g);
+}

@@ -1,6 +1,7 @@
 /* Fused layers: a BatchNorm whose output only a ReLU reads runs the ReLU in
  * its own passes, and a max pooling that alone reads that ReLU's output
- * too (src/graph/plan.c). The fusion must change no bit: every model here
+ * too; an elementwise activation runs the average pooling that alone reads
+ * its output (src/graph/plan.c). The fusion must change no bit: every model here
  * runs twice from the same parameters and data, once fused and once with
  * anomaly detection on (which runs every layer on its own), on every
  * instruction set the machine has, and every layer's output (the ones a
@@ -17,43 +18,61 @@ typedef struct {
     int64_t dims[5];
     int fused;  /* pairs the plan must fuse */
     int pooled; /* of which with their max pooling */
+    int act_pooled; /* activations run with their average pooling */
 } model_case;
 
 static const model_case cases[] = {
     {"Sequential: conv, BatchNorm2d, ReLU twice (one without affine), linear",
      "Conv2d(3, 8, 3, padding=1)\nBatchNorm2d(8)\nReLU()\nMaxPool2d(2)\nConv2d(8, 6, 3)\n"
      "BatchNorm2d(6, affine=False)\nReLU()\nFlatten()\nLinear(6 * 3 * 3, 5)\n",
-     4, {4, 3, 10, 10}, 2, 1},
+     4, {4, 3, 10, 10}, 2, 1, 0},
     {"BatchNorm1d + ReLU in a classifier, momentum=None",
-     "Flatten()\nLinear(12, 20)\nBatchNorm1d(20, momentum=None)\nReLU()\nLinear(20, 3)\n", 2, {7, 12}, 1, 0},
+     "Flatten()\nLinear(12, 20)\nBatchNorm1d(20, momentum=None)\nReLU()\nLinear(20, 3)\n", 2, {7, 12}, 1, 0, 0},
     {"graph: the BatchNorm's output also feeds an Add (not fused), the other pair is",
      "c = Conv2d(2, 4, 3, padding=1)(input)\nb = BatchNorm2d(4)(c)\nr = ReLU()(b)\ns = Add()(r, b)\n"
      "b2 = BatchNorm2d(4)(s)\noutput = ReLU()(b2)\n",
-     4, {3, 2, 6, 5}, 1, 0},
+     4, {3, 2, 6, 5}, 1, 0, 0},
     {"graph: the BatchNorm's output is a model output (not fused)",
-     "b = BatchNorm2d(3)(input)\nr = ReLU()(b)\noutputs = (r, b)\n", 4, {2, 3, 4, 4}, 0, 0},
+     "b = BatchNorm2d(3)(input)\nr = ReLU()(b)\noutputs = (r, b)\n", 4, {2, 3, 4, 4}, 0, 0, 0},
     {"BatchNorm3d + ReLU, single-value planes",
-     "BatchNorm3d(5)\nReLU()\nConv3d(5, 2, 1)\n", 5, {3, 5, 1, 1, 2}, 1, 0},
+     "BatchNorm3d(5)\nReLU()\nConv3d(5, 2, 1)\n", 5, {3, 5, 1, 1, 2}, 1, 0, 0},
     {"pooled: odd planes (the last row and column in no window), 3x3 and 2x1 windows, no affine",
      "Conv2d(2, 5, 3, padding=1)\nBatchNorm2d(5)\nReLU()\nMaxPool2d(2)\nBatchNorm2d(5, affine=False)\nReLU()\n"
      "MaxPool2d(3)\nBatchNorm2d(5)\nReLU()\nMaxPool2d((2, 1))\nFlatten()\n",
-     4, {3, 2, 23, 37}, 3, 3},
+     4, {3, 2, 23, 37}, 3, 3, 0},
     {"pooled: 1-d, MaxPool1d(4) after BatchNorm1d on (N, C, L)",
-     "Conv1d(3, 4, 3)\nBatchNorm1d(4)\nReLU()\nMaxPool1d(4)\nFlatten()\nLinear(4 * 7, 2)\n", 3, {5, 3, 30}, 1, 1},
+     "Conv1d(3, 4, 3)\nBatchNorm1d(4)\nReLU()\nMaxPool1d(4)\nFlatten()\nLinear(4 * 7, 2)\n", 3, {5, 3, 30}, 1, 1, 0},
     {"not pooled: overlapping, padded, ceil-mode and dilated windows, and one plane too large",
      "BatchNorm2d(2)\nReLU()\nMaxPool2d(2, ceil_mode=True)\nBatchNorm2d(2)\nReLU()\nMaxPool2d(3, stride=2)\n"
      "BatchNorm2d(2)\nReLU()\nMaxPool2d(2, padding=1)\nBatchNorm2d(2)\nReLU()\nMaxPool2d(2, dilation=2)\n",
-     4, {2, 2, 30, 31}, 4, 0},
+     4, {2, 2, 30, 31}, 4, 0, 0},
     {"not pooled: a plane past the largest",
-     "BatchNorm2d(1)\nReLU()\nMaxPool2d(2)\n", 4, {2, 1, 65, 64}, 1, 0},
+     "BatchNorm2d(1)\nReLU()\nMaxPool2d(2)\n", 4, {2, 1, 65, 64}, 1, 0, 0},
     {"pooled at the largest plane (64 x 64); not when the ReLU's output has a second reader",
      "b = BatchNorm2d(1)(input)\nr = ReLU()(b)\np = MaxPool2d(2)(r)\nb2 = BatchNorm2d(1)(input)\n"
      "r2 = ReLU()(b2)\np2 = MaxPool2d(2)(r2)\nc = Conv2d(1, 1, 2, stride=2)(r2)\noutputs = (p, p2, c)\n",
-     4, {2, 1, 64, 64}, 2, 1},
+     4, {2, 1, 64, 64}, 2, 1, 0},
     {"pooled: the pooling's output feeds two layers, and the graph returns it",
      "b = BatchNorm2d(3)(input)\nr = ReLU()(b)\np = MaxPool2d(2)(r)\nq = Conv2d(3, 2, 1)(p)\n"
      "outputs = (p, q)\n",
-     4, {2, 3, 6, 6}, 1, 1},
+     4, {2, 3, 6, 6}, 1, 1, 0},
+    {"LeNet-5's layers: Sigmoid runs the AvgPool2d(2) after it; 10 x 10 planes (a task's span ends inside one)",
+     "Conv2d(1, 6, 5, padding=2)\nSigmoid()\nAvgPool2d(kernel_size=2, stride=2)\nConv2d(6, 16, 5)\nSigmoid()\n"
+     "AvgPool2d(kernel_size=2, stride=2)\nFlatten()\nLinear(16 * 5 * 5, 10)\n",
+     4, {70, 1, 28, 28}, 0, 0, 2},
+    {"activations with their average pooling: odd planes, 3x3 and 2x1 windows, 1-d, tiny planes",
+     "Conv2d(2, 5, 3, padding=1)\nTanh()\nAvgPool2d(2)\nReLU()\nAvgPool2d(3)\nELU(alpha=0.7)\n"
+     "AvgPool2d((2, 1))\nLeakyReLU(0.2)\nAvgPool2d(1)\nFlatten()\n",
+     4, {3, 2, 23, 37}, 0, 0, 4},
+    {"AvgPool1d after SiLU and Hardswish; 3x3 planes (9 values, spans end inside planes)",
+     "Conv1d(3, 4, 3)\nSiLU()\nAvgPool1d(4)\nHardswish()\nAvgPool1d(1)\nFlatten()\n", 3, {41, 3, 30}, 0, 0, 2},
+    {"not fused: padded, overlapping, ceil-mode windows, a divisor, a second reader, in place, GELU; fused: a pooling whose output is read twice",
+     "a = Sigmoid()(input)\np = AvgPool2d(2, padding=1)(a)\nb = Tanh()(input)\nq = AvgPool2d(3, stride=2)(b)\n"
+     "c = Sigmoid()(input)\nr = AvgPool2d(2, ceil_mode=True)(c)\nd = Sigmoid()(input)\n"
+     "s = AvgPool2d(2, divisor_override=3)(d)\ne = Sigmoid()(input)\nt = AvgPool2d(2)(e)\nu = Add()(t, t)\n"
+     "f = ReLU(inplace=True)(input)\nv = AvgPool2d(2)(f)\nh = GELU()(input)\nw = AvgPool2d(2)(h)\n"
+     "k = Tanh()(input)\nz = AvgPool2d(2)(k)\nm = Add()(k, k)\noutputs = (p, q, r, s, u, v, w, z, m)\n",
+     4, {2, 2, 9, 9}, 0, 0, 1},
 };
 
 static int64_t numel(const cnn_shape *s)
@@ -126,13 +145,16 @@ int main(void)
                     x[i] = (float)cos(1.3 * (double)i) * (i % 7 == 0 ? 3.0f : 1.0f);
                 cnn_graph *a = build(mc, 0, x, training, isa), *b = build(mc, 1, x, training, isa);
                 if (a && b) {
-                    int pairs = 0, pooled = 0;
+                    int pairs = 0, pooled = 0, act_pooled = 0;
                     for (int i = 0; i < a->n_nodes; i++) {
                         pairs += a->np[i].relu_node >= 0;
-                        pooled += a->np[i].pool_node >= 0;
+                        pooled += a->np[i].relu_node >= 0 && a->np[i].pool_node >= 0;
+                        act_pooled += a->np[i].relu_node < 0 && a->np[i].pool_node >= 0;
                     }
                     CHECKF(pairs == mc->fused, "%d pairs fused, expected %d", pairs, mc->fused);
                     CHECKF(pooled == mc->pooled, "%d poolings fused, expected %d", pooled, mc->pooled);
+                    CHECKF(act_pooled == mc->act_pooled, "%d activations fused with their pooling, expected %d",
+                           act_pooled, mc->act_pooled);
                     CHECK(a->fused_run && !b->fused_run);
                     const int nl = cnn_graph_layer_count(a);
                     for (int t = 0; t < nl; t++) {
