@@ -2,7 +2,20 @@
  * briefly first, so back-to-back layers do not pay a wake-up each. A
  * worker that sees a job while spinning takes it without the mutex: the
  * mutex and the condition variable are only for sleeping, so the caller
- * touches them only when a worker may be asleep. */
+ * touches them only when a worker may be asleep.
+ *
+ * The caller waits for the work, never for a worker: a job is a number of
+ * units (tasks, or for a blocked job one contiguous range per thread)
+ * claimed one at a time by whichever thread comes, and the caller returns
+ * once every unit has run. A worker that another process keeps off its
+ * core thus costs a job nothing unless it holds a unit; before, every job
+ * waited for every worker to look at it.
+ *
+ * Claims go through one word, the job's sequence number and its next
+ * unit. Publishing a job first moves the word to the new sequence number
+ * with no unit free, then writes the job, then frees unit 0: a claim (a
+ * compare-and-swap from the word a thread read) therefore succeeds only in
+ * the job whose fields that thread read after reading the word. */
 #include "pool.h"
 
 #include <pthread.h>
@@ -11,20 +24,26 @@
 #include <string.h>
 #include <time.h>
 
+#define UNIT_BITS 40
+#define UNIT_MASK ((UINT64_C(1) << UNIT_BITS) - 1)
+#define NO_UNIT UNIT_MASK /* the job is being written */
+
 struct cnni_pool {
     int n;                  /* threads in all, including the caller */
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_uint_fast64_t generation;
-    atomic_int pending;     /* workers still running the current job */
+    atomic_uint_fast64_t generation; /* bumped for each job: what workers wait on */
     atomic_int sleepers;    /* workers in (or about to enter) the condition wait */
     atomic_int stop;
-    cnni_task_fn fn;
-    void *ctx;
-    int64_t ntasks;
-    int blocked;            /* thread i runs a contiguous range of tasks */
-    atomic_int_fast64_t next; /* otherwise: the next task to take */
+    atomic_uint_fast64_t claim;  /* sequence number << UNIT_BITS | next unit */
+    atomic_int_fast64_t done;    /* units finished in the current job */
+    /* The current job (written only while no unit can be claimed). */
+    _Atomic(cnni_task_fn) fn;
+    _Atomic(void *) ctx;
+    atomic_int_fast64_t ntasks, units;
+    atomic_int blocked;     /* units are the cnni_split ranges of ntasks, one per thread */
+    uint64_t seq;           /* the caller's: the current job's sequence number */
 };
 
 typedef struct {
@@ -49,20 +68,31 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void run_share(cnni_pool *p, int id)
+/* Claims and runs units of the job in `claim` until none is left; the
+ * thread runs them as `id`. */
+static void run_units(cnni_pool *p, int id)
 {
-    if (p->blocked) {
-        int64_t lo, hi;
-        cnni_split(p->ntasks, p->n, id, &lo, &hi);
-        for (int64_t t = lo; t < hi; t++)
-            p->fn(p->ctx, t, id);
-        return;
-    }
     for (;;) {
-        const int64_t t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-        if (t >= p->ntasks)
+        uint_fast64_t v = atomic_load(&p->claim);
+        const int64_t u = (int64_t)(v & UNIT_MASK);
+        if (u == (int64_t)NO_UNIT || u >= atomic_load(&p->units))
             return;
-        p->fn(p->ctx, t, id);
+        if (!atomic_compare_exchange_weak(&p->claim, &v, v + 1))
+            continue;
+        /* Claimed: the fields read now are this job's, which stays until
+         * the unit is counted done. */
+        const cnni_task_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&p->ctx, memory_order_relaxed);
+        const int64_t ntasks = atomic_load_explicit(&p->ntasks, memory_order_relaxed);
+        if (atomic_load_explicit(&p->blocked, memory_order_relaxed)) {
+            int64_t lo, hi;
+            cnni_split(ntasks, p->n, u, &lo, &hi);
+            for (int64_t t = lo; t < hi; t++)
+                fn(ctx, t, id);
+        } else {
+            fn(ctx, u, id);
+        }
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
 }
 
@@ -103,8 +133,7 @@ static void *worker(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = atomic_load(&p->generation);
-        run_share(p, wa.id);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        run_units(p, wa.id);
     }
 }
 
@@ -120,10 +149,15 @@ cnn_status cnni_pool_create(cnni_pool **out, int n)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     atomic_init(&p->generation, 0);
-    atomic_init(&p->pending, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, 0);
-    atomic_init(&p->next, 0);
+    atomic_init(&p->claim, NO_UNIT);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->fn, NULL);
+    atomic_init(&p->ctx, NULL);
+    atomic_init(&p->ntasks, 0);
+    atomic_init(&p->units, 0);
+    atomic_init(&p->blocked, 0);
     if (n > 1) {
         p->threads = cnni_calloc((size_t)n, sizeof(pthread_t));
         if (!p->threads) {
@@ -177,23 +211,29 @@ static void run_job(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks, in
             fn(ctx, t, 0);
         return;
     }
-    /* The job's fields are published by the generation's bump (release);
-     * a worker reads them after seeing it (acquire). */
-    p->fn = fn;
-    p->ctx = ctx;
-    p->ntasks = ntasks;
-    p->blocked = blocked;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    /* Publish: no unit free under the new number, the job, then unit 0
+     * (see the top of the file); the bump wakes the workers. */
+    p->seq = (p->seq + 1) & ((UINT64_C(1) << (64 - UNIT_BITS)) - 1);
+    atomic_store(&p->claim, p->seq << UNIT_BITS | NO_UNIT);
+    const int64_t units = blocked ? (ntasks < p->n ? ntasks : p->n) : ntasks;
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&p->ntasks, ntasks, memory_order_relaxed);
+    atomic_store_explicit(&p->blocked, blocked, memory_order_relaxed);
+    atomic_store(&p->units, units);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->claim, p->seq << UNIT_BITS);
     atomic_fetch_add(&p->generation, 1);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
-    run_share(p, 0);
+    run_units(p, 0);
+    /* Units other threads still run. */
     int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < units) {
+        cpu_relax();
         if (++spins > 1000)
             sched_yield();
     }

@@ -22,10 +22,12 @@ int cnni_pool_threads(const cnni_pool *p);
  * count or on timing. With p NULL or ntasks 1 it runs inline as thread 0. */
 typedef void (*cnni_task_fn)(void *ctx, int64_t t, int thread);
 void cnni_pool_run(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks);
-/* The same with thread i running the i-th of `threads` nearly equal
- * contiguous ranges of tasks: for tasks over consecutive memory, so each
- * thread streams through its own part and neighbouring tasks' results
- * (sums side by side) share no cache line between threads. */
+/* The same with the tasks in `threads` nearly equal contiguous ranges (of
+ * cnni_split), each run in order by one thread, the ranges taken as the
+ * tasks above: for tasks over consecutive memory, so each thread streams
+ * through its own part and neighbouring tasks' results (sums side by side)
+ * share no cache line between threads. A thread that comes late leaves its
+ * range to the others. */
 void cnni_pool_run_blocked(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks);
 
 /* Splits [0, n) into `parts` nearly equal ranges; range i is [*lo, *hi). */
