@@ -9,17 +9,17 @@
 
 /* The first kernel of each instruction set is its default (the tallest). */
 static const cnni_gemm_kernel kernels[] = {
-    {CNNI_ISA_GENERIC, GENERIC_MR, GENERIC_NR, 256, 512, 64, cnni_micro_generic, NULL},
-    {CNNI_ISA_AVX2, 6, 16, 256, 512, 72, cnni_micro_avx2, cnni_pack_a_avx2},
-    {CNNI_ISA_AVX2, 4, 16, 256, 512, 64, cnni_micro_avx2_4, cnni_pack_a_avx2},
+    {CNNI_ISA_GENERIC, GENERIC_MR, GENERIC_NR, 256, 512, 64, cnni_micro_generic, NULL, NULL},
+    {CNNI_ISA_AVX2, 6, 16, 256, 512, 72, cnni_micro_avx2, cnni_pack_a_avx2, NULL},
+    {CNNI_ISA_AVX2, 4, 16, 256, 512, 64, cnni_micro_avx2_4, cnni_pack_a_avx2, NULL},
     /* AVX-512 (measured on Zen 4, 1024^3, one thread): K blocks of up to
      * 1024 and B blocks of 1024 columns, so the C tile is loaded and stored
      * once per 1024 k and A packed once per 1024 columns, reached 104-107
      * GFLOP/s where 256 x 512 blocks reached 86-94; the B panel streams
      * from L3 with no loss. */
-    {CNNI_ISA_AVX512, 12, 32, 1024, 1024, 96, cnni_micro_avx512, cnni_pack_a_avx512},
-    {CNNI_ISA_AVX512, 8, 32, 1024, 1024, 96, cnni_micro_avx512_8, cnni_pack_a_avx512},
-    {CNNI_ISA_AVX512, 4, 32, 1024, 1024, 96, cnni_micro_avx512_4, cnni_pack_a_avx512},
+    {CNNI_ISA_AVX512, 12, 32, 1024, 1024, 96, cnni_micro_avx512, cnni_pack_a_avx512, cnni_pack_bt_avx512},
+    {CNNI_ISA_AVX512, 8, 32, 1024, 1024, 96, cnni_micro_avx512_8, cnni_pack_a_avx512, cnni_pack_bt_avx512},
+    {CNNI_ISA_AVX512, 4, 32, 1024, 1024, 96, cnni_micro_avx512_4, cnni_pack_a_avx512, cnni_pack_bt_avx512},
 };
 #define N_KERNELS (sizeof kernels / sizeof kernels[0])
 
@@ -215,7 +215,7 @@ void cnni_gemm(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t n0, in
     float *apack = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *bpack = apack + (size_t)(k->mc + mr) * (size_t)k->kc;
     cnni_pack_a_fn pack_a = op->pack_a ? op->pack_a : k->pack_a ? k->pack_a : cnni_pack_a_plain;
-    cnni_pack_b_fn pack_b = op->pack_b ? op->pack_b : pack_b_plain;
+    cnni_pack_b_fn pack_b = op->pack_b ? op->pack_b : op->trans_b && k->pack_bt ? k->pack_bt : pack_b_plain;
     if (op->K == 0) {
         /* An empty product: only the bias (and what C held, when accumulating). */
         for (int64_t i = 0; i < op->M; i++)

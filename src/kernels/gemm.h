@@ -54,6 +54,7 @@ typedef struct cnni_gemm_kernel {
     int64_t kc, nc, mc;      /* cache blocking */
     cnni_micro_fn micro;
     cnni_pack_a_fn pack_a;   /* packs plain A (NULL: the portable packer) */
+    cnni_pack_b_fn pack_bt;  /* packs plain transposed B (NULL: the portable packer) */
 } cnni_gemm_kernel;
 
 /* The kernel for an instruction set (falls back to generic). */
@@ -98,6 +99,9 @@ void cnni_pack_a_plain(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k
  * columns at a time through a register transpose. */
 void cnni_pack_a_avx512(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr,
                         float *dst);
+/* Packs plain transposed B (trans_b) as the portable packer does. */
+void cnni_pack_bt_avx512(const cnni_gemm_op *op, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr,
+                         float *dst);
 void cnni_micro_avx2_4(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,
                        int accumulate, const float *bias);
 /* The same with 8 columns at a time (panels of up to 8 rows). */
