@@ -39,34 +39,36 @@ static inline V vtanh(V x)
     return VCOPYSIGN(t, x);
 }
 
+/* The kind is switched on once per call, each case with its own loop, so
+ * that a loop holds only its kind's work and loads only the arrays it
+ * reads (sigmoid's and tanh's gradients read y, not x). */
+#define ACT_LOOP(STORE_TO, EXPR)                                                                   \
+    for (; i + W <= n; i += W)                                                                     \
+        VSTORE(STORE_TO + i, EXPR);                                                                \
+    break;
+
 static void FWD_NAME(const cnni_act *a, int64_t n, const float *x, float *y)
 {
     const V pa = VSET((float)a->a), pb = VSET((float)a->b), zero = VSET(0.0f);
     int64_t i = 0;
-    for (; i + W <= n; i += W) {
-        V v = VLOAD(x + i), r;
-        switch (a->kind) {
-        case CNNI_ACT_RELU: r = VMAX(zero, v); break; /* NaN passes through, as in PyTorch */
-        case CNNI_ACT_LEAKY_RELU: r = VBLEND_GT0(v, VMUL(v, pa), v); break;
-        case CNNI_ACT_HARDTANH: r = VMIN(pb, VMAX(pa, v)); break; /* NaN passes through */
-        case CNNI_ACT_HARDSIGMOID:
-            r = VADD(VDIV(v, VSET(6.0f)), VSET(0.5f));
-            r = VBLEND_LE(v, VSET(-3.0f), zero, r);
-            r = VBLEND_GE(v, VSET(3.0f), VSET(1.0f), r);
-            break;
-        case CNNI_ACT_HARDSWISH:
-            r = VDIV(VMUL(v, VADD(v, VSET(3.0f))), VSET(6.0f));
-            r = VBLEND_LE(v, VSET(-3.0f), zero, r);
-            r = VBLEND_GE(v, VSET(3.0f), v, r);
-            break;
-        case CNNI_ACT_SIGMOID: r = vsigmoid(v); break;
-        case CNNI_ACT_TANH: r = vtanh(v); break;
-        case CNNI_ACT_SILU: r = VMUL(v, vsigmoid(v)); break;
-        case CNNI_ACT_ELU: r = VBLEND_GT0(v, VMUL(pa, VSUB(vexp(VMIN(v, zero)), VSET(1.0f))), v); break;
-        default: r = v; break;
-        }
-        VSTORE(y + i, r);
+#define X VLOAD(x + i)
+    switch (a->kind) {
+    case CNNI_ACT_RELU: ACT_LOOP(y, VMAX(zero, X)) /* NaN passes through, as in PyTorch */
+    case CNNI_ACT_LEAKY_RELU: ACT_LOOP(y, VBLEND_GT0(X, VMUL(X, pa), X))
+    case CNNI_ACT_HARDTANH: ACT_LOOP(y, VMIN(pb, VMAX(pa, X))) /* NaN passes through */
+    case CNNI_ACT_HARDSIGMOID:
+        ACT_LOOP(y, VBLEND_GE(X, VSET(3.0f), VSET(1.0f),
+                              VBLEND_LE(X, VSET(-3.0f), zero, VADD(VDIV(X, VSET(6.0f)), VSET(0.5f)))))
+    case CNNI_ACT_HARDSWISH:
+        ACT_LOOP(y, VBLEND_GE(X, VSET(3.0f), X,
+                              VBLEND_LE(X, VSET(-3.0f), zero, VDIV(VMUL(X, VADD(X, VSET(3.0f))), VSET(6.0f)))))
+    case CNNI_ACT_SIGMOID: ACT_LOOP(y, vsigmoid(X))
+    case CNNI_ACT_TANH: ACT_LOOP(y, vtanh(X))
+    case CNNI_ACT_SILU: ACT_LOOP(y, VMUL(X, vsigmoid(X)))
+    case CNNI_ACT_ELU: ACT_LOOP(y, VBLEND_GT0(X, VMUL(pa, VSUB(vexp(VMIN(X, zero)), VSET(1.0f))), X))
+    default: ACT_LOOP(y, X)
     }
+#undef X
     if (i < n)
         cnni_act_forward_generic(a, n - i, x + i, y + i);
 }
@@ -76,40 +78,34 @@ static void BWD_NAME(const cnni_act *a, int64_t n, const float *x, const float *
     const V pa = VSET((float)a->a), zero = VSET(0.0f), one = VSET(1.0f);
     const V lo = VSET(cnni_floor_f(a->a)), hi = VSET(cnni_ceil_f(a->b));
     int64_t i = 0;
-    for (; i + W <= n; i += W) {
-        V v = VLOAD(x + i), g = VLOAD(dy + i), r;
-        switch (a->kind) {
-        case CNNI_ACT_RELU: r = VBLEND_GT0(v, zero, g); break;
-        case CNNI_ACT_LEAKY_RELU: r = VBLEND_GT0(v, VMUL(g, pa), g); break;
-        case CNNI_ACT_HARDTANH: r = VBLEND_LE(v, lo, zero, VBLEND_GE(v, hi, zero, g)); break;
-        case CNNI_ACT_HARDSIGMOID:
-            r = VBLEND_LE(v, VSET(-3.0f), zero, VBLEND_GE(v, VSET(3.0f), zero, VDIV(g, VSET(6.0f))));
-            break;
-        case CNNI_ACT_HARDSWISH:
-            r = VMUL(g, VADD(VDIV(v, VSET(3.0f)), VSET(0.5f)));
-            r = VBLEND_LT(v, VSET(-3.0f), zero, r);
-            r = VBLEND_GT(v, VSET(3.0f), g, r);
-            break;
-        case CNNI_ACT_SIGMOID: {
-            V s = VLOAD(y + i);
-            r = VMUL(VMUL(g, VSUB(one, s)), s);
-            break;
+#define X VLOAD(x + i)
+#define Y VLOAD(y + i)
+#define G VLOAD(dy + i)
+    switch (a->kind) {
+    case CNNI_ACT_RELU: ACT_LOOP(dx, VBLEND_GT0(X, zero, G))
+    case CNNI_ACT_LEAKY_RELU: ACT_LOOP(dx, VBLEND_GT0(X, VMUL(G, pa), G))
+    case CNNI_ACT_HARDTANH: ACT_LOOP(dx, VBLEND_LE(X, lo, zero, VBLEND_GE(X, hi, zero, G)))
+    case CNNI_ACT_HARDSIGMOID:
+        ACT_LOOP(dx, VBLEND_LE(X, VSET(-3.0f), zero, VBLEND_GE(X, VSET(3.0f), zero, VDIV(G, VSET(6.0f)))))
+    case CNNI_ACT_HARDSWISH:
+        ACT_LOOP(dx, VBLEND_GT(X, VSET(3.0f), G,
+                               VBLEND_LT(X, VSET(-3.0f), zero, VMUL(G, VADD(VDIV(X, VSET(3.0f)), VSET(0.5f))))))
+    case CNNI_ACT_SIGMOID: ACT_LOOP(dx, VMUL(VMUL(G, VSUB(one, Y)), Y))
+    case CNNI_ACT_TANH: ACT_LOOP(dx, VMUL(G, VSUB(one, VMUL(Y, Y))))
+    case CNNI_ACT_SILU:
+        for (; i + W <= n; i += W) {
+            const V v = X, s = vsigmoid(v);
+            VSTORE(dx + i, VMUL(VMUL(G, s), VADD(one, VMUL(v, VSUB(one, s)))));
         }
-        case CNNI_ACT_TANH: {
-            V t = VLOAD(y + i);
-            r = VMUL(g, VSUB(one, VMUL(t, t)));
-            break;
-        }
-        case CNNI_ACT_SILU: {
-            V s = vsigmoid(v);
-            r = VMUL(VMUL(g, s), VADD(one, VMUL(v, VSUB(one, s))));
-            break;
-        }
-        case CNNI_ACT_ELU: r = VBLEND_GT0(v, VMUL(g, VADD(VLOAD(y + i), pa)), g); break;
-        default: r = g; break;
-        }
-        VSTORE(dx + i, r);
+        break;
+    case CNNI_ACT_ELU: ACT_LOOP(dx, VBLEND_GT0(X, VMUL(G, VADD(Y, pa)), G))
+    default: ACT_LOOP(dx, G)
     }
+#undef X
+#undef Y
+#undef G
     if (i < n)
         cnni_act_backward_generic(a, n - i, x + i, y + i, dy + i, dx + i);
 }
+
+#undef ACT_LOOP
