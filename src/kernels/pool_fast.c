@@ -96,6 +96,10 @@ static void max_plane_simple(int isa, const cnni_pool_geom *g, const float *xc, 
 static void avg_plane_simple(int isa, const cnni_pool_geom *g, const float *xc, float *yc)
 {
     const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
+    if (isa == CNNI_ISA_AVX512 && two_by_two(g)) {
+        cnni_pool2_avg_plane_avx512(g->in[1], W, g->out[1], OW, xc, yc);
+        return;
+    }
     const float inv = 1.0f / (float)(kh * kw);
     const int vec = two_by_two(g);
     for (int64_t oy = 0; oy < g->out[1]; oy++)
@@ -113,6 +117,10 @@ static void avg_plane_simple(int isa, const cnni_pool_geom *g, const float *xc, 
 static void avg_plane_simple_backward(int isa, const cnni_pool_geom *g, const float *dyc, float *dxc)
 {
     const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
+    if (isa == CNNI_ISA_AVX512 && two_by_two(g)) {
+        cnni_pool2_avg_plane_backward_avx512(g->in[1], W, g->out[1], OW, dyc, dxc);
+        return;
+    }
     const float inv = 1.0f / (float)(kh * kw);
     const int vec = two_by_two(g);
     memset(dxc, 0, sizeof(float) * (size_t)cnni_pool_in_plane(g));

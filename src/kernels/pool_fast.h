@@ -58,6 +58,13 @@ int64_t cnni_pool2_max_row_code_avx512(int64_t OW, const float *r0, const float 
 void cnni_pool2_max_plane_backward_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *dy,
                                           const uint8_t *code, float *dx);
 
+/* Whole planes of 2x2 stride-2 average windows (H x W in, OH x OW out,
+ * 2 OH <= H, 2 OW <= W): the rows above, stored with whole vectors where
+ * the plane allows; the backward overwrites the whole input plane. */
+void cnni_pool2_avg_plane_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *x, float *y);
+void cnni_pool2_avg_plane_backward_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *dy,
+                                          float *dx);
+
 /* The same with AVX2 (x86/pool_avx2.c). */
 int64_t cnni_pool2_avg_row_avx2(int64_t OW, const float *r0, const float *r1, float *y);
 int64_t cnni_pool2_avg_row_backward_avx2(int64_t OW, const float *dy, float *d0, float *d1);

@@ -5,6 +5,7 @@
 #include "../pool_fast.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 /* Outputs [ox, ox + n) of a row, n <= 16: lane masks of the outputs and
  * of the two 16-float halves of the 2n inputs. */
@@ -52,6 +53,75 @@ int64_t cnni_pool2_avg_row_backward_avx512(int64_t OW, const float *dy, float *d
         _mm512_mask_storeu_ps(d1 + 2 * ox + 16, mb, b);
     }
     return ox;
+}
+
+/* Whole planes (H x W in, OH x OW out, 2 * OH <= H, 2 * OW <= W). A store
+ * of a row's last, partial vector writes all 16 lanes when they stay in
+ * the plane, as what lies past the row is written after it by the same
+ * call: the next output row forward; backward the second input row of the
+ * pair (each row's vectors are all stored before the next row's), the next
+ * pair, or the zeros of the rows and columns in no window, written last.
+ * Masked stores of part of a vector ran at about half the speed of whole
+ * ones on Zen 4 (LeNet's 28 x 28 planes, forward 53 us against 31 for 384
+ * planes). The values are those of the row functions above. */
+void cnni_pool2_avg_plane_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *x, float *y)
+{
+    const __m512 q = _mm512_set1_ps(0.25f);
+    const int64_t end = OH * OW;
+    (void)H;
+    for (int64_t oy = 0; oy < OH; oy++) {
+        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+        for (int64_t ox = 0; ox < OW; ox += 16) {
+            const int64_t n = OW - ox < 16 ? OW - ox : 16, at = oy * OW + ox;
+            __m512 e0, o0, e1, o1;
+            split(r0 + 2 * ox, n, &e0, &o0);
+            split(r1 + 2 * ox, n, &e1, &o1);
+            const __m512 v = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(e0, o0), e1), o1), q);
+            if (at + 16 <= end)
+                _mm512_storeu_ps(y + at, v);
+            else
+                _mm512_mask_storeu_ps(y + at, lanes(n), v);
+        }
+    }
+}
+
+/* One input row of the backward: the 2n values of each 16 outputs. */
+static inline void spread_row(int64_t OW, const float *dy, float *d, int64_t at, int64_t end)
+{
+    const __m512 q = _mm512_set1_ps(0.25f);
+    const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    for (int64_t ox = 0; ox < OW; ox += 16) {
+        const int64_t n = OW - ox < 16 ? OW - ox : 16;
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n), dy + ox), q);
+        const __m512 a = _mm512_permutexvar_ps(lo, v), b = _mm512_permutexvar_ps(hi, v);
+        const int64_t p = at + 2 * ox;
+        if (p + 16 <= end)
+            _mm512_storeu_ps(d + p, a);
+        else
+            _mm512_mask_storeu_ps(d + p, lanes(2 * n), a);
+        if (n > 8) {
+            if (p + 32 <= end)
+                _mm512_storeu_ps(d + p + 16, b);
+            else
+                _mm512_mask_storeu_ps(d + p + 16, lanes(2 * n - 16), b);
+        }
+    }
+}
+
+void cnni_pool2_avg_plane_backward_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *dy, float *dx)
+{
+    const int64_t end = H * W;
+    for (int64_t oy = 0; oy < OH; oy++) {
+        spread_row(OW, dy + oy * OW, dx, 2 * oy * W, end);
+        spread_row(OW, dy + oy * OW, dx, (2 * oy + 1) * W, end);
+    }
+    if (2 * OW < W)
+        for (int64_t r = 0; r < 2 * OH; r++)
+            for (int64_t c = 2 * OW; c < W; c++)
+                dx[r * W + c] = 0.0f; /* a column in no window */
+    if (2 * OH < H)
+        memset(dx + 2 * OH * W, 0, sizeof(float) * (size_t)((H - 2 * OH) * W));
 }
 
 /* The maxima of n windows from the rows r0, r1, and which candidate won
