@@ -9,17 +9,20 @@
 
 /* The first kernel of each instruction set is its default (the tallest). */
 static const cnni_gemm_kernel kernels[] = {
-    {CNNI_ISA_GENERIC, GENERIC_MR, GENERIC_NR, 256, 512, 64, cnni_micro_generic, NULL, NULL},
-    {CNNI_ISA_AVX2, 6, 16, 256, 512, 72, cnni_micro_avx2, cnni_pack_a_avx2, NULL},
-    {CNNI_ISA_AVX2, 4, 16, 256, 512, 64, cnni_micro_avx2_4, cnni_pack_a_avx2, NULL},
+    {CNNI_ISA_GENERIC, GENERIC_MR, GENERIC_NR, 256, 512, 64, cnni_micro_generic, NULL, NULL, NULL},
+    {CNNI_ISA_AVX2, 6, 16, 256, 512, 72, cnni_micro_avx2, cnni_pack_a_avx2, NULL, NULL},
+    {CNNI_ISA_AVX2, 4, 16, 256, 512, 64, cnni_micro_avx2_4, cnni_pack_a_avx2, NULL, NULL},
     /* AVX-512 (measured on Zen 4, 1024^3, one thread): K blocks of up to
      * 1024 and B blocks of 1024 columns, so the C tile is loaded and stored
      * once per 1024 k and A packed once per 1024 columns, reached 104-107
      * GFLOP/s where 256 x 512 blocks reached 86-94; the B panel streams
      * from L3 with no loss. */
-    {CNNI_ISA_AVX512, 12, 32, 1024, 1024, 96, cnni_micro_avx512, cnni_pack_a_avx512, cnni_pack_bt_avx512},
-    {CNNI_ISA_AVX512, 8, 32, 1024, 1024, 96, cnni_micro_avx512_8, cnni_pack_a_avx512, cnni_pack_bt_avx512},
-    {CNNI_ISA_AVX512, 4, 32, 1024, 1024, 96, cnni_micro_avx512_4, cnni_pack_a_avx512, cnni_pack_bt_avx512},
+    {CNNI_ISA_AVX512, 12, 32, 1024, 1024, 96, cnni_micro_avx512, cnni_pack_a_avx512, cnni_pack_bt_avx512,
+     cnni_micro_avx512_ub},
+    {CNNI_ISA_AVX512, 8, 32, 1024, 1024, 96, cnni_micro_avx512_8, cnni_pack_a_avx512, cnni_pack_bt_avx512,
+     cnni_micro_avx512_8_ub},
+    {CNNI_ISA_AVX512, 4, 32, 1024, 1024, 96, cnni_micro_avx512_4, cnni_pack_a_avx512, cnni_pack_bt_avx512,
+     cnni_micro_avx512_4_ub},
 };
 #define N_KERNELS (sizeof kernels / sizeof kernels[0])
 
@@ -170,6 +173,9 @@ void cnni_micro_generic(int64_t kc, const float *a, const float *b, float *c, in
     }
 }
 
+#define UNPACKED_B_MAX_K 256
+#define UNPACKED_B_MAX_LD 2048
+
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 /* K blocks of nearly equal length (288 = 144 + 144, not 256 + 32): a short
@@ -227,12 +233,18 @@ void cnni_gemm(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t n0, in
         return;
     }
     const int64_t kb = k_block(k, op->K);
+    /* A plain B of few rows, close together, is read in place: packing it
+     * cost about as much as the products for a Linear layer's gradients
+     * (K = the batch, or the outputs). */
+    const int b_in_place = k->micro_ub && !op->pack_b && !op->trans_b && op->K <= UNPACKED_B_MAX_K &&
+                           op->ldb <= UNPACKED_B_MAX_LD;
     for (int64_t jc = n0; jc < n1; jc += k->nc) {
         int64_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
         for (int64_t pc = 0; pc < op->K; pc += kb) {
             int64_t kc = op->K - pc < kb ? op->K - pc : kb;
             int first = pc == 0;
-            pack_b(op, pc, kc, jc, nc, nr, bpack);
+            if (!b_in_place)
+                pack_b(op, pc, kc, jc, nc, nr, bpack);
             for (int64_t ic = 0; ic < op->M; ic += k->mc) {
                 int64_t mc = op->M - ic < k->mc ? op->M - ic : k->mc;
                 const float *ablock = apack;
@@ -250,7 +262,11 @@ void cnni_gemm(const cnni_gemm_kernel *k, const cnni_gemm_op *op, int64_t n0, in
                     for (int64_t jr = 0; jr < nc; jr += nr) {
                         int n = (int)(nc - jr < nr ? nc - jr : nr);
                         float *cp = op->c + (ic + ir) * op->ldc + jc + jr;
-                        k->micro(kc, ap, bpack + jr * kc, cp, op->ldc, m, n, acc, bias);
+                        if (b_in_place)
+                            k->micro_ub(kc, ap, op->b + pc * op->ldb + jc + jr, op->ldb, cp, op->ldc, m, n, acc,
+                                        bias);
+                        else
+                            k->micro(kc, ap, bpack + jr * kc, cp, op->ldc, m, n, acc, bias);
                     }
                 }
             }

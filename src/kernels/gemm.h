@@ -48,6 +48,11 @@ struct cnni_gemm_op {
 typedef void (*cnni_micro_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                               int m, int n, int accumulate, const float *bias);
 
+/* The same product reading B's kc x n tile in place from row-major B (row
+ * stride ldb) instead of a packed panel. */
+typedef void (*cnni_micro_ub_fn)(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
+                                 int m, int n, int accumulate, const float *bias);
+
 typedef struct cnni_gemm_kernel {
     cnni_isa isa;
     int mr, nr;
@@ -55,6 +60,7 @@ typedef struct cnni_gemm_kernel {
     cnni_micro_fn micro;
     cnni_pack_a_fn pack_a;   /* packs plain A (NULL: the portable packer) */
     cnni_pack_b_fn pack_bt;  /* packs plain transposed B (NULL: the portable packer) */
+    cnni_micro_ub_fn micro_ub; /* plain B read in place (NULL: always packed) */
 } cnni_gemm_kernel;
 
 /* The kernel for an instruction set (falls back to generic). */
@@ -100,6 +106,12 @@ void cnni_pack_a_plain(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k
 void cnni_pack_a_avx512(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int mr,
                         float *dst);
 /* Packs plain transposed B (trans_b) as the portable packer does. */
+void cnni_micro_avx512_ub(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int m,
+                          int n, int accumulate, const float *bias);
+void cnni_micro_avx512_8_ub(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int m,
+                            int n, int accumulate, const float *bias);
+void cnni_micro_avx512_4_ub(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int m,
+                            int n, int accumulate, const float *bias);
 void cnni_pack_bt_avx512(const cnni_gemm_op *op, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr,
                          float *dst);
 void cnni_micro_avx2_4(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,

@@ -15,40 +15,76 @@
 #define UNROLL _Pragma("GCC unroll 16")
 #endif
 
+/* The k loop: b0 and b1 from LOAD_B(b), then b advances by BSTEP. */
+#define MICRO_LOOP(MR, LOAD_B, BSTEP)                                                              \
+    __m512 acc[MR][2];                                                                             \
+    UNROLL for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();               \
+    for (int64_t k = 0; k < kc; k++) {                                                             \
+        LOAD_B                                                                                     \
+        UNROLL for (int r = 0; r < MR; r++)                                                        \
+        {                                                                                          \
+            __m512 av = _mm512_set1_ps(a[r]);                                                      \
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                        \
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                        \
+        }                                                                                          \
+        a += MR;                                                                                   \
+        b += BSTEP;                                                                                \
+    }
+
+/* The m x n corner of the tile to C; whole rows with plain stores (masked
+ * stores cost more on Zen 4 even with every lane set). */
+#define MICRO_STORE                                                                                \
+    for (int r = 0; r < m; r++) {                                                                  \
+        float *cr = c + r * ldc;                                                                   \
+        __m512 lo = acc[r][0], hi = acc[r][1];                                                     \
+        if (bias) {                                                                                \
+            __m512 bv = _mm512_set1_ps(bias[r]);                                                   \
+            lo = _mm512_add_ps(bv, lo);                                                            \
+            hi = _mm512_add_ps(bv, hi);                                                            \
+        }                                                                                          \
+        if (n == 32) {                                                                             \
+            if (accumulate) {                                                                      \
+                lo = _mm512_add_ps(_mm512_loadu_ps(cr), lo);                                       \
+                hi = _mm512_add_ps(_mm512_loadu_ps(cr + 16), hi);                                  \
+            }                                                                                      \
+            _mm512_storeu_ps(cr, lo);                                                              \
+            _mm512_storeu_ps(cr + 16, hi);                                                         \
+            continue;                                                                              \
+        }                                                                                          \
+        if (accumulate) {                                                                          \
+            lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), lo);                                 \
+            hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), hi);                            \
+        }                                                                                          \
+        _mm512_mask_storeu_ps(cr, m0, lo);                                                         \
+        _mm512_mask_storeu_ps(cr + 16, m1, hi);                                                    \
+    }
+
+#define COLUMN_MASKS                                                                               \
+    const __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);                 \
+    const __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+
+/* NAME reads a packed panel of B; NAME##_ub reads n columns of B's rows in
+ * place (row stride ldb), the columns past n as zeros. */
 #define DEFINE_MICRO(NAME, MR)                                                                     \
     void NAME(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int m, int n,     \
               int accumulate, const float *bias)                                                   \
     {                                                                                              \
-        __m512 acc[MR][2];                                                                         \
-        UNROLL for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();           \
-        for (int64_t k = 0; k < kc; k++) {                                                         \
-            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                          \
-            UNROLL for (int r = 0; r < MR; r++)                                                    \
-            {                                                                                      \
-                __m512 av = _mm512_set1_ps(a[r]);                                                  \
-                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                    \
-                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                    \
-            }                                                                                      \
-            a += MR;                                                                               \
-            b += NR;                                                                               \
+        COLUMN_MASKS                                                                               \
+        MICRO_LOOP(MR, __m512 b0 = _mm512_loadu_ps(b); __m512 b1 = _mm512_loadu_ps(b + 16);, NR)  \
+        MICRO_STORE                                                                                \
+    }                                                                                              \
+    void NAME##_ub(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int m,  \
+                   int n, int accumulate, const float *bias)                                       \
+    {                                                                                              \
+        COLUMN_MASKS                                                                               \
+        if (n == 32) {                                                                             \
+            MICRO_LOOP(MR, __m512 b0 = _mm512_loadu_ps(b); __m512 b1 = _mm512_loadu_ps(b + 16);, ldb) \
+            MICRO_STORE                                                                            \
+            return;                                                                                \
         }                                                                                          \
-        __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);                   \
-        __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0; \
-        for (int r = 0; r < m; r++) {                                                              \
-            float *cr = c + r * ldc;                                                               \
-            __m512 lo = acc[r][0], hi = acc[r][1];                                                 \
-            if (bias) {                                                                            \
-                __m512 bv = _mm512_set1_ps(bias[r]);                                               \
-                lo = _mm512_add_ps(bv, lo);                                                        \
-                hi = _mm512_add_ps(bv, hi);                                                        \
-            }                                                                                      \
-            if (accumulate) {                                                                      \
-                lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), lo);                             \
-                hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), hi);                        \
-            }                                                                                      \
-            _mm512_mask_storeu_ps(cr, m0, lo);                                                     \
-            _mm512_mask_storeu_ps(cr + 16, m1, hi);                                                \
-        }                                                                                          \
+        MICRO_LOOP(MR, __m512 b0 = _mm512_maskz_loadu_ps(m0, b);                                   \
+                   __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);, ldb)                            \
+        MICRO_STORE                                                                                \
     }
 
 DEFINE_MICRO(cnni_micro_avx512, 12)
