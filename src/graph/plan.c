@@ -299,13 +299,46 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
             overflow = 1;                                                                          \
         (off_out) = total - a_;                                                                    \
     } while (0)
+    /* A view's output (Flatten's) shares its input's buffers when nothing
+     * else reads the input and it is no model output: no copy forward or
+     * backward (the gradient the view receives is its input's). */
+    int *alias = cnni_calloc((size_t)g->n_vals + 1, sizeof(int));
+    if (!alias) {
+        cnni_free(val_off);
+        cnni_free(saved_off);
+        return cnni_oom(e);
+    }
+    for (int i = 0; i < g->n_vals; i++)
+        alias[i] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const cnni_node *n = &g->nodes[i];
+        if (!n->op->view || n->n_in != 1 || n->n_out != 1)
+            continue;
+        const int vi = n->in[0], vo = n->out[0];
+        int is_output = 0;
+        for (int k = 0; k < g->n_outputs; k++)
+            is_output |= g->outputs[k] == vi;
+        if (!is_output && g->vals[vi].n_consumers == 1 && g->vals[vi].t.dtype == g->vals[vo].t.dtype &&
+            g->vals[vi].requires_grad == g->vals[vo].requires_grad)
+            alias[vo] = vi;
+    }
     for (int i = 0; i < g->n_vals; i++) {
         cnni_val *v = &g->vals[i];
+        if (alias[i] >= 0)
+            continue;
         size_t bytes = (size_t)cnni_numel(&v->t.shape) * cnni_dtype_size(v->t.dtype);
         ADD(bytes, val_off[2 * i]);
         if (v->requires_grad)
             ADD(bytes, val_off[2 * i + 1]);
     }
+    for (int i = 0; i < g->n_vals; i++) {
+        int r = i;
+        while (alias[r] >= 0) /* a view of a view: the first one's input */
+            r = alias[r];
+        val_off[2 * i] = val_off[2 * r];
+        val_off[2 * i + 1] = val_off[2 * r + 1];
+    }
+    cnni_free(alias);
     for (int i = 0; i < g->n_nodes; i++) {
         cnni_nodeplan *np = &g->np[i];
         if (np->saved_bytes)

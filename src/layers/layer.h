@@ -134,6 +134,10 @@ struct cnni_op {
     /* Writes out[0] (and relu_out) as the last forward would have, after a
      * fused forward that skipped them (NULL: the op never skips them). */
     cnn_status (*materialize)(const cnni_exec *x);
+    /* Its output is its input's values in another shape (Flatten): the plan
+     * may give the output the input's buffers, and forward and backward
+     * then find them equal and do nothing. */
+    int view;
 };
 
 /* For the graph's BatchNorm -> ReLU -> MaxPool fusion (pool.c): whether

@@ -66,16 +66,18 @@ static cnn_status flatten_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
     return CNN_OK;
 }
 
+/* Views: nothing to do when the plan gave the output the input's buffers. */
 static cnn_status copy_forward(const cnni_exec *x)
 {
-    memcpy(x->out[0].data, x->in[0].data,
-           (size_t)cnni_numel(&x->in[0].shape) * cnni_dtype_size(x->in[0].dtype));
+    if (x->out[0].data != x->in[0].data)
+        memcpy(x->out[0].data, x->in[0].data,
+               (size_t)cnni_numel(&x->in[0].shape) * cnni_dtype_size(x->in[0].dtype));
     return CNN_OK;
 }
 
 static cnn_status copy_backward(const cnni_exec *x)
 {
-    if (x->din[0].data)
+    if (x->din[0].data && x->din[0].data != x->dout[0].data)
         memcpy(x->din[0].data, x->dout[0].data, (size_t)cnni_numel(&x->in[0].shape) * sizeof(float));
     return CNN_OK;
 }
@@ -89,7 +91,8 @@ const cnni_op cnni_op_Flatten = {.name = "Flatten",
                                  .configure = flatten_configure,
                                  .infer = flatten_infer,
                                  .forward = copy_forward,
-                                 .backward = copy_backward};
+                                 .backward = copy_backward,
+                                 .view = 1};
 
 typedef struct unflatten_opts {
     int64_t dim;
@@ -173,7 +176,8 @@ const cnni_op cnni_op_Unflatten = {.name = "Unflatten",
                                    .configure = unflatten_configure,
                                    .infer = unflatten_infer,
                                    .forward = copy_forward,
-                                   .backward = copy_backward};
+                                   .backward = copy_backward,
+                                   .view = 1};
 
 static cnn_status identity_configure(cnni_node *n, const cnni_args *a)
 {
@@ -199,4 +203,5 @@ const cnni_op cnni_op_Identity = {.name = "Identity",
                                   .configure = identity_configure,
                                   .infer = identity_infer,
                                   .forward = copy_forward,
-                                  .backward = copy_backward};
+                                  .backward = copy_backward,
+                                  .view = 1};
