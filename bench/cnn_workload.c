@@ -2,7 +2,12 @@
  * JSON, for bench/run.py to set beside PyTorch's:
  *   cnn_workload layer MODEL C,H,W BATCH THREADS[,THREADS...] REPS [train]
  *   cnn_workload gemm N THREADS REPS [openblas]
- * "layer" runs forward (and backward with "train") of a one-layer model. */
+ *   cnn_workload fma ROUNDS
+ * "layer" runs forward (and backward with "train") of a one-layer model.
+ * "fma" times a fixed count of independent FMAs (the widest vectors the
+ * CPU has) on one thread and split over two, the rounds alternating: how
+ * much a second thread adds to FMA-bound work at the moment, which on a
+ * shared virtual machine is not always 2x. */
 #include "cnn.h"
 
 #include <stdio.h>
@@ -15,7 +20,12 @@
 #endif
 
 #include "kernels/gemm.h"
+#include "core/cpu.h"
 #include "core/pool.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 static double now(void)
 {
@@ -217,13 +227,106 @@ static int gemm(int argc, char **argv)
     return 0;
 }
 
+/* One task of the FMA probe: 8 independent chains of FMAs. */
+#define FMA_STEPS 200000
+static float fma_sink[64 * 16];
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static void fma_avx512(float *out)
+{
+    __m512 a[8];
+    const __m512 m = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.001f);
+    for (int j = 0; j < 8; j++)
+        a[j] = _mm512_set1_ps((float)j);
+    for (int i = 0; i < FMA_STEPS; i++) {
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            a[j] = _mm512_fmadd_ps(a[j], m, b);
+    }
+    for (int j = 1; j < 8; j++)
+        a[0] = _mm512_add_ps(a[0], a[j]);
+    _mm512_storeu_ps(out, a[0]);
+}
+
+__attribute__((target("avx2,fma"))) static void fma_avx2(float *out)
+{
+    __m256 a[8];
+    const __m256 m = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.001f);
+    for (int j = 0; j < 8; j++)
+        a[j] = _mm256_set1_ps((float)j);
+    for (int i = 0; i < FMA_STEPS; i++) {
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            a[j] = _mm256_fmadd_ps(a[j], m, b);
+    }
+    for (int j = 1; j < 8; j++)
+        a[0] = _mm256_add_ps(a[0], a[j]);
+    _mm256_storeu_ps(out, a[0]);
+}
+#endif
+
+static void fma_task(void *ctx, int64_t t, int thread)
+{
+    (void)thread;
+    const cnni_isa isa = *(const cnni_isa *)ctx;
+    float *out = fma_sink + 16 * (t % 64);
+#if defined(__x86_64__)
+    if (isa == CNNI_ISA_AVX512) {
+        fma_avx512(out);
+        return;
+    }
+    if (isa == CNNI_ISA_AVX2) {
+        fma_avx2(out);
+        return;
+    }
+#endif
+    float a[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int i = 0; i < FMA_STEPS; i++)
+        for (int j = 0; j < 8; j++)
+            a[j] = a[j] * 0.999f + 0.001f;
+    for (int j = 0; j < 8; j++)
+        out[j] = a[j];
+}
+
+static int fma_probe(int argc, char **argv)
+{
+    const int rounds = argc > 2 ? atoi(argv[2]) : 5;
+    if (rounds < 1 || rounds > 1000)
+        return 2;
+    cnni_isa isa = cnni_cpu_best_isa();
+    const char *isa_s = getenv("CNN_BENCH_ISA");
+    if (isa_s && !strcmp(isa_s, "avx2") && isa > CNNI_ISA_AVX2)
+        isa = CNNI_ISA_AVX2;
+    cnni_pool *pool;
+    if (cnni_pool_create(&pool, 2))
+        return 1;
+    double *t1 = malloc(sizeof(double) * (size_t)rounds), *t2 = malloc(sizeof(double) * (size_t)rounds);
+    for (int r = 0; r < rounds; r++) {
+        double a = now();
+        cnni_pool_run(NULL, fma_task, &isa, 8);
+        double b = now();
+        cnni_pool_run(pool, fma_task, &isa, 8);
+        t1[r] = b - a;
+        t2[r] = now() - b;
+    }
+    printf("{\"one_thread\": %.6e, \"two_threads\": %.6e, \"isa\": \"%s\"}\n", median(t1, rounds),
+           median(t2, rounds), cnni_isa_name(isa));
+    cnni_pool_destroy(pool);
+    free(t1);
+    free(t2);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "layer"))
         return layer(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "gemm"))
         return gemm(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "fma"))
+        return fma_probe(argc, argv);
     fprintf(stderr, "usage: cnn_workload layer MODEL C,H,W BATCH THREADS[,THREADS...] REPS [train]\n"
-                    "       cnn_workload gemm N THREADS REPS [openblas]\n");
+                    "       cnn_workload gemm N THREADS REPS [openblas]\n"
+                    "       cnn_workload fma ROUNDS\n");
     return 2;
 }

@@ -113,6 +113,17 @@ def settle():
     time.sleep(1.0)
 
 
+def fma_scaling():
+    """How much a second thread adds to a loop of independent FMAs right now
+    (cnn_workload fma): about 2x on two free cores, about 1x when the
+    machine's two virtual cores share one physical core, as they do at
+    times on this host. Printed beside the runs it may explain."""
+    out = subprocess.run([WORKLOAD, "fma", "3"], capture_output=True, text=True, check=True,
+                         env=WORKLOAD_ENV).stdout
+    r = json.loads(out)
+    return r["one_thread"] / r["two_threads"]
+
+
 def cnn_layer(module, shape, batch, threads, train):
     settle()
     cmd = [WORKLOAD, "layer", module, ",".join(map(str, shape)), str(batch), str(threads), str(REPS)]
@@ -204,9 +215,10 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
         script = TORCH_TRAIN % {"graph": os.path.join(ROOT, "tests", "torch"), "threads": threads,
                                 "data": src, "n": n, "batch": batch, "model": os.path.join(ROOT, model),
                                 "opt": opt_torch}
-        ips_c, rss_c, ips_t, rss_t = [], [], [], []
+        ips_c, rss_c, ips_t, rss_t, fma = [], [], [], [], []
         for _ in range(TRAIN_ROUNDS):  # the sides alternate (see ROUNDS)
             settle()
+            fma.append(fma_scaling())
             _, rss = run_rss(cmd)
             rss_c.append(rss)
             ips_c.append(json.loads(open(mt).read().splitlines()[-1])["images_per_sec"])
@@ -215,7 +227,8 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
             rss_t.append(rss)
         res = {"name": name, "cnn_images_per_sec": statistics.median(ips_c),
                "torch_images_per_sec": statistics.median(ips_t), "cnn_max_rss_mb": max(rss_c),
-               "torch_max_rss_mb": max(rss_t), "samples": n}
+               "torch_max_rss_mb": max(rss_t), "samples": n, "cnn_images_per_sec_runs": ips_c,
+               "fma_two_thread_scaling_before_runs": fma}
     res["ratio"] = res["cnn_images_per_sec"] / res["torch_images_per_sec"]
     return res
 
@@ -262,8 +275,9 @@ def main():
     if want("scaling"):
         print("\n%-40s %-9s %10s %10s %7s" % ("thread scaling (fwd+bwd)", "", "1 thread", "2 threads", "speedup"))
         for name, module, shape, batch in CONVS[:3]:
-            ones, twos = [], []
+            ones, twos, fma = [], [], []
             for _ in range(ROUNDS):
+                fma.append(fma_scaling())
                 # one process times both, its steps alternating between a
                 # 1-thread and a 2-thread graph: a slow phase of the machine
                 # then falls on both alike
@@ -271,8 +285,10 @@ def main():
                 ones.append(one)
                 twos.append(two)
             one, two = statistics.median(ones), statistics.median(twos)
-            results["scaling"].append({"name": name, "one_ms": one * 1e3, "two_ms": two * 1e3, "speedup": one / two})
-            print("%-40.40s %-9s %10.3f %10.3f %6.2fx" % (name, "", one * 1e3, two * 1e3, one / two))
+            results["scaling"].append({"name": name, "one_ms": one * 1e3, "two_ms": two * 1e3, "speedup": one / two,
+                                       "fma_two_thread_scaling_before_rounds": fma})
+            print("%-40.40s %-9s %10.3f %10.3f %6.2fx   FMA check: %s" % (
+                name, "", one * 1e3, two * 1e3, one / two, " ".join("%.2f" % v for v in fma)))
 
     if want("gemm"):
         n = 1024
@@ -309,6 +325,9 @@ def main():
               "PyTorch %.0f MB (%.1fx less)" % (r["name"], r["samples"], r["cnn_images_per_sec"],
                                                 r["torch_images_per_sec"], r["ratio"], r["cnn_max_rss_mb"],
                                                 r["torch_max_rss_mb"], r["torch_max_rss_mb"] / r["cnn_max_rss_mb"]))
+        print("  cnn runs %s images/s; FMA check before each: 2 threads %s one" % (
+            ", ".join("%.0f" % v for v in r["cnn_images_per_sec_runs"]),
+            ", ".join("%.2fx" % v for v in r["fma_two_thread_scaling_before_runs"])))
         sys.stdout.flush()
     out = os.path.join(HERE, "results-avx2.json" if ISA == "avx2" else "results.json")
     with open(out + ".tmp", "w") as f:
