@@ -130,6 +130,21 @@ void cnni_act_backward_generic(const cnni_act *a, int64_t n, const float *x, con
     (void)pb;
 }
 
+/* The instruction set's span functions. */
+static cnni_act_fwd_fn forward_for(int isa)
+{
+    return isa == CNNI_ISA_AVX512 ? cnni_act_forward_avx512
+           : isa == CNNI_ISA_AVX2 ? cnni_act_forward_avx2
+                                  : cnni_act_forward_generic;
+}
+
+static cnni_act_bwd_fn backward_for(int isa)
+{
+    return isa == CNNI_ISA_AVX512 ? cnni_act_backward_avx512
+           : isa == CNNI_ISA_AVX2 ? cnni_act_backward_avx2
+                                  : cnni_act_backward_generic;
+}
+
 typedef struct {
     const cnni_act *a;
     int64_t n;
@@ -153,35 +168,26 @@ static void task(void *ctx, int64_t t, int thread)
 void cnni_act_fast_forward(int isa, struct cnni_pool *pool, const cnni_act *a, int64_t n, const float *x,
                            float *y)
 {
-    job j = {a, n, x, NULL, NULL, y,
-             isa == CNNI_ISA_AVX512 ? cnni_act_forward_avx512
-             : isa == CNNI_ISA_AVX2 ? cnni_act_forward_avx2
-                                    : cnni_act_forward_generic,
-             NULL};
+    job j = {a, n, x, NULL, NULL, y, forward_for(isa), NULL};
     cnni_pool_run_blocked(n >= 4 * CHUNK ? pool : NULL, task, &j, (n + CHUNK - 1) / CHUNK);
 }
 
 void cnni_act_fast_backward(int isa, struct cnni_pool *pool, const cnni_act *a, int64_t n, const float *x,
                             const float *y, const float *dy, float *dx)
 {
-    job j = {a, n, x, y, dy, dx, NULL,
-             isa == CNNI_ISA_AVX512 ? cnni_act_backward_avx512
-             : isa == CNNI_ISA_AVX2 ? cnni_act_backward_avx2
-                                    : cnni_act_backward_generic};
+    job j = {a, n, x, y, dy, dx, NULL, backward_for(isa)};
     cnni_pool_run_blocked(n >= 4 * CHUNK ? pool : NULL, task, &j, (n + CHUNK - 1) / CHUNK);
 }
 
 /* ---- fused with an average pooling ---- */
 
+/* The activation's job (its dy is the pooled gradient) and the pooling. */
 typedef struct {
-    const cnni_act *a;
+    job act;
     const cnni_pool_geom *g;
     int isa;
-    int64_t planes, n; /* planes per task; elements in all */
-    const float *x, *y, *dp;
-    float *out, *p;
-    cnni_act_fwd_fn fwd;
-    cnni_act_bwd_fn bwd;
+    int64_t planes; /* per task */
+    float *p;       /* forward: the pooled output */
 } pooled_job;
 
 /* Task t: planes [c0, c1), one at a time so each stays in the first-level
@@ -195,9 +201,10 @@ typedef struct {
 static void pooled_task(void *ctx, int64_t t, int thread)
 {
     (void)thread;
-    const pooled_job *j = ctx;
-    const int64_t ip = cnni_pool_in_plane(j->g), op = cnni_pool_out_plane(j->g);
-    const int64_t c0 = t * j->planes, c1 = c0 + j->planes < j->g->NC ? c0 + j->planes : j->g->NC;
+    const pooled_job *pj = ctx;
+    const job *j = &pj->act;
+    const int64_t ip = cnni_pool_in_plane(pj->g), op = cnni_pool_out_plane(pj->g);
+    const int64_t c0 = t * pj->planes, c1 = c0 + pj->planes < pj->g->NC ? c0 + pj->planes : pj->g->NC;
     const int64_t start = c0 * ip, end = c1 * ip, round = j->fwd ? 15 : 0;
     int64_t done = start;
     for (int64_t c = c0; c < c1; c++) {
@@ -207,9 +214,9 @@ static void pooled_task(void *ctx, int64_t t, int thread)
         if (j->fwd) {
             if (to > done)
                 j->fwd(j->a, to - done, j->x + done, j->out + done);
-            cnni_pool_fast_avg_plane(j->isa, j->g, j->out + c * ip, j->p + c * op);
+            cnni_pool_fast_avg_plane(pj->isa, pj->g, j->out + c * ip, pj->p + c * op);
         } else {
-            cnni_pool_fast_avg_plane_backward(j->isa, j->g, j->dp + c * op, j->out + c * ip);
+            cnni_pool_fast_avg_plane_backward(pj->isa, pj->g, j->dy + c * op, j->out + c * ip);
             if (to > done) /* in place: dx holds the spread gradient */
                 j->bwd(j->a, to - done, j->x + done, j->y + done, j->out + done, j->out + done);
         }
@@ -221,7 +228,7 @@ static void pooled_task(void *ctx, int64_t t, int thread)
 /* Planes per task: about CHUNK elements, a multiple of 16 in all. */
 static void run_pooled(pooled_job *j, struct cnni_pool *pool)
 {
-    const int64_t ip = cnni_pool_in_plane(j->g);
+    const int64_t ip = cnni_pool_in_plane(j->g), n = j->g->NC * ip;
     int64_t gcd = 16, b = ip % 16;
     while (b) {
         const int64_t r = gcd % b;
@@ -232,28 +239,20 @@ static void run_pooled(pooled_job *j, struct cnni_pool *pool)
     int64_t planes = ip > 0 ? CHUNK / ip : 1;
     planes = planes < 1 ? step : (planes + step - 1) / step * step;
     j->planes = planes;
-    j->n = j->g->NC * ip;
     const int64_t tasks = (j->g->NC + planes - 1) / planes;
-    cnni_pool_run(j->n >= 4 * CHUNK ? pool : NULL, pooled_task, j, tasks);
+    cnni_pool_run(n >= 4 * CHUNK ? pool : NULL, pooled_task, j, tasks);
 }
 
 void cnni_act_fast_forward_avgpool(int isa, struct cnni_pool *pool, const cnni_act *a, const cnni_pool_geom *g,
                                    const float *x, float *y, float *p)
 {
-    pooled_job j = {a, g, isa, 0, 0, x, NULL, NULL, y, p,
-                    isa == CNNI_ISA_AVX512 ? cnni_act_forward_avx512
-                    : isa == CNNI_ISA_AVX2 ? cnni_act_forward_avx2
-                                           : cnni_act_forward_generic,
-                    NULL};
+    pooled_job j = {{a, 0, x, NULL, NULL, y, forward_for(isa), NULL}, g, isa, 0, p};
     run_pooled(&j, pool);
 }
 
 void cnni_act_fast_backward_avgpool(int isa, struct cnni_pool *pool, const cnni_act *a, const cnni_pool_geom *g,
                                     const float *x, const float *y, const float *dp, float *dx)
 {
-    pooled_job j = {a, g, isa, 0, 0, x, y, dp, dx, NULL, NULL,
-                    isa == CNNI_ISA_AVX512 ? cnni_act_backward_avx512
-                    : isa == CNNI_ISA_AVX2 ? cnni_act_backward_avx2
-                                           : cnni_act_backward_generic};
+    pooled_job j = {{a, 0, x, y, dp, dx, NULL, backward_for(isa)}, g, isa, 0, NULL};
     run_pooled(&j, pool);
 }
