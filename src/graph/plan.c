@@ -315,10 +315,7 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
         if (!n->op->view || n->n_in != 1 || n->n_out != 1)
             continue;
         const int vi = n->in[0], vo = n->out[0];
-        int is_output = 0;
-        for (int k = 0; k < g->n_outputs; k++)
-            is_output |= g->outputs[k] == vi;
-        if (!is_output && g->vals[vi].n_consumers == 1 && g->vals[vi].t.dtype == g->vals[vo].t.dtype &&
+        if (sole_reader(g, vi) == i && g->vals[vi].t.dtype == g->vals[vo].t.dtype &&
             g->vals[vi].requires_grad == g->vals[vo].requires_grad)
             alias[vo] = vi;
     }

@@ -637,27 +637,28 @@ POOL_OP(AdaptiveAvgPool1d, aavg_configure_1, aavg_args, 1)
 POOL_OP(AdaptiveAvgPool2d, aavg_configure_2, aavg_args, 1)
 POOL_OP(AdaptiveAvgPool3d, aavg_configure_3, aavg_args, 1)
 
+/* Whether node n's windows on an input of shape in are planewise
+ * (pool_fast.h); g receives the geometry. */
+static int planewise_geom(const cnni_node *n, const cnn_shape *in, cnni_pool_geom *g)
+{
+    cnni_tensor t = {NULL, *in, CNN_F32};
+    cnn_shape y;
+    cnn_err e;
+    memset(&e, 0, sizeof e);
+    return make_geom(n->opts, &t, 1, g, &y, &e) == CNN_OK && cnni_pool_fast_planewise(g);
+}
+
 int cnni_pool_fusable(const cnni_node *n, const cnn_shape *in, cnni_pool_geom *g)
 {
     if (n->op != &cnni_op_MaxPool1d && n->op != &cnni_op_MaxPool2d && n->op != &cnni_op_MaxPool3d)
         return 0;
     const pool_opts *o = n->opts;
-    if (o->return_indices)
-        return 0;
-    cnni_tensor t = {NULL, *in, CNN_F32};
-    cnn_shape y;
-    cnn_err e;
-    memset(&e, 0, sizeof e);
-    return make_geom(o, &t, 1, g, &y, &e) == CNN_OK && cnni_pool_fast_planewise(g);
+    return !o->return_indices && planewise_geom(n, in, g);
 }
 
 int cnni_avgpool_fusable(const cnni_node *n, const cnn_shape *in, cnni_pool_geom *g)
 {
     if (n->op != &cnni_op_AvgPool1d && n->op != &cnni_op_AvgPool2d && n->op != &cnni_op_AvgPool3d)
         return 0;
-    cnni_tensor t = {NULL, *in, CNN_F32};
-    cnn_shape y;
-    cnn_err e;
-    memset(&e, 0, sizeof e);
-    return make_geom(n->opts, &t, 0, g, &y, &e) == CNN_OK && cnni_pool_fast_planewise(g);
+    return planewise_geom(n, in, g);
 }
