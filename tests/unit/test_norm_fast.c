@@ -17,6 +17,20 @@ static double rel(const float *a, const float *b, int64_t n)
     return w / s;
 }
 
+/* dw and db sum one term per element of a channel. Float arithmetic rounds
+ * each partial sum, so their error grows with the terms' root-sum-square,
+ * the size a sum of terms of either sign reaches, not with a total that
+ * happens to cancel; that is the scale the error is measured against. A
+ * term lost or counted twice still moves the sum by about one term, which
+ * is far above 1e-5 of the root-sum-square for the sizes drawn here. */
+static double rel_sums(const float *a, const float *b, const double *rss, int64_t n)
+{
+    double w = 0;
+    for (int64_t i = 0; i < n; i++)
+        w = fmax(w, fabs((double)a[i] - b[i]) / fmax(1, fmax(fabs(b[i]), rss[i])));
+    return w;
+}
+
 int main(int argc, char **argv)
 {
     gc_init(argc, argv);
@@ -73,7 +87,21 @@ int main(int argc, char **argv)
                 cnni_norm_fast_backward(isa, p1, &g, x, dy, m0, r0, affine ? w : NULL, NULL, 0, batch, d1, dw1, db1, scr);
                 cnni_norm_fast_backward(isa, p2, &g, x, dy, m0, r0, affine ? w : NULL, NULL, 0, batch, d2, dw2, db2, scr);
                 CHECK(!memcmp(d1, d2, 4 * (size_t)n) && !memcmp(dw1, dw2, 4 * (size_t)C) && !memcmp(db1, db2, 4 * (size_t)C));
-                double e = fmax(fmax(rel(y1, y0, n), rel(d1, d0, n)), fmax(rel(dw1, dw0, C), rel(db1, db0, C)));
+                double *rw = calloc((size_t)C, 8), *rb = calloc((size_t)C, 8);
+                for (int64_t nn = 0; nn < g.N; nn++)
+                    for (int64_t c = 0; c < C; c++) {
+                        const int64_t st = g.across_batch ? c / g.Cg : nn * g.G + c / g.Cg;
+                        for (int64_t i = 0; i < g.S; i++) {
+                            const int64_t o = (nn * C + c) * g.S + i;
+                            const double term = dy[o] * ((x[o] - m0[st]) * r0[st]);
+                            rw[c] += term * term;
+                            rb[c] += (double)dy[o] * dy[o];
+                        }
+                    }
+                for (int64_t c = 0; c < C; c++)
+                    rw[c] = sqrt(rw[c]), rb[c] = sqrt(rb[c]);
+                double e = fmax(fmax(rel(y1, y0, n), rel(d1, d0, n)), fmax(rel_sums(dw1, dw0, rw, C), rel_sums(db1, db0, rb, C)));
+                free(rw), free(rb);
                 e = fmax(e, es * 1e-2);
                 CHECKF(e < 1e-5 && es < 1e-3, "N=%lld G=%lld Cg=%lld S=%lld across=%d affine=%d batch=%d shift=%g: error %.3g (stats %.3g)",
                        (long long)g.N, (long long)g.G, (long long)g.Cg, (long long)g.S, g.across_batch, affine, batch,

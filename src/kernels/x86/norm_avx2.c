@@ -13,12 +13,12 @@ typedef __m256 V;
 #define VMUL _mm256_mul_ps
 #define VFMADD _mm256_fmadd_ps
 
+/* the lanes added in double (see norm_avx512.c) */
 static inline double vsum(__m256 v)
 {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return (double)_mm_cvtss_f32(s);
+    const __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 #define VSUM vsum
 /* y, with the lanes where y <= 0 set to 0 (NaN is not <= 0, so it stays) */

@@ -12,7 +12,14 @@ typedef __m512 V;
 #define VSUB _mm512_sub_ps
 #define VMUL _mm512_mul_ps
 #define VFMADD _mm512_fmadd_ps
-#define VSUM(v) ((double)_mm512_reduce_add_ps(v))
+/* the lanes added in double: a float sum of 16 partials of a few hundred
+ * elements would lose the low bits of a sum that nearly cancels */
+static inline double vsum(__m512 v)
+{
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)),
+                                              _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))));
+}
+#define VSUM vsum
 /* y, with the lanes where y <= 0 set to 0 (NaN is not <= 0, so it stays) */
 #define VRELU(y) _mm512_mask_mov_ps((y), _mm512_cmp_ps_mask((y), _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_setzero_ps())
 /* g where y > 0, else 0 */
