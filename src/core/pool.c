@@ -80,7 +80,12 @@ static void run_units(cnni_pool *p, int id)
         if (!atomic_compare_exchange_weak(&p->claim, &v, v + 1))
             continue;
         /* Claimed: the fields read now are this job's, which stays until
-         * the unit is counted done. */
+         * the unit is counted done. The bound is read again: should the
+         * sequence number have wrapped while this thread was off its core
+         * between the two reads, v may have matched a later job's word
+         * with every unit already taken, and the unit is not run. */
+        if (u >= atomic_load_explicit(&p->units, memory_order_relaxed))
+            return;
         const cnni_task_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
         void *ctx = atomic_load_explicit(&p->ctx, memory_order_relaxed);
         const int64_t ntasks = atomic_load_explicit(&p->ntasks, memory_order_relaxed);
@@ -206,7 +211,7 @@ static void run_job(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks, in
 {
     if (ntasks <= 0)
         return;
-    if (!p || p->n == 1 || ntasks == 1) {
+    if (!p || p->n == 1 || ntasks == 1 || ntasks >= (int64_t)NO_UNIT) {
         for (int64_t t = 0; t < ntasks; t++)
             fn(ctx, t, 0);
         return;
