@@ -51,8 +51,10 @@ void cnni_act_forward_generic(const cnni_act *a, int64_t n, const float *x, floa
             y[i] = x[i] < pa ? pa : (x[i] > pb ? pb : x[i]);
         break;
     case CNNI_ACT_HARDSIGMOID:
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] <= -3 ? 0.0f : (x[i] >= 3 ? 1.0f : x[i] / 6 + 0.5f);
+        for (int64_t i = 0; i < n; i++) { /* as PyTorch: x + 3 is exact near -3 */
+            const float t = x[i] + 3;
+            y[i] = (t <= 0 ? 0.0f : (t >= 6 ? 6.0f : t)) / 6;
+        }
         break;
     case CNNI_ACT_HARDSWISH:
         for (int64_t i = 0; i < n; i++)

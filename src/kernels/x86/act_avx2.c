@@ -37,6 +37,8 @@ static inline __m256 vscale(__m256 p, __m256 n)
 #define VBLEND_GE(a, b, t, f) _mm256_blendv_ps((f), (t), _mm256_cmp_ps((a), (b), _CMP_GE_OQ))
 #define VBLEND_GT0(a, f, t) VBLEND_GT((a), _mm256_setzero_ps(), (t), (f))
 #define VBLEND_LT0(a, f, t) VBLEND_LT((a), _mm256_setzero_ps(), (t), (f))
+/* AVX2's estimate has 12 bits: a Newton step would leave a few ulp */
+#define VRECIP(d) _mm256_div_ps(_mm256_set1_ps(1.0f), (d))
 #define FWD_NAME act_fwd
 #define BWD_NAME act_bwd
 

@@ -30,6 +30,14 @@ typedef __m512 V;
 /* where a > 0 then t else f; where a < 0 then t else f */
 #define VBLEND_GT0(a, f, t) VBLEND_GT((a), _mm512_setzero_ps(), (t), (f))
 #define VBLEND_LT0(a, f, t) VBLEND_LT((a), _mm512_setzero_ps(), (t), (f))
+/* 1/d from the 14-bit estimate and one Newton step, r + r (1 - d r):
+ * within about 1 ulp, at a fraction of a division's cost */
+static inline __m512 vrecip(__m512 d)
+{
+    const __m512 r = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(_mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r, r);
+}
+#define VRECIP vrecip
 #define FWD_NAME act_fwd
 #define BWD_NAME act_bwd
 

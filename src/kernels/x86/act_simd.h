@@ -2,41 +2,64 @@
  * act_avx512.c and act_avx2.c with V (vector), W (lanes) and the operations
  * defined. Tails go to the portable kernel. */
 
-/* exp(x) for x in float range: x = n ln2 + r, |r| <= ln2/2, e^r by a
- * degree-6 polynomial, times 2^n. About 2 ulp. */
+/* The exp argument's range: below it e^x is 0 in float (a denormal at
+ * most), above it infinite. The clamps take x second: max and min return
+ * their second operand when either is NaN, so NaN passes through. */
+#define EXP_LO -87.3365f
+#define EXP_HI 88.7228f
+#define CLAMP(x, lo, hi) VMIN(VSET(hi), VMAX(VSET(lo), (x)))
+
+/* (e^r - 1) / r for |r| <= ln2/2: 1 + r/2 + ... + r^5/720, so that e^r
+ * is 1 + q r (degree 6 in all) and e^r - 1 is q r, with nothing to cancel
+ * near 0. */
+static inline V vexp_q(V r)
+{
+    V q = VSET(1.0f / 720);
+    q = VFMADD(q, r, VSET(1.0f / 120));
+    q = VFMADD(q, r, VSET(1.0f / 24));
+    q = VFMADD(q, r, VSET(1.0f / 6));
+    q = VFMADD(q, r, VSET(0.5f));
+    return VFMADD(q, r, VSET(1.0f));
+}
+
+/* x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, so r is exact enough) */
+#define EXP_REDUCE(x, n, r)                                     V n = VROUND(VMUL((x), VSET(1.44269504088896341f)));       V r = VFNMADD(n, VSET(0.693359375f), (x));                 r = VFNMADD(n, VSET(-2.12194440e-4f), r);
+
+/* exp(x) = 2^n e^r. About 2 ulp. */
 static inline V vexp(V x)
 {
-    x = VMIN(VMAX(x, VSET(-87.3365f)), VSET(88.7228f));
-    V n = VROUND(VMUL(x, VSET(1.44269504088896341f)));
-    V r = VFNMADD(n, VSET(0.693359375f), x);
-    r = VFNMADD(n, VSET(-2.12194440e-4f), r);
-    V p = VSET(1.0f / 720);
-    p = VFMADD(p, r, VSET(1.0f / 120));
-    p = VFMADD(p, r, VSET(1.0f / 24));
-    p = VFMADD(p, r, VSET(1.0f / 6));
-    p = VFMADD(p, r, VSET(0.5f));
-    p = VFMADD(p, r, VSET(1.0f));
-    p = VFMADD(p, r, VSET(1.0f));
-    return VSCALE(p, n);
+    x = CLAMP(x, EXP_LO, EXP_HI);
+    EXP_REDUCE(x, n, r)
+    return VSCALE(VFMADD(vexp_q(r), r, VSET(1.0f)), n);
 }
 
-/* Stable sigmoid: e = exp(-|x|), s = 1 / (1 + e), and e * s for x < 0. */
+/* exp(x) - 1 = 2^n (e^r - 1) + (2^n - 1): near 0 (n = 0) the first term
+ * alone, so small results keep their relative precision. */
+static inline V vexpm1(V x)
+{
+    x = CLAMP(x, EXP_LO, EXP_HI);
+    EXP_REDUCE(x, n, r)
+    const V one = VSET(1.0f);
+    return VADD(VSCALE(VMUL(vexp_q(r), r), n), VSUB(VSCALE(one, n), one));
+}
+
+/* sigmoid(x) = 1 / (1 + e^-x), accurate for either sign (e^-x carries its
+ * own relative error into the sum and the reciprocal, nothing cancels).
+ * The reciprocal is VRECIP: a division, or where the instruction set has
+ * a 14-bit estimate, that and a Newton step, within about 1 ulp. Where
+ * e^-x overflows float (x <= -88.72284) the result is 0, as PyTorch's. */
 static inline V vsigmoid(V x)
 {
-    V e = vexp(VNEG(VABS(x)));
-    V s = VDIV(VSET(1.0f), VADD(VSET(1.0f), e));
-    return VBLEND_LT0(x, s, VMUL(e, s));
+    const V s = VRECIP(VADD(VSET(1.0f), vexp(VNEG(x))));
+    return VBLEND_LT(x, VSET(-88.72283172607422f), VSET(0.0f), s);
 }
 
-/* tanh(x) = sign(x) (1 - e) / (1 + e) with e = exp(-2|x|); below 2^-12 in
- * magnitude tanh(x) is x to float precision, which avoids the cancellation. */
+/* tanh(x) = sign(x) t, t = -m / (2 + m), m = e^(-2|x|) - 1 in (-1, 0]: m
+ * keeps its relative precision near 0, so t does (no cancellation). */
 static inline V vtanh(V x)
 {
-    V ax = VABS(x);
-    V e = vexp(VMUL(VSET(-2.0f), ax));
-    V t = VDIV(VSUB(VSET(1.0f), e), VADD(VSET(1.0f), e));
-    t = VBLEND_LT(ax, VSET(2.44140625e-4f), ax, t);
-    return VCOPYSIGN(t, x);
+    const V m = vexpm1(VMUL(VSET(-2.0f), VABS(x)));
+    return VCOPYSIGN(VDIV(VNEG(m), VADD(VSET(2.0f), m)), x);
 }
 
 /* The kind is switched on once per call, each case with its own loop, so
@@ -57,15 +80,16 @@ static void FWD_NAME(const cnni_act *a, int64_t n, const float *x, float *y)
     case CNNI_ACT_LEAKY_RELU: ACT_LOOP(y, VBLEND_GT0(X, VMUL(X, pa), X))
     case CNNI_ACT_HARDTANH: ACT_LOOP(y, VMIN(pb, VMAX(pa, X))) /* NaN passes through */
     case CNNI_ACT_HARDSIGMOID:
-        ACT_LOOP(y, VBLEND_GE(X, VSET(3.0f), VSET(1.0f),
-                              VBLEND_LE(X, VSET(-3.0f), zero, VADD(VDIV(X, VSET(6.0f)), VSET(0.5f)))))
+        /* min(max(x + 3, 0), 6) / 6 as PyTorch: x + 3 is exact near -3, where
+         * x / 6 + 0.5 would cancel; NaN is max's second operand */
+        ACT_LOOP(y, VDIV(VMIN(VSET(6.0f), VMAX(zero, VADD(X, VSET(3.0f)))), VSET(6.0f)))
     case CNNI_ACT_HARDSWISH:
         ACT_LOOP(y, VBLEND_GE(X, VSET(3.0f), X,
                               VBLEND_LE(X, VSET(-3.0f), zero, VDIV(VMUL(X, VADD(X, VSET(3.0f))), VSET(6.0f)))))
     case CNNI_ACT_SIGMOID: ACT_LOOP(y, vsigmoid(X))
     case CNNI_ACT_TANH: ACT_LOOP(y, vtanh(X))
     case CNNI_ACT_SILU: ACT_LOOP(y, VMUL(X, vsigmoid(X)))
-    case CNNI_ACT_ELU: ACT_LOOP(y, VBLEND_GT0(X, VMUL(pa, VSUB(vexp(VMIN(X, zero)), VSET(1.0f))), X))
+    case CNNI_ACT_ELU: ACT_LOOP(y, VBLEND_GT0(X, VMUL(pa, vexpm1(VMIN(zero, X))), X)) /* NaN: min's second operand */
     default: ACT_LOOP(y, X)
     }
 #undef X
@@ -109,3 +133,8 @@ static void BWD_NAME(const cnni_act *a, int64_t n, const float *x, const float *
 }
 
 #undef ACT_LOOP
+
+#undef EXP_LO
+#undef EXP_HI
+#undef CLAMP
+#undef EXP_REDUCE
