@@ -88,7 +88,7 @@ void cnni_act_backward_generic(const cnni_act *a, int64_t n, const float *x, con
     switch (a->kind) {
     case CNNI_ACT_RELU:
         for (int64_t i = 0; i < n; i++)
-            dx[i] = x[i] > 0 ? dy[i] : 0.0f;
+            dx[i] = x[i] <= 0 ? 0.0f : dy[i]; /* NaN passes dy, as PyTorch */
         break;
     case CNNI_ACT_LEAKY_RELU:
         for (int64_t i = 0; i < n; i++)
@@ -124,7 +124,7 @@ void cnni_act_backward_generic(const cnni_act *a, int64_t n, const float *x, con
         break;
     case CNNI_ACT_ELU:
         for (int64_t i = 0; i < n; i++)
-            dx[i] = x[i] > 0 ? dy[i] : dy[i] * (y[i] + pa);
+            dx[i] = x[i] <= 0 ? dy[i] * (pa * expf(x[i])) : dy[i]; /* from x, as PyTorch */
         break;
     default:
         break;

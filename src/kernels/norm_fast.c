@@ -73,7 +73,7 @@ static void g_affine_relu(const float *x, int64_t n, float hi, float lo, float a
     }
 }
 
-#define G_ONE(i) (g_aff1(x[i], hi, lo, a, b) > 0 ? dz[i] : 0.0f)
+#define G_ONE(i) (g_aff1(x[i], hi, lo, a, b) <= 0 ? 0.0f : dz[i])
 
 static void g_relu_grad(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float *g)
 {
@@ -243,7 +243,7 @@ static void stats_task(void *ctx, int64_t st, int thread)
     const double shift = sd / (double)cnt;
     jb->mean[st] = (double)hi + (double)lo + shift;
     const double var = sd2 / (double)cnt - shift * shift;
-    jb->var[st] = var > 0 ? var : 0;
+    jb->var[st] = var < 0 ? 0 : var; /* rounding below 0 clamped; NaN kept */
 }
 
 /* Tiny problems are not worth waking threads for. */
@@ -436,7 +436,27 @@ static void grad_task(void *ctx, int64_t t, int thread)
         const float *dy = span_dy(jb, off, &buf);
         if (jb->relu)
             coeffs(jb, st, c, &a, &b);
-        if (jb->batch_stats && M <= SMALL_STAT) {
+        if (!jb->batch_stats) {
+            /* Running statistics: dx = r w dy, with x read only for the
+             * ReLU's mask, so that a NaN or inf in x stays out of dx, as in
+             * PyTorch (the terms below would add 0 times it). The value is
+             * the one they give otherwise. */
+            const float rf = (float)r;
+            float gb[FLUSH];
+            for (int64_t i0 = 0; i0 < g->S; i0 += FLUSH) {
+                const int64_t ni = g->S - i0 < FLUSH ? g->S - i0 : FLUSH;
+                const float *gy = dy + i0;
+                if (jb->relu) {
+                    jb->sp->relu_grad(jb->x + off + i0, gy, ni, hi, lo, a, b, gb);
+                    gy = gb;
+                }
+                float *d = jb->dx + off + i0;
+                for (int64_t i = 0; i < ni; i++)
+                    d[i] = rf * (wj * gy[i]);
+            }
+            continue;
+        }
+        if (M <= SMALL_STAT) {
             /* A statistic over a few elements (LayerNorm over a short row,
              * GroupNorm with tiny groups): the two terms nearly cancel and r
              * may be large, so float would lose the result; double is cheap here.

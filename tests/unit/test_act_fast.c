@@ -57,6 +57,15 @@ int main(int argc, char **argv)
                 cnni_act_fast_forward(isa, NULL, a, 40, x, y1);
                 for (int64_t i = 0; i < 40; i++)
                     CHECKF((y1[i] != y1[i]) == (i % 3 != 0), "kind %zu: f(%g) = %g", k, (double)x[i], (double)y1[i]);
+                /* The gradient at NaN is the reference's (PyTorch's): dy passed
+                 * by ReLU, Hardtanh and Hardswish, 0 from Hardsigmoid, NaN from
+                 * the smooth kinds. */
+                cnni_ref_act_forward_f32(a, 40, x, y0);
+                cnni_ref_act_backward_f32(a, 40, x, y0, dy, d0);
+                cnni_act_fast_backward(isa, NULL, a, 40, x, y0, dy, d1);
+                for (int64_t i = 0; i < 40; i++)
+                    CHECKF(d0[i] != d0[i] ? d1[i] != d1[i] : fabs((double)d1[i] - d0[i]) <= 2e-6 * fmax(1.0, fabs(d0[i])),
+                           "kind %zu: gradient at %g: %g vs %g", k, (double)x[i], (double)d1[i], (double)d0[i]);
             }
             printf("  %s: worst relative difference %.3g\n", cnni_isa_name((cnni_isa)isa), worst);
         }

@@ -154,7 +154,7 @@ int main(int argc, char **argv)
                 cnni_norm_fast_forward(isa, p2, &g, x, m, r, wa, ba, y0, NULL);
                 for (int64_t i = 0; i < n; i++) {
                     z0[i] = y0[i] > 0 ? y0[i] : (y0[i] != y0[i] ? y0[i] : 0.0f);
-                    gy[i] = y0[i] > 0 ? dz[i] : 0.0f;
+                    gy[i] = y0[i] <= 0 ? 0.0f : dz[i]; /* the ReLU's gradient: NaN passes dz, as PyTorch */
                 }
                 cnni_norm_fast_forward(isa, (t & 1) ? p1 : p2, &g, x, m, r, wa, ba, y1, z1);
                 CHECKF(!memcmp(y0, y1, 4 * (size_t)n) && !memcmp(z0, z1, 4 * (size_t)n),
@@ -174,6 +174,39 @@ int main(int argc, char **argv)
                 free(x), free(dz), free(w), free(b), free(m), free(r), free(y0), free(z0), free(y1), free(z1);
                 free(gy), free(d0), free(d1), free(dw0), free(db0), free(dw1), free(db1), free(scr);
             }
+        }
+    }
+    /* With running statistics the input gradient is r w dy whatever x is:
+     * a NaN or inf in x must not reach it (PyTorch's eval-mode backward),
+     * with or without the fused ReLU. */
+    for (int isa = 0; isa <= (int)cnni_cpu_best_isa(); isa++) {
+        char name[96];
+        snprintf(name, sizeof name, "fast norm backward with running statistics ignores x (%s)",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            cnni_norm_geom g = {3, 2, 1, 37, 1};
+            const int64_t n = g.N * g.G * g.S;
+            float x[222], dy[222], dx[222], w[2] = {0.75f, -1.25f}, b[2] = {0.5f, 0.25f}, dw[2] = {0}, db[2] = {0};
+            double m[2] = {0.125, -0.5}, r[2] = {1.5, 0.8};
+            for (int64_t i = 0; i < n; i++) {
+                x[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
+                dy[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
+            }
+            x[5] = NAN, x[40] = INFINITY, x[100] = -INFINITY, x[150] = NAN;
+            void *scr = malloc(cnni_norm_fast_scratch(&g));
+            for (int relu = 0; relu < 2; relu++) {
+                cnni_norm_fast_backward(isa, p2, &g, x, dy, m, r, w, b, relu, 0, dx, dw, db, scr);
+                for (int64_t i = 0; i < n; i++) {
+                    const int64_t c = (i / g.S) % g.G;
+                    const double y = ((double)x[i] - m[c]) * r[c] * w[c] + b[c];
+                    /* the ReLU passes dy where y > 0 or y is NaN */
+                    const double want = relu && y <= 0 ? 0.0 : r[c] * w[c] * dy[i];
+                    CHECKF(fabs(dx[i] - want) <= 1e-6, "relu %d, x[%lld] = %g: dx %g, want %g", relu, (long long)i,
+                           (double)x[i], (double)dx[i], want);
+                }
+            }
+            free(scr);
         }
     }
     cnni_pool_destroy(p1);

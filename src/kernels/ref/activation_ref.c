@@ -52,9 +52,9 @@ static inline double act_slope(const cnni_act *a, double v, double out)
     switch (a->kind) {
     case CNNI_ACT_SIGMOID: return out * (1.0 - out);
     case CNNI_ACT_TANH: return 1.0 - out * out;
-    case CNNI_ACT_RELU: return v > 0 ? 1.0 : 0.0;
+    case CNNI_ACT_RELU: return v <= 0 ? 0.0 : 1.0; /* NaN: 1, as threshold_backward passes it */
     case CNNI_ACT_LEAKY_RELU: return v > 0 ? 1.0 : a->a;
-    case CNNI_ACT_ELU: return v > 0 ? 1.0 : a->a * exp(v);
+    case CNNI_ACT_ELU: return v <= 0 ? a->a * exp(v) : 1.0;
     case CNNI_ACT_GELU:
         return 0.5 * (1.0 + erf(v * SQRT1_2)) + v * INV_SQRT_2PI * exp(-0.5 * v * v);
     case CNNI_ACT_GELU_TANH: {

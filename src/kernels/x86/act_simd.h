@@ -59,7 +59,7 @@ static inline V vsigmoid(V x)
 static inline V vtanh(V x)
 {
     const V m = vexpm1(VMUL(VSET(-2.0f), VABS(x)));
-    return VCOPYSIGN(VDIV(VNEG(m), VADD(VSET(2.0f), m)), x);
+    return VCOPYSIGN(VABS(VDIV(VNEG(m), VADD(VSET(2.0f), m))), x); /* t is +0 or -0 at x = 0 */
 }
 
 /* The kind is switched on once per call, each case with its own loop, so
@@ -106,14 +106,16 @@ static void BWD_NAME(const cnni_act *a, int64_t n, const float *x, const float *
 #define Y VLOAD(y + i)
 #define G VLOAD(dy + i)
     switch (a->kind) {
-    case CNNI_ACT_RELU: ACT_LOOP(dx, VBLEND_GT0(X, zero, G))
+    case CNNI_ACT_RELU: ACT_LOOP(dx, VBLEND_LE(X, zero, zero, G)) /* NaN passes G, as PyTorch */
     case CNNI_ACT_LEAKY_RELU: ACT_LOOP(dx, VBLEND_GT0(X, VMUL(G, pa), G))
     case CNNI_ACT_HARDTANH: ACT_LOOP(dx, VBLEND_LE(X, lo, zero, VBLEND_GE(X, hi, zero, G)))
     case CNNI_ACT_HARDSIGMOID:
-        ACT_LOOP(dx, VBLEND_LE(X, VSET(-3.0f), zero, VBLEND_GE(X, VSET(3.0f), zero, VDIV(G, VSET(6.0f)))))
+        /* G / 6 strictly inside (-3, 3), else 0 (NaN too, as PyTorch) */
+        ACT_LOOP(dx, VBLEND_GT(X, VSET(-3.0f), VBLEND_LT(X, VSET(3.0f), VDIV(G, VSET(6.0f)), zero), zero))
     case CNNI_ACT_HARDSWISH:
-        ACT_LOOP(dx, VBLEND_GT(X, VSET(3.0f), G,
-                               VBLEND_LT(X, VSET(-3.0f), zero, VMUL(G, VADD(VDIV(X, VSET(3.0f)), VSET(0.5f))))))
+        /* 0 below -3, G (x / 3 + 1/2) up to 3, else G (NaN too, as PyTorch) */
+        ACT_LOOP(dx, VBLEND_LT(X, VSET(-3.0f), zero,
+                               VBLEND_LE(X, VSET(3.0f), VMUL(G, VADD(VDIV(X, VSET(3.0f)), VSET(0.5f))), G)))
     case CNNI_ACT_SIGMOID: ACT_LOOP(dx, VMUL(VMUL(G, VSUB(one, Y)), Y))
     case CNNI_ACT_TANH: ACT_LOOP(dx, VMUL(G, VSUB(one, VMUL(Y, Y))))
     case CNNI_ACT_SILU:
@@ -122,7 +124,9 @@ static void BWD_NAME(const cnni_act *a, int64_t n, const float *x, const float *
             VSTORE(dx + i, VMUL(VMUL(G, s), VADD(one, VMUL(v, VSUB(one, s)))));
         }
         break;
-    case CNNI_ACT_ELU: ACT_LOOP(dx, VBLEND_GT0(X, VMUL(G, VADD(Y, pa)), G))
+    /* from x, as PyTorch: alpha e^x, which y + alpha (= alpha e^x rounded
+     * after the subtraction of alpha) loses far below 0 */
+    case CNNI_ACT_ELU: ACT_LOOP(dx, VBLEND_LE(X, zero, VMUL(G, VMUL(pa, vexp(X))), G))
     default: ACT_LOOP(dx, G)
     }
 #undef X

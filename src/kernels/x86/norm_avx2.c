@@ -24,7 +24,7 @@ static inline double vsum(__m256 v)
 /* y, with the lanes where y <= 0 set to 0 (NaN is not <= 0, so it stays) */
 #define VRELU(y) _mm256_andnot_ps(_mm256_cmp_ps((y), _mm256_setzero_ps(), _CMP_LE_OQ), (y))
 /* g where y > 0, else 0 */
-#define VPOS(y, g) _mm256_and_ps(_mm256_cmp_ps((y), _mm256_setzero_ps(), _CMP_GT_OQ), (g))
+#define VPOS(y, g) _mm256_and_ps(_mm256_cmp_ps((y), _mm256_setzero_ps(), _CMP_NLE_UQ), (g))
 
 #include "norm_simd.h"
 

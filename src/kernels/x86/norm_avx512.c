@@ -23,7 +23,7 @@ static inline double vsum(__m512 v)
 /* y, with the lanes where y <= 0 set to 0 (NaN is not <= 0, so it stays) */
 #define VRELU(y) _mm512_mask_mov_ps((y), _mm512_cmp_ps_mask((y), _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_setzero_ps())
 /* g where y > 0, else 0 */
-#define VPOS(y, g) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask((y), _mm512_setzero_ps(), _CMP_GT_OQ), (g))
+#define VPOS(y, g) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask((y), _mm512_setzero_ps(), _CMP_NLE_UQ), (g))
 
 #include "norm_simd.h"
 

@@ -84,9 +84,10 @@ static void s_affine_relu(const float *x, int64_t n, float hi, float lo, float a
     }
 }
 
-/* The gradient through the ReLU: dz where the forward's output was > 0. */
+/* The gradient through the ReLU: 0 where the forward's output was <= 0,
+ * else dz (NaN too, as PyTorch's threshold_backward). */
 #define GVEC(j) VPOS(VFMADD(DEV(VLOAD(x + (j))), va, vb), VLOAD(dz + (j)))
-#define GONE(j) (s_aff1(x[j], hi, lo, a, b) > 0 ? dz[j] : 0.0f)
+#define GONE(j) (s_aff1(x[j], hi, lo, a, b) <= 0 ? 0.0f : dz[j])
 
 static void s_relu_grad(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float *g)
 {
