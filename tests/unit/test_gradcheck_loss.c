@@ -301,5 +301,27 @@ int main(int argc, char **argv)
         o.ignore_index = -1;
         CHECK(cnni_ref_class_loss_forward_f64(&g, &o, x, neg, NULL, NULL, &y) == -1);
     }
+    TEST("CrossEntropyLoss with huge tied logits (PyTorch's values)")
+    {
+        /* the log-sum-exp's log must survive beside a max of 1e20 */
+        cnni_class_geom g = {2, 4, 1};
+        for (int smooth = 0; smooth < 2; smooth++) {
+            cnni_class_opts o = {1, CNNI_RED_MEAN, -100, smooth ? 0.2 : 0.0};
+            float x[8] = {1e20f, 1e20f, 1e20f, 1e20f, 1e20f, 1e20f, 0, 0}, y, dx[8], dy = 1;
+            int64_t t[2] = {2, 2};
+            CHECK(cnni_ref_class_loss_forward_f32(&g, &o, x, t, NULL, NULL, &y) == -1);
+            cnni_ref_class_loss_backward_f32(&g, &o, x, t, NULL, NULL, &dy, dx, NULL);
+            /* row 0: log 4 and softmax 1/4 each; row 1: log-probability of the
+             * target -1e20 (dwarfing log 2); softmax 1/2, 1/2, 0, 0 */
+            const double e = o.label_smoothing;
+            const double want_dx[8] = {0.125 - e / 8, 0.125 - e / 8, 0.125 - (1 - e) / 2 - e / 8, 0.125 - e / 8,
+                                       0.25 - e / 8,  0.25 - e / 8,  -(1 - e) / 2 - e / 8,       -e / 8};
+            for (int i = 0; i < 8; i++)
+                CHECKF(fabs(dx[i] - want_dx[i]) < 1e-6, "smoothing %g: dx[%d] = %.9g, want %.9g", e, i,
+                       (double)dx[i], want_dx[i]);
+            if (!smooth)
+                CHECKF(fabs(y - (log(4.0) + 1e20) / 2) <= 1e13, "loss %.9g", (double)y);
+        }
+    }
     return test_finish();
 }

@@ -209,7 +209,14 @@ void REFN(cnni_ref_bce_logits_backward)(int reduction, const cnni_loss_bcast *b,
 
 /* log(sum_c exp(x[c * S])) over the C classes of one position, shifted by
  * the maximum so that nothing overflows. */
-static ACC log_sum_exp(const REAL *x, int64_t C, int64_t S)
+/* log-softmax of class c is (x_c - m) - log sum exp(x - m), m the largest
+ * input: m + log(sum) would lose the log where m dwarfs it (logits of 1e20:
+ * every tied class would get log-probability 0 instead of -log C). */
+typedef struct {
+    ACC m, log_sum; /* both 0 where the input is taken as log-probabilities already */
+} lse_parts;
+
+static lse_parts log_sum_exp(const REAL *x, int64_t C, int64_t S)
 {
     ACC m = -INFINITY;
     for (int64_t c = 0; c < C; c++)
@@ -218,8 +225,10 @@ static ACC log_sum_exp(const REAL *x, int64_t C, int64_t S)
     ACC s = 0;
     for (int64_t c = 0; c < C; c++)
         s += exp((ACC)x[c * S] - m);
-    return m + log(s);
+    return (lse_parts){m, log(s)};
 }
+
+static inline ACC log_prob(REAL x, lse_parts l) { return ((ACC)x - l.m) - l.log_sum; }
 
 static int is_ignored(const cnni_class_geom *g, const cnni_class_opts *o, int64_t t)
 {
@@ -269,17 +278,17 @@ int64_t REFN(cnni_ref_class_loss_forward)(const cnni_class_geom *g, const cnni_c
         const int64_t n = p / S, s = p % S;
         ACC l = 0;
         const REAL *xr = x + n * C * S + s;
-        ACC lse = o->log_softmax ? log_sum_exp(xr, C, S) : 0;
+        const lse_parts lse = o->log_softmax ? log_sum_exp(xr, C, S) : (lse_parts){0, 0};
         if (ti) {
             int64_t t = ti[p];
             if (t != o->ignore_index) {
-                l = -(1 - eps) * (w ? (ACC)w[t] : 1) * ((ACC)xr[t * S] - lse);
+                l = -(1 - eps) * (w ? (ACC)w[t] : 1) * log_prob(xr[t * S], lse);
                 /* Only with smoothing does PyTorch touch the other classes
                  * (a -inf log-probability there must not turn into NaN). */
                 if (eps > 0) {
                     ACC all = 0;
                     for (int64_t c = 0; c < C; c++)
-                        all += (w ? (ACC)w[c] : 1) * ((ACC)xr[c * S] - lse);
+                        all += (w ? (ACC)w[c] : 1) * log_prob(xr[c * S], lse);
                     l -= eps / (ACC)C * all;
                 }
             }
@@ -289,7 +298,7 @@ int64_t REFN(cnni_ref_class_loss_forward)(const cnni_class_geom *g, const cnni_c
                 ACC q = eps > 0 ? (ACC)pr[c * S] * (1 - eps) + eps / (ACC)C : (ACC)pr[c * S];
                 if (w)
                     q *= w[c];
-                l -= q * ((ACC)xr[c * S] - lse);
+                l -= q * log_prob(xr[c * S], lse);
             }
         }
         if (o->reduction == CNNI_RED_NONE)
@@ -330,7 +339,7 @@ void REFN(cnni_ref_class_loss_backward)(const cnni_class_geom *g, const cnni_cla
             continue;
         }
         ACC gs = red_scale(o->reduction, dy, p, count);
-        ACC lse = o->log_softmax ? log_sum_exp(xr, C, S) : 0;
+        const lse_parts lse = o->log_softmax ? log_sum_exp(xr, C, S) : (lse_parts){0, 0};
         if (ti) {
             int64_t t = ti[p];
             ACC wt = (1 - eps) * (w ? (ACC)w[t] : 1);
@@ -344,7 +353,7 @@ void REFN(cnni_ref_class_loss_backward)(const cnni_class_geom *g, const cnni_cla
             ACC qsum = wt + (eps > 0 ? eps / (ACC)C * wsum : 0);
             for (int64_t c = 0; dxr && c < C; c++) {
                 ACC q = (c == t ? wt : 0) + (eps > 0 ? eps / (ACC)C * (w ? (ACC)w[c] : 1) : 0);
-                ACC sm = exp((ACC)xr[c * S] - lse);
+                ACC sm = exp(log_prob(xr[c * S], lse));
                 dxr[c * S] = (REAL)(gs * (sm * qsum - q));
             }
         } else {
@@ -357,7 +366,7 @@ void REFN(cnni_ref_class_loss_backward)(const cnni_class_geom *g, const cnni_cla
             for (int64_t c = 0; c < C; c++) {
                 ACC wc = w ? (ACC)w[c] : 1;
                 ACC q = (eps > 0 ? (ACC)pr[c * S] * (1 - eps) + eps / (ACC)C : (ACC)pr[c * S]) * wc;
-                ACC lp = (ACC)xr[c * S] - lse;
+                ACC lp = log_prob(xr[c * S], lse);
                 if (dxr)
                     dxr[c * S] = (REAL)(o->log_softmax ? gs * (exp(lp) * qsum - q) : -gs * q);
                 if (dtr)
