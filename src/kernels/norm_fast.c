@@ -5,6 +5,7 @@
 #include "../core/cpu.h"
 #include "../core/pool.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- portable spans: float arithmetic, partial sums flushed to double ---- */
@@ -210,6 +211,55 @@ static void stat_range(const cnni_norm_geom *g, int64_t st, int64_t *n0, int64_t
     }
 }
 
+/* The deviations pass from the mean *mean (split in two floats): the mean
+ * corrected by their average, and the variance. The correction is left in
+ * *shift for the caller. */
+static void deviations_pass(const job *jb, int64_t n0, int64_t n1, int64_t grp, int64_t cnt, double *mean,
+                            double *var, double *shift)
+{
+    const cnni_norm_geom *g = jb->g;
+    float hi, lo;
+    split(*mean, &hi, &lo);
+    double sd = 0, sd2 = 0;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t j = 0; j < g->Cg; j++) {
+            double a, b;
+            jb->sp->dev2(jb->x + span_at(g, n, grp, j), g->S, hi, lo, &a, &b);
+            sd += a;
+            sd2 += b;
+        }
+    *shift = sd / (double)cnt;
+    *mean = (double)hi + (double)lo + *shift;
+    *var = sd2 / (double)cnt - *shift * *shift;
+}
+
+/* Where the float passes overflowed (a sum of values near 3e38, a squared
+ * deviation above 1.8e19) or met inf or NaN: the statistic in double from
+ * the inputs, two passes. An infinite mean (an inf among the inputs) gives
+ * a NaN variance, as PyTorch's. */
+static void stats_double(const job *jb, int64_t n0, int64_t n1, int64_t grp, int64_t cnt, double *mean,
+                         double *var)
+{
+    const cnni_norm_geom *g = jb->g;
+    double s = 0;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t j = 0; j < g->Cg; j++) {
+            const float *x = jb->x + span_at(g, n, grp, j);
+            for (int64_t i = 0; i < g->S; i++)
+                s += x[i];
+        }
+    const double m = s / (double)cnt;
+    double ss = 0;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t j = 0; j < g->Cg; j++) {
+            const float *x = jb->x + span_at(g, n, grp, j);
+            for (int64_t i = 0; i < g->S; i++)
+                ss += ((double)x[i] - m) * ((double)x[i] - m);
+        }
+    *mean = m;
+    *var = ss / (double)cnt;
+}
+
 static void stats_task(void *ctx, int64_t st, int thread)
 {
     (void)thread;
@@ -229,20 +279,18 @@ static void stats_task(void *ctx, int64_t st, int thread)
             s += jb->sp->sum(jb->x + span_at(g, n, grp, j), g->S);
     /* A first mean from float partial sums, then a second pass over the
      * deviations from it: their mean corrects the first one's rounding. */
-    const double mean = s / (double)cnt;
-    float hi, lo;
-    split(mean, &hi, &lo);
-    double sd = 0, sd2 = 0;
-    for (int64_t n = n0; n < n1; n++)
-        for (int64_t j = 0; j < g->Cg; j++) {
-            double a, b;
-            jb->sp->dev2(jb->x + span_at(g, n, grp, j), g->S, hi, lo, &a, &b);
-            sd += a;
-            sd2 += b;
-        }
-    const double shift = sd / (double)cnt;
-    jb->mean[st] = (double)hi + (double)lo + shift;
-    const double var = sd2 / (double)cnt - shift * shift;
+    double mean = s / (double)cnt, var, shift;
+    deviations_pass(jb, n0, n1, grp, cnt, &mean, &var, &shift);
+    /* Inputs far from 0 with a small spread (a constant channel of 1e18):
+     * the first mean may sit a float ulp of the inputs away, and var is
+     * then a difference of two large numbers. Another pass from the
+     * corrected mean (which hi + lo now hold to about 2^-48) fixes it; it
+     * runs only where the correction was not negligible beside the spread. */
+    if (shift * shift > 1e-6 * var)
+        deviations_pass(jb, n0, n1, grp, cnt, &mean, &var, &shift);
+    if (!isfinite(mean) || !isfinite(var))
+        stats_double(jb, n0, n1, grp, cnt, &mean, &var);
+    jb->mean[st] = mean;
     jb->var[st] = var < 0 ? 0 : var; /* rounding below 0 clamped; NaN kept */
 }
 

@@ -176,6 +176,45 @@ int main(int argc, char **argv)
             }
         }
     }
+    /* Statistics where float sums overflow or cancel: constant channels far
+     * from 0 (exact mean, variance 0), an inf (mean inf, variance NaN, as
+     * PyTorch), one value of 1e20 among small ones (its square overflows
+     * float). */
+    for (int isa = 0; isa <= (int)cnni_cpu_best_isa(); isa++) {
+        char name[96];
+        snprintf(name, sizeof name, "fast norm statistics of extreme inputs (%s)", cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            const float consts[4] = {1e10f, 1e18f, 1e30f, 3e38f};
+            cnni_norm_geom g = {8, 6, 1, 50, 1};
+            const int64_t n = g.N * g.G * g.S;
+            float *x = malloc(4 * (size_t)n);
+            double m[6], v[6];
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t c = (i / g.S) % g.G;
+                x[i] = c < 4 ? consts[c] : (float)cnni_rng_uniform_range(&rng, -1, 1);
+            }
+            x[4 * g.S + 7] = INFINITY;            /* channel 4, image 0 */
+            x[(6 + 5) * g.S + 3] = 1e20f;         /* channel 5, image 1 */
+            cnni_norm_fast_stats(isa, p2, &g, x, m, v);
+            for (int c = 0; c < 4; c++)
+                CHECKF(m[c] == (double)consts[c] && v[c] == 0, "constant %g: mean %.17g, var %g", (double)consts[c],
+                       m[c], v[c]);
+            CHECKF(isinf(m[4]) && m[4] > 0 && isnan(v[4]), "with inf: mean %g, var %g", m[4], v[4]);
+            double s = 0, ss = 0;
+            for (int64_t k = 0; k < g.N; k++)
+                for (int64_t i = 0; i < g.S; i++)
+                    s += x[(k * g.G + 5) * g.S + i];
+            const double mm = s / (double)(g.N * g.S);
+            for (int64_t k = 0; k < g.N; k++)
+                for (int64_t i = 0; i < g.S; i++)
+                    ss += ((double)x[(k * g.G + 5) * g.S + i] - mm) * ((double)x[(k * g.G + 5) * g.S + i] - mm);
+            const double vv = ss / (double)(g.N * g.S);
+            CHECKF(fabs(m[5] - mm) <= 1e-9 * fabs(mm) && fabs(v[5] - vv) <= 1e-9 * vv, "with 1e20: mean %g vs %g, var %g vs %g",
+                   m[5], mm, v[5], vv);
+            free(x);
+        }
+    }
     /* With running statistics the input gradient is r w dy whatever x is:
      * a NaN or inf in x must not reach it (PyTorch's eval-mode backward),
      * with or without the fused ReLU. */
