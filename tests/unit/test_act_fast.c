@@ -70,6 +70,34 @@ int main(int argc, char **argv)
             printf("  %s: worst relative difference %.3g\n", cnni_isa_name((cnni_isa)isa), worst);
         }
     }
+    /* tanh to about 1 ulp, as PyTorch's: its gradient 1 - y^2 magnifies
+     * the error near |x| = 3 (5 ulp there would be 6e-5 of the gradient). */
+    for (int isa = 0; isa <= (int)cnni_cpu_best_isa(); isa++) {
+        char name[96];
+        snprintf(name, sizeof name, "tanh within 2 ulp on [-12, 12] (%s; libm's within 3)", cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            const int64_t m = 120000;
+            float *xs = malloc(sizeof(float) * m), *ys = malloc(sizeof(float) * m);
+            for (int64_t i = 0; i < m; i++)
+                xs[i] = (float)(-12.0 + 24.0 * (double)i / (double)(m - 1));
+            const cnni_act t = {CNNI_ACT_TANH, 0, 0};
+            cnni_act_fast_forward(isa, NULL, &t, m, xs, ys);
+            double worst = 0, at = 0;
+            for (int64_t i = 0; i < m; i++) {
+                const double want = tanh((double)xs[i]);
+                const float w = (float)want;
+                const double ulp = w == 0 ? 1e-45 : (double)nextafterf(fabsf(w), INFINITY) - fabs((double)w);
+                const double e = fabs((double)ys[i] - want) / ulp;
+                if (e > worst)
+                    worst = e, at = xs[i];
+            }
+            /* the portable kernel is the C library's tanhf (glibc's: 1.94 ulp here) */
+            CHECKF(worst <= (isa == CNNI_ISA_GENERIC ? 3.0 : 2.0), "worst %.2f ulp at x = %.9g", worst, at);
+            printf("  %s: worst %.2f ulp at x = %.6g\n", cnni_isa_name((cnni_isa)isa), worst, at);
+            free(xs), free(ys);
+        }
+    }
     free(x), free(dy), free(y0), free(y1), free(d0), free(d1);
     return test_finish();
 }
