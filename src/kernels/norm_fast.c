@@ -484,44 +484,35 @@ static void grad_task(void *ctx, int64_t t, int thread)
         const float *dy = span_dy(jb, off, &buf);
         if (jb->relu)
             coeffs(jb, st, c, &a, &b);
-        if (!jb->batch_stats) {
-            /* Running statistics: dx = r w dy, with x read only for the
-             * ReLU's mask, so that a NaN or inf in x stays out of dx, as in
-             * PyTorch (the terms below would add 0 times it). The value is
-             * the one they give otherwise. */
+        if (!jb->batch_stats || M <= SMALL_STAT) {
+            /* Two cases run chunk by chunk, the ReLU's mask in chunks of
+             * FLUSH (a multiple of every vector width, so the same
+             * vector/tail split as the forward's):
+             * - running statistics: dx = r w dy, x read only for the mask,
+             *   so that a NaN or inf in x stays out of dx, as in PyTorch
+             *   (the terms below would add 0 times it); the value is the
+             *   one they give otherwise;
+             * - a statistic over a few elements (LayerNorm over a short
+             *   row, GroupNorm with tiny groups): the two terms nearly
+             *   cancel and r may be large, so float would lose the result;
+             *   double is cheap here. */
+            const double m = jb->mean_in[st];
             const float rf = (float)r;
             float gb[FLUSH];
             for (int64_t i0 = 0; i0 < g->S; i0 += FLUSH) {
                 const int64_t ni = g->S - i0 < FLUSH ? g->S - i0 : FLUSH;
-                const float *gy = dy + i0;
-                if (jb->relu) {
-                    jb->sp->relu_grad(jb->x + off + i0, gy, ni, hi, lo, a, b, gb);
-                    gy = gb;
-                }
+                const float *gy = dy + i0, *xs = jb->x + off + i0;
                 float *d = jb->dx + off + i0;
-                for (int64_t i = 0; i < ni; i++)
-                    d[i] = rf * (wj * gy[i]);
-            }
-            continue;
-        }
-        if (M <= SMALL_STAT) {
-            /* A statistic over a few elements (LayerNorm over a short row,
-             * GroupNorm with tiny groups): the two terms nearly cancel and r
-             * may be large, so float would lose the result; double is cheap here.
-             * The ReLU's mask comes in chunks of FLUSH (a multiple of every
-             * vector width, so the same vector/tail split as the forward's). */
-            const double m = jb->mean_in[st];
-            float gb[FLUSH];
-            for (int64_t i0 = 0; i0 < g->S; i0 += FLUSH) {
-                const int64_t ni = g->S - i0 < FLUSH ? g->S - i0 : FLUSH;
-                const float *gy = dy + i0;
                 if (jb->relu) {
-                    jb->sp->relu_grad(jb->x + off + i0, gy, ni, hi, lo, a, b, gb);
+                    jb->sp->relu_grad(xs, gy, ni, hi, lo, a, b, gb);
                     gy = gb;
                 }
-                for (int64_t i = 0; i < ni; i++)
-                    jb->dx[off + i0 + i] =
-                        (float)(r * ((double)wj * gy[i] - cc) + k * ((double)jb->x[off + i0 + i] - m));
+                if (!jb->batch_stats)
+                    for (int64_t i = 0; i < ni; i++)
+                        d[i] = rf * (wj * gy[i]);
+                else
+                    for (int64_t i = 0; i < ni; i++)
+                        d[i] = (float)(r * ((double)wj * gy[i] - cc) + k * ((double)xs[i] - m));
             }
             continue;
         }
