@@ -207,11 +207,11 @@ void REFN(cnni_ref_bce_logits_backward)(int reduction, const cnni_loss_bcast *b,
 
 /* ---- CrossEntropyLoss, NLLLoss ------------------------------------------- */
 
-/* log(sum_c exp(x[c * S])) over the C classes of one position, shifted by
- * the maximum so that nothing overflows. */
-/* log-softmax of class c is (x_c - m) - log sum exp(x - m), m the largest
- * input: m + log(sum) would lose the log where m dwarfs it (logits of 1e20:
- * every tied class would get log-probability 0 instead of -log C). */
+/* The log-sum-exp of one position's C classes in two parts, the largest
+ * input m and log sum_c exp(x_c - m) (shifted so that nothing overflows):
+ * log-softmax of class c is (x_c - m) - log sum. Adding m + log(sum) first
+ * would lose the log where m dwarfs it (logits of 1e20: every tied class
+ * would get log-probability 0 instead of -log C). */
 typedef struct {
     ACC m, log_sum; /* both 0 where the input is taken as log-probabilities already */
 } lse_parts;

@@ -22,14 +22,20 @@ static inline V vexp_q(V r)
     return VFMADD(q, r, VSET(1.0f));
 }
 
-/* x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, so r is exact enough) */
-#define EXP_REDUCE(x, n, r)                                     V n = VROUND(VMUL((x), VSET(1.44269504088896341f)));       V r = VFNMADD(n, VSET(0.693359375f), (x));                 r = VFNMADD(n, VSET(-2.12194440e-4f), r);
+/* x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, so r is exact enough):
+ * returns r, n in *n */
+static inline V vexp_reduce(V x, V *n)
+{
+    *n = VROUND(VMUL(x, VSET(1.44269504088896341f)));
+    const V r = VFNMADD(*n, VSET(0.693359375f), x);
+    return VFNMADD(*n, VSET(-2.12194440e-4f), r);
+}
 
 /* exp(x) = 2^n e^r. About 2 ulp. */
 static inline V vexp(V x)
 {
-    x = CLAMP(x, EXP_LO, EXP_HI);
-    EXP_REDUCE(x, n, r)
+    V n;
+    const V r = vexp_reduce(CLAMP(x, EXP_LO, EXP_HI), &n);
     return VSCALE(VFMADD(vexp_q(r), r, VSET(1.0f)), n);
 }
 
@@ -37,9 +43,8 @@ static inline V vexp(V x)
  * alone, so small results keep their relative precision. */
 static inline V vexpm1(V x)
 {
-    x = CLAMP(x, EXP_LO, EXP_HI);
-    EXP_REDUCE(x, n, r)
-    const V one = VSET(1.0f);
+    V n;
+    const V r = vexp_reduce(CLAMP(x, EXP_LO, EXP_HI), &n), one = VSET(1.0f);
     return VADD(VSCALE(VMUL(vexp_q(r), r), n), VSUB(VSCALE(one, n), one));
 }
 
@@ -152,4 +157,3 @@ static void BWD_NAME(const cnni_act *a, int64_t n, const float *x, const float *
 #undef EXP_LO
 #undef EXP_HI
 #undef CLAMP
-#undef EXP_REDUCE

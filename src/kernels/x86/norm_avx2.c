@@ -23,7 +23,7 @@ static inline double vsum(__m256 v)
 #define VSUM vsum
 /* y, with the lanes where y <= 0 set to 0 (NaN is not <= 0, so it stays) */
 #define VRELU(y) _mm256_andnot_ps(_mm256_cmp_ps((y), _mm256_setzero_ps(), _CMP_LE_OQ), (y))
-/* g where y > 0, else 0 */
+/* 0 where y <= 0, else g (where y is NaN too, as PyTorch's ReLU gradient) */
 #define VPOS(y, g) _mm256_and_ps(_mm256_cmp_ps((y), _mm256_setzero_ps(), _CMP_NLE_UQ), (g))
 
 #include "norm_simd.h"

@@ -22,7 +22,7 @@ static inline double vsum(__m512 v)
 #define VSUM vsum
 /* y, with the lanes where y <= 0 set to 0 (NaN is not <= 0, so it stays) */
 #define VRELU(y) _mm512_mask_mov_ps((y), _mm512_cmp_ps_mask((y), _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_setzero_ps())
-/* g where y > 0, else 0 */
+/* 0 where y <= 0, else g (where y is NaN too, as PyTorch's ReLU gradient) */
 #define VPOS(y, g) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask((y), _mm512_setzero_ps(), _CMP_NLE_UQ), (g))
 
 #include "norm_simd.h"
