@@ -150,7 +150,14 @@ static void g_gather(float *d, int64_t n, int64_t m, const float *const *src, in
     }
 }
 
-const cnni_dw_kernels cnni_dw_kernels_generic = {g_forward, g_weight, g_scatter, g_copy, g_cols, g_gather};
+static int g_pads(const cnni_conv_geom *g, int64_t nch)
+{
+    (void)g;
+    (void)nch;
+    return 0;
+}
+
+const cnni_dw_kernels cnni_dw_kernels_generic = {g_forward, g_weight, g_scatter, g_copy, g_cols, g_gather, g_pads};
 
 static const cnni_dw_kernels *kernels_for(int isa)
 {
@@ -426,7 +433,7 @@ static void run_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *p
     fwd_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, isa, pg, src_g, reads_in_place(pg), r);
+    plane_init(&j.proto, isa, pg, src_g, reads_in_place(pg) || j.kn->pads(pg, src_g), r);
     j.src = src;
     j.w = w;
     j.b = b;
@@ -647,7 +654,7 @@ void cnni_conv_dw_backward_weight(int isa, struct cnni_pool *pool, const cnni_co
     wgt_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, isa, g, cg_of(g), reads_in_place(g), &r);
+    plane_init(&j.proto, isa, g, cg_of(g), reads_in_place(g) || j.kn->pads(g, cg_of(g)), &r);
     j.x = x;
     j.dy = dy;
     j.want_db = db != NULL;

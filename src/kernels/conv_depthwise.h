@@ -108,6 +108,10 @@ typedef struct cnni_dw_kernels {
      * for i < n, summed in an order fixed by cnt and k2 */
     void (*gather)(float *d, int64_t n, int64_t m, const float *const *src, int64_t cnt, int64_t k2, int64_t ld,
                    int64_t sh0, int64_t dil);
+    /* Whether forward and weight read the input planes of this geometry
+     * (nch channels per group) in place whatever the padding, applying the
+     * zeros themselves: then no padded copy is made. */
+    int (*pads)(const cnni_conv_geom *g, int64_t nch);
 } cnni_dw_kernels;
 
 extern const cnni_dw_kernels cnni_dw_kernels_generic, cnni_dw_kernels_avx2, cnni_dw_kernels_avx512;

@@ -5,7 +5,8 @@
  * extra row or column of right padding, rows wider than one block of
  * vectors; then fixed few-channel layers (LeNet's conv2 and others, odd
  * sizes) for the row blocks, wide weight tiles and backward data by
- * columns; forward, backward data and backward weight and bias, for every
+ * columns; the stride-1 3x3, 5x5, 7x7 and 1xK kernels with every padding
+ * and width; forward, backward data and backward weight and bias, for every
  * instruction set this CPU has, and the same bits with 1, 2 and 3 threads. */
 #include "gradcheck.h"
 #include "core/cpu.h"
@@ -193,6 +194,53 @@ int main(int argc, char **argv)
                 CHECKF(e <= 1e-5, "%s: error %.3g", d, e);
             }
             CHECK(bitwise);
+        }
+        snprintf(name, sizeof name,
+                 "depthwise stride-1 kernels (%s) 3x3, 5x5, 7x7, 1xK: every padding, widths 1-150, 1-3 dims",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            /* The sliding-rows forward (and backward data, its flipped
+             * geometry): blocks of rows and their remainder, rows of 1 to 3
+             * chunks of 4 vectors with every tail, padding from none to past
+             * the kernel on each side (an extra column or row on the right
+             * or bottom now and then), channel multipliers 1-3, a dim 0 of
+             * kernel 1 with and without padding. */
+            static const int64_t kinds[][2] = {{3, 3}, {5, 5}, {7, 7}, {1, 3}, {1, 5}, {1, 7}};
+            int bitwise = 1;
+            double worst = 0;
+            for (int t = 0; t < 72; t++) {
+                const int64_t *kk = kinds[t % 6];
+                const int nsp = kk[0] == 1 && t % 4 == 1 ? 1 : t % 9 == 4 ? 3 : 2;
+                cnni_conv_geom g = {.N = pick(1, 2), .G = pick(1, 3)};
+                g.C = g.G;
+                g.O = g.G * pick(1, 3);
+                for (int a = 0; a < 3; a++) {
+                    g.s[a] = g.d[a] = 1;
+                    g.k[a] = a == 0 ? 1 : kk[a - 1];
+                }
+                g.in[0] = nsp == 3 ? pick(1, 3) : 1;
+                g.p[0] = nsp == 3 ? pick(0, 1) : 0;
+                g.in[1] = nsp == 1 ? 1 : pick(1, 13);
+                g.p[1] = nsp == 1 ? 0 : pick(0, g.k[1] + 1);
+                g.in[2] = t % 3 == 0 ? pick(1, 20) : pick(1, 150);
+                g.p[2] = pick(0, g.k[2] + 1);
+                for (int a = 0; a < 3; a++) {
+                    const int64_t hi = a == 0 ? g.p[0] : g.p[a] + pick(0, 1);
+                    g.out[a] = g.in[a] + g.p[a] + hi - g.k[a] + 1;
+                    if (g.out[a] < 1) { /* too small for the kernel: grow the input */
+                        g.in[a] += 1 - g.out[a];
+                        g.out[a] = 1;
+                    }
+                }
+                double e = one_case(isa, pools, &g, t % 2, &bitwise);
+                char d[256];
+                describe(&g, nsp, d, sizeof d);
+                CHECKF(e <= 1e-5, "%s: error %.3g", d, e);
+                worst = fmax(worst, e);
+            }
+            CHECK(bitwise);
+            printf("  %s: worst relative error %.3g over 72 geometries\n", cnni_isa_name((cnni_isa)isa), worst);
         }
         snprintf(name, sizeof name,
                  "plane kernels (%s) on few-channel groups: LeNet's conv2, wider groups, strided and dilated",

@@ -6,6 +6,7 @@
 typedef __m256 V;
 #define W 8
 #define DW_MAX_ACC 12 /* of 16 registers */
+#define SLIDE_R 2     /* 8 accumulators of 16 registers */
 #define VZERO _mm256_setzero_ps()
 #define VSET _mm256_set1_ps
 #define VLOAD _mm256_loadu_ps
@@ -26,6 +27,10 @@ static inline __m256i lanes(int n)
 /* lanes [a, b) of p (0 <= a < b <= 8); the others 0 and not read */
 #define VLOADR(p, a, b) _mm256_maskload_ps((p), _mm256_andnot_si256(lanes(a), lanes(b)))
 #define VSTOREM(p, n, v) _mm256_maskstore_ps((p), lanes(n), (v))
+typedef __m256i VM;
+#define VMASKN lanes
+#define VLOADK(p, k) _mm256_maskload_ps((p), (k))
+#define VSTOREK(p, k, v) _mm256_maskstore_ps((p), (k), (v))
 
 static inline float hsum(__m256 v)
 {
@@ -64,4 +69,4 @@ static inline void scatter2_add(float *p, V v, int n)
 
 #include "conv_depthwise_simd.h"
 
-const cnni_dw_kernels cnni_dw_kernels_avx2 = {k_forward, k_weight, k_scatter, k_copy, k_cols, k_gather};
+const cnni_dw_kernels cnni_dw_kernels_avx2 = {k_forward, k_weight, k_scatter, k_copy, k_cols, k_gather, k_pads};

@@ -316,8 +316,207 @@ DW_INLINE void fwd_rows(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, 
         }
 }
 
+/* ---- forward at stride 1 and dilation 1 within the plane, one input
+ * channel, a KH x KW kernel (k[0] == 1): blocks of R output rows x NV
+ * vectors, the input rows of a block read once each and shared by the up
+ * to KH output rows they feed, so a window load serves KH FMAs (the tap
+ * loop above loads a window per FMA). With VALIGNR (AVX-512) a row's
+ * windows are lane shifts of its NV + 1 vectors, so nothing is loaded
+ * across a cache line more than once. Each output sums its taps in the
+ * order (t1, t2), as the tap loop does: block and chunk sizes leave the
+ * results unchanged. ---- */
+#ifndef SLIDE_R
+#define SLIDE_R 4 /* output rows per block */
+#endif
+#if defined(DW_QUICK_BUILD)
+#define SLIDE_UNROLL
+#elif defined(__clang__)
+#define SLIDE_UNROLL _Pragma("unroll")
+#else
+#define SLIDE_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+/* The tile reads input rows i < R + KH - 1 from x + i*ld, those whose
+ * bit i of rowok is set (the others are zero padding). With VALIGNR, row
+ * vector v (v <= NV) holds the lanes of km[v] from x + v*W, the others
+ * zero: the zero padding at the sides and past the last column read.
+ * Otherwise the rows are whole from x (a padded copy or an unpadded
+ * input) and the windows of the last output vector load the lanes of
+ * klast, the outputs stored there. */
+DW_INLINE void slide_tile(const float *x, int64_t ld, const float *w, float *y, int64_t ldy, const VM *km, VM klast,
+                          unsigned rowok, float b0, int accumulate, int KH, int KW, int NV, int R)
+{
+    V acc[SLIDE_R][4];
+    SLIDE_UNROLL for (int r = 0; r < R; r++)
+    {
+        SLIDE_UNROLL for (int v = 0; v < NV; v++)
+        {
+            const float *yq = y + r * ldy + v * W;
+            acc[r][v] = accumulate ? (v == NV - 1 ? VLOADK(yq, klast) : VLOAD(yq)) : VSET(b0);
+        }
+    }
+#ifdef VALIGNR
+    VM k[5];
+    SLIDE_UNROLL for (int v = 0; v <= NV; v++) k[v] = km[v];
+#else
+    (void)km;
+    (void)rowok;
+#endif
+    SLIDE_UNROLL for (int i = 0; i < R + KH - 1; i++)
+    {
+        const float *xi = x + i * ld;
+#ifdef VALIGNR
+        const VM on = (VM)(0 - ((rowok >> i) & 1u));
+        V a[5];
+        SLIDE_UNROLL for (int v = 0; v <= NV; v++) a[v] = VLOADK(xi + v * W, (VM)(k[v] & on));
+#endif
+        SLIDE_UNROLL for (int v = 0; v < NV; v++)
+        {
+            SLIDE_UNROLL for (int t2 = 0; t2 < KW; t2++)
+            {
+#ifdef VALIGNR
+                const V s = VALIGNR(a[v], a[v + 1], t2);
+#else
+                const V s = v < NV - 1 ? VLOAD(xi + v * W + t2) : VLOADK(xi + v * W + t2, klast);
+#endif
+                SLIDE_UNROLL for (int r = 0; r < R; r++)
+                {
+                    const int t1 = i - r;
+                    if (t1 >= 0 && t1 < KH)
+                        acc[r][v] = VFMADD(s, VSET(w[t1 * KW + t2]), acc[r][v]);
+                }
+            }
+        }
+    }
+    SLIDE_UNROLL for (int r = 0; r < R; r++)
+    {
+        SLIDE_UNROLL for (int v = 0; v < NV; v++)
+        {
+            float *yq = y + r * ldy + v * W;
+            if (v == NV - 1)
+                VSTOREK(yq, klast, acc[r][v]);
+            else
+                VSTORE(yq, acc[r][v]);
+        }
+    }
+}
+
+typedef void (*slide_fn)(const float *x, int64_t ld, const float *w, float *y, int64_t ldy, const VM *km, VM klast,
+                         unsigned rowok, float b0, int accumulate);
+#define DEFINE_SLIDE(KH, KW, NV, TAG, R)                                                                          \
+    static void slide_##KH##_##KW##_##NV##_##TAG(const float *x, int64_t ld, const float *w, float *y,            \
+                                                 int64_t ldy, const VM *km, VM klast, unsigned rowok, float b0,   \
+                                                 int accumulate)                                                  \
+    {                                                                                                             \
+        slide_tile(x, ld, w, y, ldy, km, klast, rowok, b0, accumulate, KH, KW, NV, R);                            \
+    }
+/* TAG: blk for blocks of SLIDE_R rows, one for single rows */
+#define DEFINE_SLIDE_NV(KH, KW, TAG, R)                                                                           \
+    DEFINE_SLIDE(KH, KW, 1, TAG, R)                                                                               \
+    DEFINE_SLIDE(KH, KW, 2, TAG, R) DEFINE_SLIDE(KH, KW, 3, TAG, R) DEFINE_SLIDE(KH, KW, 4, TAG, R)
+#define SLIDE_ROW(KH, KW, TAG)                                                                                    \
+    {slide_##KH##_##KW##_1_##TAG, slide_##KH##_##KW##_2_##TAG, slide_##KH##_##KW##_3_##TAG,                       \
+     slide_##KH##_##KW##_4_##TAG}
+
+DEFINE_SLIDE_NV(3, 3, blk, SLIDE_R)
+DEFINE_SLIDE_NV(3, 3, one, 1)
+DEFINE_SLIDE_NV(5, 5, blk, SLIDE_R)
+DEFINE_SLIDE_NV(5, 5, one, 1)
+DEFINE_SLIDE_NV(7, 7, blk, SLIDE_R)
+DEFINE_SLIDE_NV(7, 7, one, 1)
+DEFINE_SLIDE_NV(1, 3, one, 1)
+DEFINE_SLIDE_NV(1, 5, one, 1)
+DEFINE_SLIDE_NV(1, 7, one, 1)
+
+/* [kernel][a block of SLIDE_R rows, or 1][nv - 1]; kernels 3x3, 5x5, 7x7,
+ * 1x3, 1x5, 1x7 (the 1-tall ones take a row at a time) */
+static const slide_fn slide_table[6][2][4] = {
+    {SLIDE_ROW(3, 3, blk), SLIDE_ROW(3, 3, one)}, {SLIDE_ROW(5, 5, blk), SLIDE_ROW(5, 5, one)},
+    {SLIDE_ROW(7, 7, blk), SLIDE_ROW(7, 7, one)}, {SLIDE_ROW(1, 3, one), SLIDE_ROW(1, 3, one)},
+    {SLIDE_ROW(1, 5, one), SLIDE_ROW(1, 5, one)}, {SLIDE_ROW(1, 7, one), SLIDE_ROW(1, 7, one)}};
+
+/* The table's kernel index for the geometry, or -1 when slide_rows does
+ * not serve it (see above). */
+static int slide_kind(const cnni_conv_geom *g, int64_t nch)
+{
+    const int64_t kh = g->k[1], kw = g->k[2];
+    if (nch != 1 || g->k[0] != 1 || g->s[1] != 1 || g->s[2] != 1 || g->d[1] != 1 || g->d[2] != 1)
+        return -1;
+    if (kw != 3 && kw != 5 && kw != 7)
+        return -1;
+    return kh == kw ? (int)(kw - 3) / 2 : kh == 1 ? 3 + (int)(kw - 3) / 2 : -1;
+}
+
+static int k_pads(const cnni_conv_geom *g, int64_t nch)
+{
+#ifdef VALIGNR
+    return slide_kind(g, nch) >= 0;
+#else
+    (void)g;
+    (void)nch;
+    return 0;
+#endif
+}
+
+/* The lanes of [lo, hi) (clamped to a vector). */
+static inline VM lanes_between(int64_t lo, int64_t hi)
+{
+    lo = lo < 0 ? 0 : lo > W ? W : lo;
+    hi = hi < lo ? lo : hi > W ? W : hi;
+    return (VM)(VMASKN((int)hi) & ~VMASKN((int)lo));
+}
+
+static void slide_rows(cnni_dw_plane *p, int kind, int64_t m, float *y, int64_t ystride, const float *bias,
+                       int accumulate)
+{
+    const cnni_conv_geom *g = p->g;
+    const int64_t out2 = g->out[2], kw = g->k[2], kh = g->k[1];
+    const int rmax = kh == 1 ? 1 : SLIDE_R;
+    /* the plane read: the padded copy, or the input (zero padding p1, p2
+     * applied here, with VALIGNR only: see k_pads) */
+    const int64_t p0 = p->padded ? 0 : g->p[0], p1 = p->padded ? 0 : g->p[1], p2 = p->padded ? 0 : g->p[2];
+    const int64_t n0 = p->padded ? p->pd[0] : g->in[0], n1 = p->padded ? p->pd[1] : g->in[1],
+                  n2 = p->padded ? p->pd[2] : g->in[2];
+    for (int64_t z0 = 0; z0 < g->out[0]; z0++) {
+        const int64_t i0 = z0 * g->s[0] - p0; /* the input slice of dim 0 */
+        const int slice = i0 >= 0 && i0 < n0; /* otherwise zero padding (then VALIGNR) */
+        for (int64_t z2 = 0; z2 < out2; z2 += 4 * W) {
+            const int64_t left = out2 - z2 < 4 * W ? out2 - z2 : 4 * W;
+            const int nv = (int)((left + W - 1) / W), last = (int)(left - (nv - 1) * W);
+            /* row vector v holds columns c0 + v*W + l: those in [0, n2) and
+             * below c0 + left + kw - 1, the last the outputs read */
+            const int64_t c0 = z2 - p2, end = c0 + left + kw - 1 < n2 ? c0 + left + kw - 1 : n2;
+            VM km[5];
+            for (int v = 0; v <= nv; v++)
+                km[v] = lanes_between(-c0 - v * W, end - c0 - v * W);
+            const VM klast = VMASKN(last);
+            for (int64_t z1 = p->z1a; z1 < p->z1b;) {
+                const int rows = p->z1b - z1 >= rmax ? rmax : 1;
+                cnni_dw_fill(p, z1 + rows - 1);
+                /* input rows z1 - p1 + i, i < rows + kh - 1, inside [0, n1) */
+                const int64_t nin = rows + kh - 1, lo = p1 - z1 > 0 ? p1 - z1 : 0,
+                              hi = n1 - z1 + p1 < nin ? n1 - z1 + p1 : nin;
+                const unsigned rowok = slice && lo < hi ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0;
+                const slide_fn f = slide_table[kind][rows == rmax && rmax > 1 ? 0 : 1][nv - 1];
+                /* with padding, x points before the plane's start at the top
+                 * left: only lanes inside it are read */
+                const float *xz = p->x + i0 * n1 * n2 + (z1 - p1) * n2 + c0;
+                for (int64_t q = 0; q < m; q++)
+                    f(xz, n2, p->w + q * p->ntaps, y + q * ystride + (z0 * g->out[1] + z1) * out2 + z2, out2, km,
+                      klast, rowok, bias ? bias[q] : 0.0f, accumulate);
+                z1 += rows;
+            }
+        }
+    }
+}
+
 static void k_forward(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, const float *bias, int accumulate)
 {
+    const int kind = slide_kind(p->g, p->nch);
+    if (kind >= 0) {
+        slide_rows(p, kind, m, y, ystride, bias, accumulate);
+        return;
+    }
     if (p->g->s[2] == 1)
         fwd_rows(p, m, y, ystride, bias, accumulate, S_ONE);
     else if (p->g->s[2] == 2)
@@ -551,9 +750,106 @@ DW_INLINE void wgt_wide(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dy
     }
 }
 
+#ifdef VALIGNR
+/* ---- weight gradient of the sliding-rows geometries (slide_kind), read
+ * in place with the padding applied by masks: TR kernel rows from ta at a
+ * time (at most 21 accumulators), each output row's dy vector against the
+ * KW windows of each of its TR input rows, the windows lane shifts of two
+ * loads. Each tap sums the plane in the order (z0, z1, z2). ---- */
+DW_INLINE void wslide_tile(const cnni_dw_plane *p, const float *dy, int ta, double *acc, int64_t ntaps, int want_db,
+                           int TR, int KW)
+{
+    const cnni_conv_geom *g = p->g;
+    const int64_t out1 = g->out[1], out2 = g->out[2], n0 = g->in[0], n1 = g->in[1], n2 = g->in[2];
+    const int64_t nvec = (out2 + W - 1) / W, c0 = -g->p[2];
+    const int64_t end = c0 + out2 + KW - 1 < n2 ? c0 + out2 + KW - 1 : n2;
+    const VM ktail = VMASKN((int)(out2 - (nvec - 1) * W));
+    V a[3 * 7], b = VZERO;
+    SLIDE_UNROLL for (int i = 0; i < TR * KW; i++) a[i] = VZERO;
+    for (int64_t z0 = 0; z0 < g->out[0]; z0++) {
+        const int64_t i0 = z0 * g->s[0] - g->p[0];
+        const int slice = i0 >= 0 && i0 < n0;
+        if (!slice && !want_db)
+            continue;
+        for (int64_t z1 = 0; z1 < out1; z1++) {
+            const float *dr = dy + (z0 * out1 + z1) * out2;
+            const float *xr[3];
+            int rok[3];
+            SLIDE_UNROLL for (int j = 0; j < TR; j++)
+            {
+                const int64_t r = z1 + ta + j - g->p[1];
+                rok[j] = slice && r >= 0 && r < n1;
+                xr[j] = p->x + (i0 * n1 + r) * n2 + c0;
+            }
+            VM kcur = lanes_between(-c0, end - c0);
+            for (int64_t v = 0; v < nvec; v++) {
+                const int lastv = v == nvec - 1;
+                const VM knext = lanes_between(-c0 - (v + 1) * W, end - c0 - (v + 1) * W), ks = lastv ? ktail : VMASKN(W);
+                const V d = VLOADK(dr + v * W, ks);
+                if (want_db)
+                    b = VADD(b, d);
+                SLIDE_UNROLL for (int j = 0; j < TR; j++)
+                {
+                    if (!rok[j])
+                        continue;
+                    const V lo = VLOADK(xr[j] + v * W, kcur), hi = VLOADK(xr[j] + v * W + W, knext);
+                    SLIDE_UNROLL for (int t2 = 0; t2 < KW; t2++) a[j * KW + t2] =
+                        VFMADDK(VALIGNR(lo, hi, t2), d, a[j * KW + t2], ks);
+                }
+                kcur = knext;
+            }
+        }
+    }
+    SLIDE_UNROLL for (int i = 0; i < TR * KW; i++) acc[ta * KW + i] += (double)VHSUM(a[i]);
+    if (want_db)
+        acc[ntaps] += (double)VHSUM(b);
+}
+
+typedef void (*wslide_fn)(const cnni_dw_plane *p, const float *dy, int ta, double *acc, int64_t ntaps, int want_db);
+#define DEFINE_WSLIDE(TR, KW)                                                                                     \
+    static void wslide_##TR##_##KW(const cnni_dw_plane *p, const float *dy, int ta, double *acc, int64_t ntaps,   \
+                                   int want_db)                                                                   \
+    {                                                                                                             \
+        wslide_tile(p, dy, ta, acc, ntaps, want_db, TR, KW);                                                      \
+    }
+DEFINE_WSLIDE(3, 3)
+DEFINE_WSLIDE(3, 5)
+DEFINE_WSLIDE(2, 5)
+DEFINE_WSLIDE(3, 7)
+DEFINE_WSLIDE(2, 7)
+DEFINE_WSLIDE(1, 3)
+DEFINE_WSLIDE(1, 5)
+DEFINE_WSLIDE(1, 7)
+
+static void wslide(const cnni_dw_plane *p, int64_t m, const float *dy, int64_t dystride, double *acc,
+                   int64_t accstride, int want_db)
+{
+    const int64_t kh = p->g->k[1], kw = p->g->k[2];
+    for (int64_t q = 0; q < m; q++) {
+        const float *dq = dy + q * dystride;
+        double *aq = acc + q * accstride;
+        /* kernel rows in passes of 3, then 2 */
+        for (int ta = 0; ta < kh;) {
+            const int tr = kh - ta >= 3 ? (kh - ta == 4 ? 2 : 3) : (int)(kh - ta);
+            const wslide_fn f = kw == 3   ? (tr == 3 ? wslide_3_3 : wslide_1_3)
+                                : kw == 5 ? (tr == 3 ? wslide_3_5 : tr == 2 ? wslide_2_5 : wslide_1_5)
+                                          : (tr == 3 ? wslide_3_7 : tr == 2 ? wslide_2_7 : wslide_1_7);
+            f(p, dq, ta, aq, p->ntaps, want_db && ta == 0);
+            ta += tr;
+        }
+    }
+}
+#endif
+
 static void k_weight(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dystride, double *acc, int64_t accstride,
                      int want_db)
 {
+#ifdef VALIGNR
+    if (!p->padded && slide_kind(p->g, p->nch) >= 0) {
+        wslide(p, m, dy, dystride, acc, accstride, want_db);
+        return;
+    }
+#endif
     if (p->g->s[2] == 1)
         wgt_wide(p, m, dy, dystride, acc, accstride, want_db);
     else if (p->g->s[2] == 2)
