@@ -61,6 +61,24 @@ void cnni_direct_transpose_avx512(int nr, int64_t P, const float *src, int64_t l
     }
 }
 
+/* Long reductions (a 1x1 layer's input channels) read each tap's pixels
+ * from a row of its own, more rows than the prefetchers follow: the tiles
+ * prefetch the pixels PREFETCH_K taps ahead (1x1, 256 to 64 channels,
+ * 56x56: 10.3-10.9 -> 8.3-9.2 ms on one thread). */
+#define PREFETCH_K 24
+
+#define TILE_STEP(MR)                                                                              \
+    {                                                                                              \
+        const __m512 w0 = _mm512_loadu_ps(w + k * 32), w1 = _mm512_loadu_ps(w + k * 32 + 16);       \
+        const float *xk = base + off[k];                                                           \
+        UNROLL for (int r = 0; r < MR; r++)                                                        \
+        {                                                                                          \
+            __m512 av = _mm512_set1_ps(xk[r * s]);                                                 \
+            acc[r][0] = _mm512_fmadd_ps(av, w0, acc[r][0]);                                        \
+            acc[r][1] = _mm512_fmadd_ps(av, w1, acc[r][1]);                                        \
+        }                                                                                          \
+    }
+
 #define DEFINE_TILE(MR)                                                                            \
     static void tile_##MR(int64_t K, const int64_t *off, const float *base, int64_t s,             \
                           const float *w, float *y, int64_t ldy, int nvalid, const float *bias,    \
@@ -68,16 +86,13 @@ void cnni_direct_transpose_avx512(int nr, int64_t P, const float *src, int64_t l
     {                                                                                              \
         __m512 acc[MR][2];                                                                         \
         UNROLL for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();           \
-        for (int64_t k = 0; k < K; k++) {                                                          \
-            const __m512 w0 = _mm512_loadu_ps(w + k * 32), w1 = _mm512_loadu_ps(w + k * 32 + 16);   \
-            const float *xk = base + off[k];                                                       \
-            UNROLL for (int r = 0; r < MR; r++)                                                    \
-            {                                                                                      \
-                __m512 av = _mm512_set1_ps(xk[r * s]);                                             \
-                acc[r][0] = _mm512_fmadd_ps(av, w0, acc[r][0]);                                    \
-                acc[r][1] = _mm512_fmadd_ps(av, w1, acc[r][1]);                                    \
-            }                                                                                      \
+        int64_t k = 0;                                                                             \
+        for (; k < K - PREFETCH_K; k++) {                                                          \
+            __builtin_prefetch(base + off[k + PREFETCH_K] + (MR - 1) * s);                         \
+            TILE_STEP(MR)                                                                          \
         }                                                                                          \
+        for (; k < K; k++)                                                                         \
+            TILE_STEP(MR)                                                                          \
         __m512 lo[MR], hi[MR];                                                                     \
         UNROLL for (int r = 0; r < MR; r++)                                                        \
         {                                                                                          \
@@ -89,6 +104,13 @@ void cnni_direct_transpose_avx512(int nr, int64_t P, const float *src, int64_t l
             store16(hi, MR, y + 16 * ldy, ldy, nvalid - 16, bias ? bias + 16 : NULL, accumulate);  \
     }
 
+#define TILE16_STEP(MR)                                                                            \
+    {                                                                                              \
+        const __m512 w0 = _mm512_loadu_ps(w + k * 16);                                             \
+        const float *xk = base + off[k];                                                           \
+        UNROLL for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(xk[r * s]), w0, acc[r]); \
+    }
+
 /* The same for blocks of 16 channels: one accumulator per pixel. */
 #define DEFINE_TILE16(MR)                                                                          \
     static void tile16_##MR(int64_t K, const int64_t *off, const float *base, int64_t s,           \
@@ -97,11 +119,13 @@ void cnni_direct_transpose_avx512(int nr, int64_t P, const float *src, int64_t l
     {                                                                                              \
         __m512 acc[MR];                                                                            \
         UNROLL for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();                          \
-        for (int64_t k = 0; k < K; k++) {                                                          \
-            const __m512 w0 = _mm512_loadu_ps(w + k * 16);                                         \
-            const float *xk = base + off[k];                                                       \
-            UNROLL for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(xk[r * s]), w0, acc[r]); \
+        int64_t k = 0;                                                                             \
+        for (; k < K - PREFETCH_K; k++) {                                                          \
+            __builtin_prefetch(base + off[k + PREFETCH_K] + (MR - 1) * s);                         \
+            TILE16_STEP(MR)                                                                        \
         }                                                                                          \
+        for (; k < K; k++)                                                                         \
+            TILE16_STEP(MR)                                                                        \
         store16(acc, MR, y, ldy, nvalid, bias, accumulate);                                        \
     }
 
