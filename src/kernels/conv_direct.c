@@ -184,6 +184,8 @@ typedef struct {
     char *threads_base;  /* per-thread padded images */
     size_t thread_bytes;
     int64_t rows_per_task, row_tasks;
+    const float *w;      /* the weights as given (see pack), for direct_pairs */
+    int flip;
 } job;
 
 /* Zero-padded copy of channels [c0, c1) of one image group: the input
@@ -230,6 +232,39 @@ static int same_extent(const cnni_conv_geom *g)
 
 /* The Winograd rows of task t: every input row transformed into d, then
  * each output row in tiles of up to 5 pairs. */
+/* Outputs [z2a, z2b) of output row `row` of every output channel of group
+ * grp, summed directly in double from the padded input xp and the weights
+ * as given. The F(2,5) transforms spread a NaN or an infinity over every
+ * pair whose inputs hold it (and inputs near the float range overflow in
+ * them), where the direct sum leaves the outputs that never read such a
+ * value finite: pairs that came out NaN or infinite are summed again, so
+ * they hold what PyTorch's direct convolution gives. */
+static void direct_pairs(const job *j, int64_t grp, const float *xp, int64_t row, int64_t z2a, int64_t z2b,
+                         float *ybase)
+{
+    const cnni_conv_geom *g = j->g;
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, kv = vol3(g->k), ov = vol3(g->out);
+    int64_t pd[3];
+    padded_dims(g, pd);
+    const int64_t z0 = row / g->out[1], z1 = row % g->out[1];
+    for (int64_t o = 0; o < Og; o++)
+        for (int64_t z2 = z2a; z2 < z2b; z2++) {
+            double s = j->b ? j->b[grp * Og + o] : 0.0;
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t t0 = 0; t0 < g->k[0]; t0++)
+                    for (int64_t t1 = 0; t1 < g->k[1]; t1++)
+                        for (int64_t t2 = 0; t2 < g->k[2]; t2++) {
+                            const int64_t t = (t0 * g->k[1] + t1) * g->k[2] + t2;
+                            const float wv = j->flip ? j->w[((grp * Cg + c) * Og + o) * kv + (kv - 1 - t)]
+                                                     : j->w[((grp * Og + o) * Cg + c) * kv + t];
+                            const float xv = xp[((c * pd[0] + z0 * g->s[0] + t0 * g->d[0]) * pd[1] + z1 * g->s[1] +
+                                                 t1 * g->d[1]) * pd[2] + z2 * g->s[2] + t2 * g->d[2]];
+                            s += (double)xv * (double)wv;
+                        }
+            ybase[o * ov + row * g->out[2] + z2] = (float)s;
+        }
+}
+
 static void wino_rows(const job *j, int64_t t, const float *xp, float *d)
 {
     const cnni_conv_geom *g = j->g;
@@ -249,8 +284,9 @@ static void wino_rows(const job *j, int64_t t, const float *xp, float *d)
         for (int64_t ti = 0; ti < tiles; ti++) {
             int64_t p0, p1;
             cnni_split(np, tiles, ti, &p0, &p1);
-            cnni_direct_wino_for(j->isa, (int)(p1 - p0))(K, j->off, drow + 2 * p0, u, ybase + row * g->out[2] + 2 * p0,
-                                                         ov, (int)Og, bias);
+            if (cnni_direct_wino_for(j->isa, (int)(p1 - p0))(K, j->off, drow + 2 * p0, u,
+                                                             ybase + row * g->out[2] + 2 * p0, ov, (int)Og, bias))
+                direct_pairs(j, grp, xp, row, 2 * p0, 2 * p1, ybase);
         }
     }
 }
@@ -380,7 +416,7 @@ static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const 
     if (row_tasks < 1)
         row_tasks = 1;
     job j = {isa, g, x, b, y, wp, off, base + shared_bytes(isa, g), per_thread(isa, g),
-             (rows + row_tasks - 1) / row_tasks, row_tasks};
+             (rows + row_tasks - 1) / row_tasks, row_tasks, wsrc, flip};
     cnni_pool_run(pool, task, &j, g->N * g->G * row_tasks);
 }
 

@@ -43,8 +43,8 @@ int cnni_direct_max_mr(int isa);
  * instead of 10. The input rows are transformed once per image (d below,
  * 6 vectors of 16 lanes per row, pair p read at lane 2p), the weights once
  * per call (u: per (input channel, kernel row), 6 vectors of 16 channels). */
-typedef void (*cnni_direct_wino_fn)(int64_t K, const int64_t *off, const float *base, const float *u, float *y,
-                                    int64_t ldy, int nvalid, const float *bias);
+typedef int (*cnni_direct_wino_fn)(int64_t K, const int64_t *off, const float *base, const float *u, float *y,
+                                   int64_t ldy, int nvalid, const float *bias);
 cnni_direct_wino_fn cnni_direct_wino_for(int isa, int np); /* np pairs (1..5), or NULL */
 void cnni_direct_wino_input(int isa, const float *x, int64_t width, int64_t rows, float *d);
 /* The weight gradient of such layers, the same algorithm transposed:

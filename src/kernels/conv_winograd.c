@@ -23,6 +23,7 @@
 #include "../core/cpu.h"
 #include "../core/pool.h"
 
+#include <math.h>
 #include <string.h>
 
 #define NP 36      /* points of the transformed domain */
@@ -96,10 +97,11 @@ static void g_in_run(const float *x, int64_t plane, int nch, int64_t H, int64_t 
             }
 }
 
-static void g_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const float *bias, int nch, float *y,
-                      int64_t plane, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, float *buf)
+static int g_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const float *bias, int nch, float *y,
+                     int64_t plane, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, float *buf)
 {
     (void)buf;
+    int bad = 0;
     for (int i = 0; i < nt; i++)
         for (int l = 0; l < nch; l++) {
             float t[6][4], d[6], o[4];
@@ -114,10 +116,14 @@ static void g_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const flo
                 at6(d, o);
                 const int64_t ow = ow0 + 4 * i + b;
                 for (int a = 0; a < 4; a++)
-                    if (oh0 + a < OH && ow < OW)
-                        y[l * plane + (oh0 + a) * OW + ow] = o[a] + (bias ? bias[l] : 0.0f);
+                    if (oh0 + a < OH && ow < OW) {
+                        const float v = o[a] + (bias ? bias[l] : 0.0f);
+                        bad |= !isfinite(v);
+                        y[l * plane + (oh0 + a) * OW + ow] = v;
+                    }
             }
         }
+    return bad;
 }
 
 static void g_weights(const float *w, int64_t ls, int64_t ks, int flip, int nl, int64_t K, float *u, int64_t ldu,
@@ -435,6 +441,50 @@ static void tile_pos(const wgeo *e, int64_t gt, int64_t *n, int64_t *ty, int64_t
     *tx = r % e->tw;
 }
 
+/* ---- non-finite values ----
+ * The transforms spread a NaN or an infinity over the whole tile (and over
+ * the outputs of every tile whose patch holds it), and inputs near the
+ * float range overflow in them, where the direct sum leaves the outputs
+ * that never read such a value finite and gives +-inf where PyTorch does.
+ * out_run reports non-finite outputs; those tiles are summed again here,
+ * directly, in double: the outputs PyTorch's direct convolution gives, NaN
+ * and infinities where it puts them. A finite input far larger than the
+ * others still costs its tile's outputs precision (as with any Winograd). */
+static int tile_nonfinite(const job *j, int64_t n, int64_t ty, int64_t tx)
+{
+    const wgeo *e = &j->e;
+    for (int64_t o = 0; o < e->O; o++)
+        for (int64_t h = 4 * ty; h < 4 * ty + 4 && h < e->OH; h++)
+            for (int64_t w = 4 * tx; w < 4 * tx + 4 && w < e->OW; w++)
+                if (!isfinite(j->y[((n * e->O + o) * e->OH + h) * e->OW + w]))
+                    return 1;
+    return 0;
+}
+
+static void direct_tile(const job *j, int64_t n, int64_t ty, int64_t tx)
+{
+    const wgeo *e = &j->e;
+    for (int64_t o = 0; o < e->O; o++)
+        for (int64_t h = 4 * ty; h < 4 * ty + 4 && h < e->OH; h++)
+            for (int64_t w = 4 * tx; w < 4 * tx + 4 && w < e->OW; w++) {
+                double s = j->b ? j->b[o] : 0.0;
+                for (int64_t c = 0; c < e->C; c++)
+                    for (int a = 0; a < 3; a++) {
+                        const int64_t ih = h + a - e->ph;
+                        if (ih < 0 || ih >= e->H)
+                            continue;
+                        for (int b = 0; b < 3; b++) {
+                            const int64_t iw = w + b - e->pw;
+                            const int t = a * 3 + b;
+                            if (iw >= 0 && iw < e->W)
+                                s += (double)j->x[((n * e->C + c) * e->H + ih) * e->W + iw] *
+                                     (double)j->w[o * j->ls + c * j->ks + (j->flip ? 8 - t : t)];
+                        }
+                    }
+                j->y[((n * e->O + o) * e->OH + h) * e->OW + w] = (float)s;
+            }
+}
+
 static void main_task(void *ctx, int64_t t, int thread)
 {
     const job *j = ctx;
@@ -482,10 +532,15 @@ static void main_task(void *ctx, int64_t t, int thread)
         int64_t n, ty, tx;
         tile_pos(e, t0 + i, &n, &ty, &tx);
         const int run = (int)(nt - i < e->tw - tx ? nt - i : e->tw - tx);
+        int bad = 0;
         for (int64_t o0 = 0; o0 < e->O; o0 += 16)
-            k->out_run(M + i * e->Op + o0, e->Op, ms, run, j->b ? j->b + o0 : NULL,
-                       (int)(e->O - o0 < 16 ? e->O - o0 : 16), j->y + (n * e->O + o0) * outplane, outplane, e->OH,
-                       e->OW, 4 * ty, 4 * tx, buf);
+            bad |= k->out_run(M + i * e->Op + o0, e->Op, ms, run, j->b ? j->b + o0 : NULL,
+                              (int)(e->O - o0 < 16 ? e->O - o0 : 16), j->y + (n * e->O + o0) * outplane, outplane,
+                              e->OH, e->OW, 4 * ty, 4 * tx, buf);
+        if (bad)
+            for (int64_t c = tx; c < tx + run; c++)
+                if (tile_nonfinite(j, n, ty, c))
+                    direct_tile(j, n, ty, c);
         i += run;
     }
 }

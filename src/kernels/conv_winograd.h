@@ -27,7 +27,8 @@
  * convolution of dy with the weights flipped and transposed and padding
  * 2 - p. Every output depends only on its own tile, never on how tiles are
  * grouped into tasks, so results are bitwise identical for any thread
- * count. The weight gradient (below) sums over tiles instead, in an order
+ * count. A tile whose outputs come out NaN or infinite is recomputed by the
+ * direct sum (see conv_winograd.c). The weight gradient (below) sums over tiles instead, in an order
  * set by the shape alone. */
 #ifndef CNN_CONV_WINOGRAD_H
 #define CNN_CONV_WINOGRAD_H
@@ -108,8 +109,9 @@ typedef struct cnni_wino_kernels {
      * nch planes at y (plane floats apart, OH x OW; bias has nch floats),
      * outputs from row oh0,
      * column ow0; outputs past the edges are dropped; buf holds 4 rows of
-     * cnni_wino_row_floats(nt). */
-    void (*out_run)(const float *m, int64_t ldm, int64_t ms, int nt, const float *bias, int nch, float *y,
+     * cnni_wino_row_floats(nt). Returns nonzero when an output came out NaN
+     * or infinite (see "Non-finite values" in conv_winograd.c). */
+    int (*out_run)(const float *m, int64_t ldm, int64_t ms, int nt, const float *bias, int nch, float *y,
                     int64_t plane, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, float *buf);
     /* Weight transform (in double) of 16 lanes (nl real, the rest zero) for
      * k < K: 3x3 filter t of lane l and row k is w[l*ls + k*ks + t], taps

@@ -43,6 +43,38 @@ static inline int64_t pick(int64_t lo, int64_t hi)
 }
 
 /* A scalar function of some vector the caller perturbs in place. */
+/* Sets k random elements of v[0, n) to NaN, +inf or -inf. */
+static inline void put_specials(float *v, int64_t n, int k)
+{
+    static const float sv[3] = {NAN, INFINITY, -INFINITY};
+    for (int i = 0; i < k && n > 0; i++)
+        v[pick(0, n - 1)] = sv[pick(0, 2)];
+}
+
+/* Whether y matches the double reference rounded to float: NaN where it is
+ * NaN, the same infinities, finite values within tol of the largest finite
+ * reference magnitude (at least 1); the first mismatch is described in msg. */
+static inline int same_specials(const float *y, const double *ref, int64_t n, double tol, char *msg, size_t len)
+{
+    double scale = 1;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite((float)ref[i]))
+            scale = fmax(scale, fabs(ref[i]));
+    for (int64_t i = 0; i < n; i++) {
+        const float r = (float)ref[i];
+        int ok;
+        if (isnan(r) || isinf(r))
+            ok = isnan(r) ? isnan(y[i]) != 0 : y[i] == r;
+        else
+            ok = isfinite(y[i]) && fabs((double)y[i] - ref[i]) <= tol * scale;
+        if (!ok) {
+            snprintf(msg, len, "element %lld: %g, reference %g", (long long)i, (double)y[i], ref[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 typedef double (*loss_fn)(void *ctx);
 
 /* Compares the analytic gradient g of f with respect to v (length n) with

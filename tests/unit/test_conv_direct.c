@@ -3,7 +3,9 @@
  * dilation, asymmetric padding, kernels up to 5, 12 to 16 and 24 to 80
  * channels per group, with and without bias, inputs read in place or
  * through a padded copy), LeNet's conv2 and odd neighbours of it, and
- * backward data at stride 1; bitwise equal with 1, 2 and 3 threads. */
+ * backward data at stride 1; bitwise equal with 1, 2 and 3 threads. The
+ * F(2,5) rows with NaN, infinities or all 3e38 in the input give the
+ * reference's NaN, infinities and values. */
 #include "gradcheck.h"
 #include "core/cpu.h"
 #include "core/pool.h"
@@ -170,6 +172,88 @@ int main(int argc, char **argv)
                 free(x), free(w), free(b), free(dy), free(y0), free(y1), free(y2), free(y3), free(scr);
             }
             printf("  worst relative error %.3g (%d backward cases)\n", worst, bwd_cases);
+        }
+    }
+    for (int isa = CNNI_ISA_AVX2; isa <= best; isa++) {
+        char name[160];
+        snprintf(name, sizeof name,
+                 "direct F(2,5) rows (%s) with NaN, infinities or all 3e38 in the input: the reference's NaN, "
+                 "infinities, values",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            /* The row transforms spread such a value over every pair whose
+             * inputs hold it; those pairs are summed directly. LeNet's conv2
+             * and neighbours, forward and (16 input channels) backward data. */
+            int ran = 0;
+            for (int t = 0; t < 24; t++) {
+                cnni_conv_geom g;
+                memset(&g, 0, sizeof g);
+                g.G = 1;
+                g.N = pick(1, 3);
+                g.C = t % 3 == 0 ? 16 : pick(1, 8);
+                g.O = pick(12, 16);
+                g.in[0] = g.out[0] = g.k[0] = g.s[0] = g.d[0] = 1;
+                for (int i = 1; i < 3; i++) {
+                    g.k[i] = 5;
+                    g.s[i] = g.d[i] = 1;
+                    g.p[i] = pick(0, 2);
+                    g.out[i] = 2 * pick(4, 8);
+                    g.in[i] = g.out[i] + 4 - 2 * g.p[i];
+                }
+                const int fwd = cnni_conv_direct_wino(isa, &g), bwd = cnni_conv_direct_wino_bwd(isa, &g);
+                if (!fwd && !bwd)
+                    continue;
+                ran++;
+                const int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * g.C * 25;
+                float *x = rand_f(nx), *w = rand_f(nw), *b = rand_f(g.O), *dy = rand_f(ny);
+                if (t % 6 == 5) {
+                    /* every input +-3e38: the transforms overflow */
+                    for (int64_t i = 0; i < nx; i++)
+                        x[i] = t % 4 == 1 ? 3e38f : -3e38f;
+                    for (int64_t i = 0; i < ny; i++)
+                        dy[i] = t % 4 == 1 ? -3e38f : 3e38f;
+                    for (int64_t i = 0; i < nw; i++)
+                        w[i] = (float)(1.0 / (25.0 * (double)(g.C > g.O ? g.C : g.O)));
+                } else {
+                    put_specials(x, nx, (int)pick(1, 3));
+                    put_specials(dy, ny, (int)pick(1, 3));
+                }
+                double *xd = malloc(8 * (size_t)nx), *wd = malloc(8 * (size_t)nw), *bd = malloc(8 * (size_t)g.O);
+                double *dyd = malloc(8 * (size_t)ny), *yr = malloc(8 * (size_t)ny), *dxr = malloc(8 * (size_t)nx);
+                for (int64_t i = 0; i < nx; i++)
+                    xd[i] = x[i];
+                for (int64_t i = 0; i < nw; i++)
+                    wd[i] = w[i];
+                for (int64_t i = 0; i < g.O; i++)
+                    bd[i] = b[i];
+                for (int64_t i = 0; i < ny; i++)
+                    dyd[i] = dy[i];
+                size_t sf = cnni_conv_direct_scratch(isa, &g, 2);
+                void *scr = malloc(sf);
+                float *y1 = malloc(4 * (size_t)ny), *y2 = malloc(4 * (size_t)ny);
+                float *d1 = malloc(4 * (size_t)nx), *d2 = malloc(4 * (size_t)nx);
+                char m1[128] = "", m2[128] = "";
+                int ok = 1;
+                if (fwd) {
+                    cnni_ref_conv_forward_f64(&g, xd, wd, bd, yr);
+                    cnni_conv_direct_forward(isa, p1, &g, x, w, b, y1, scr);
+                    cnni_conv_direct_forward(isa, p2, &g, x, w, b, y2, scr);
+                    ok &= same_specials(y1, yr, ny, 1e-5, m1, sizeof m1) && !memcmp(y1, y2, 4 * (size_t)ny);
+                }
+                if (bwd) {
+                    cnni_ref_conv_backward_data_f64(&g, dyd, wd, dxr);
+                    cnni_conv_direct_backward_data(isa, p1, &g, dy, w, d1, scr);
+                    cnni_conv_direct_backward_data(isa, p2, &g, dy, w, d2, scr);
+                    ok &= same_specials(d1, dxr, nx, 1e-5, m2, sizeof m2) && !memcmp(d1, d2, 4 * (size_t)nx);
+                }
+                CHECKF(ok, "N=%lld C=%lld O=%lld %lldx%lld pad %lld: forward %s, backward data %s", (long long)g.N,
+                       (long long)g.C, (long long)g.O, (long long)g.in[1], (long long)g.in[2], (long long)g.p[1], m1,
+                       m2);
+                free(x), free(w), free(b), free(dy), free(xd), free(wd), free(bd), free(dyd), free(yr), free(dxr);
+                free(scr), free(y1), free(y2), free(d1), free(d2);
+            }
+            CHECK(ran >= 12);
         }
     }
     cnni_pool_destroy(p1);

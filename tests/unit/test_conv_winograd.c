@@ -4,7 +4,9 @@
  * geometries (odd sizes, tiles crossing every border, padding 0 to 2 on
  * each side independently, 1 to 80 channels, batch 1 to 3), with the
  * portable and the best instruction set's kernels; results bitwise equal
- * with 1, 2 and 3 threads; nothing written past the outputs. Then the
+ * with 1, 2 and 3 threads; nothing written past the outputs; NaN and
+ * infinities in the input, or all of it 3e38, give the reference's NaN,
+ * infinities and values. Then the
  * error on wide layers (64 to 512 channels), which sets the margin against
  * PyTorch's tolerance of 1e-5 of the largest output. */
 #include "gradcheck.h"
@@ -228,6 +230,65 @@ int main(int argc, char **argv)
                 worst = fmax(worst, m);
             }
             printf("  %s: worst relative error %.3g\n", cnni_isa_name((cnni_isa)isa), worst);
+        }
+    }
+
+    for (int s = 0; s < nisa; s++) {
+        const int isa = isas[s];
+        char name[160];
+        snprintf(name, sizeof name,
+                 "winograd (%s) with NaN, infinities or all 3e38 in the input: the reference's NaN, infinities, values",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            /* A transform spreads such a value over its tile, and over every
+             * tile whose patch holds it; those tiles are summed directly. */
+            for (int t = 0; t < 24; t++) {
+                cnni_conv_geom g;
+                const int64_t p = pick(0, 2), lo = 3 - 2 * p > 1 ? 3 - 2 * p : 1;
+                geom2d(&g, pick(1, 2), pick(1, 40), pick(1, 40), pick(lo, 19), pick(lo, 19), p, p, p, p);
+                const int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * g.C * 9;
+                float *x = rand_f(nx, 1), *w = rand_f(nw, 1.0 / sqrt(9.0 * (double)g.C)), *b = rand_f(g.O, 1),
+                      *dy = rand_f(ny, 1);
+                if (t % 6 == 5) {
+                    /* every input 3e38 (or -3e38): the transforms overflow
+                     * where the direct sums, up to 3e38 or past it, do not
+                     * or give +-inf */
+                    const float big = t % 4 == 1 ? 3e38f : -3e38f;
+                    for (int64_t i = 0; i < nx; i++)
+                        x[i] = big;
+                    for (int64_t i = 0; i < ny; i++)
+                        dy[i] = -big;
+                    for (int64_t i = 0; i < nw; i++)
+                        w[i] = (float)(1.0 / (9.0 * (double)g.C));
+                } else {
+                    put_specials(x, nx, (int)pick(1, 3));
+                    put_specials(dy, ny, (int)pick(1, 3));
+                }
+                double *xd = to_d(x, nx), *wd = to_d(w, nw), *bd = to_d(b, g.O), *dyd = to_d(dy, ny);
+                double *yr = malloc(sizeof(double) * (size_t)ny), *dxr = malloc(sizeof(double) * (size_t)nx);
+                cnni_ref_conv_forward_f64(&g, xd, wd, t % 2 ? bd : NULL, yr);
+                cnni_ref_conv_backward_data_f64(&g, dyd, wd, dxr);
+                void *scr = malloc(cnni_conv_winograd_scratch(isa, &g, 2));
+                float *y[2], *dx[2];
+                for (int th = 0; th < 2; th++) {
+                    y[th] = out_buf(ny);
+                    dx[th] = out_buf(nx);
+                    cnni_conv_winograd_forward(isa, pools[th], &g, x, w, t % 2 ? b : NULL, y[th], scr);
+                    cnni_conv_winograd_backward_data(isa, pools[th], &g, dy, w, dx[th], scr);
+                }
+                char m1[128] = "", m2[128] = "";
+                CHECKF(same_specials(y[0], yr, ny, 1e-5, m1, sizeof m1) &&
+                           same_specials(dx[0], dxr, nx, 1e-5, m2, sizeof m2),
+                       "N=%lld C=%lld O=%lld %lldx%lld pad %lld: forward %s, backward data %s", (long long)g.N,
+                       (long long)g.C, (long long)g.O, (long long)g.in[1], (long long)g.in[2], (long long)p, m1, m2);
+                CHECK(!memcmp(y[0], y[1], 4 * (size_t)ny) && !memcmp(dx[0], dx[1], 4 * (size_t)nx) &&
+                      guards_ok(y[0], ny) && guards_ok(dx[0], nx));
+                for (int th = 0; th < 2; th++)
+                    free(y[th]), free(dx[th]);
+                free(x), free(w), free(b), free(dy), free(xd), free(wd), free(bd), free(dyd), free(yr), free(dxr),
+                    free(scr);
+            }
         }
     }
 

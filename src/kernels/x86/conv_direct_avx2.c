@@ -356,11 +356,12 @@ INLINE void wino_step(int np, int nj, int j0, int64_t K, const int64_t *off, con
 }
 
 /* NP pairs of outputs x 16 channels, as cnni_direct_wino_fn, NJ points at a
- * time; the tile stored as 8 pixels and the rest. Rows of at least 8
+ * time; the tile stored as 8 pixels and the rest; nonzero when an output
+ * (before the bias) is NaN or infinite. Rows of at least 8
  * outputs only (see wino() in conv_direct.c), so tiles of 3 to 5 pairs. */
 #define DEFINE_WINO(NP, NJ)                                                                        \
-    static void wino_##NP(int64_t K, const int64_t *off, const float *base, const float *u, float *y, \
-                          int64_t ldy, int nvalid, const float *bias)                              \
+    static int wino_##NP(int64_t K, const int64_t *off, const float *base, const float *u, float *y, \
+                         int64_t ldy, int nvalid, const float *bias)                               \
     {                                                                                              \
         __m256 px[2 * NP][2];                                                                      \
         wino_step(NP, NJ, 0, K, off, base, u, px);                                                 \
@@ -369,9 +370,14 @@ INLINE void wino_step(int np, int nj, int j0, int64_t K, const int64_t *off, con
         wino_step(NP, NJ, 3, K, off, base, u, px);                                                 \
         wino_step(NP, NJ, 4, K, off, base, u, px);                                                 \
         wino_step(NP, NJ, 5, K, off, base, u, px);                                                 \
+        /* the outputs' sum is NaN or infinite when an output is (or, harmlessly, when it overflows) */ \
+        __m256 sum = _mm256_add_ps(px[0][0], px[0][1]);                                            \
+        UNROLL for (int i = 1; i < 2 * NP; i++) sum = _mm256_add_ps(sum, _mm256_add_ps(px[i][0], px[i][1])); \
         store16(px, 2 * NP < 8 ? 2 * NP : 8, y, ldy, nvalid, bias, 0);                             \
         if (2 * NP > 8)                                                                            \
             store16(px + 8, 2 * NP - 8, y + 8, ldy, nvalid, bias, 0);                              \
+        sum = _mm256_sub_ps(sum, sum);                                                             \
+        return _mm256_movemask_ps(_mm256_cmp_ps(sum, sum, _CMP_UNORD_Q)) != 0;                     \
     }
 
 DEFINE_WINO(3, 2)

@@ -198,10 +198,11 @@ void cnni_direct_wino_input_avx512(const float *x, int64_t width, int64_t rows, 
 }
 
 /* NP pairs of outputs x 16 channels: M[p][j] = sum_k d(base + off[k])[j*16 + 2p] u[k][j],
- * then y(2p) = M0 + M1 + M2 + M3 + M4, y(2p + 1) = M1 - M2 + 2 (M3 - M4) + M5. */
+ * then y(2p) = M0 + M1 + M2 + M3 + M4, y(2p + 1) = M1 - M2 + 2 (M3 - M4) + M5;
+ * nonzero when an output (before the bias) is NaN or infinite. */
 #define DEFINE_WINO(NP)                                                                            \
-    static void wino_##NP(int64_t K, const int64_t *off, const float *base, const float *u, float *y, \
-                          int64_t ldy, int nvalid, const float *bias)                              \
+    static int wino_##NP(int64_t K, const int64_t *off, const float *base, const float *u, float *y, \
+                         int64_t ldy, int nvalid, const float *bias)                               \
     {                                                                                              \
         __m512 m[NP][6];                                                                           \
         UNROLL for (int p = 0; p < NP; p++)                                                        \
@@ -226,7 +227,12 @@ void cnni_direct_wino_input_avx512(const float *x, int64_t width, int64_t rows, 
             px[2 * p + 1] = _mm512_add_ps(_mm512_fmadd_ps(two, _mm512_sub_ps(m[p][3], m[p][4]),    \
                                                           _mm512_sub_ps(m[p][1], m[p][2])), m[p][5]); \
         }                                                                                          \
+        /* the outputs' sum is NaN or infinite when an output is (or, harmlessly, when it overflows) */ \
+        __m512 sum = px[0];                                                                        \
+        UNROLL for (int i = 1; i < 2 * NP; i++) sum = _mm512_add_ps(sum, px[i]);                   \
         store16(px, 2 * NP, y, ldy, nvalid, bias, 0);                                              \
+        sum = _mm512_sub_ps(sum, sum);                                                             \
+        return _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q) != 0;                                    \
     }
 
 DEFINE_WINO(1)

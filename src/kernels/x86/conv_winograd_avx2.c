@@ -287,10 +287,12 @@ static void k_in_run(const float *x, int64_t plane, int nch, int64_t H, int64_t 
     }
 }
 
-static void k_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const float *bias, int nch, float *y,
-                      int64_t plane, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, float *buf)
+static int k_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const float *bias, int nch, float *y,
+                     int64_t plane, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, float *buf)
 {
     const int ncols = 4 * nt;
+    /* v - v is NaN exactly when v is NaN or infinite; the sums keep it */
+    v16 chk[4] = {set16(0.0f), set16(0.0f), set16(0.0f), set16(0.0f)};
     const int64_t bs = cnni_wino_row_floats(nt) / 16;
     v16 bv = set16(0.0f);
     if (bias)
@@ -308,7 +310,12 @@ static void k_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const flo
         {
             v16 o[4];
             at6(t[0][b], t[1][b], t[2][b], t[3][b], t[4][b], t[5][b], o);
-            UNROLL for (int a = 0; a < 4; a++) st16(buf + ((size_t)a * bs + 4 * i + b) * 16, add16(o[a], bv));
+            UNROLL for (int a = 0; a < 4; a++)
+            {
+                const v16 v = add16(o[a], bv);
+                chk[a] = add16(chk[a], sub16(v, v));
+                st16(buf + ((size_t)a * bs + 4 * i + b) * 16, v);
+            }
         }
     }
     const int64_t cols = ncols < OW - ow0 ? ncols : OW - ow0;
@@ -330,6 +337,9 @@ static void k_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const flo
             }
         }
     }
+    const v16 c = add16(add16(chk[0], chk[1]), add16(chk[2], chk[3]));
+    const __m256 h = _mm256_add_ps(c.lo, c.hi);
+    return _mm256_movemask_ps(_mm256_cmp_ps(h, h, _CMP_UNORD_Q)) != 0;
 }
 
 static void k_dy_run(const float *dy, int64_t plane, int nch, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0,

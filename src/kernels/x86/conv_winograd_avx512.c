@@ -356,10 +356,12 @@ static void k_in_run(const float *x, int64_t plane, int nch, int64_t H, int64_t 
     }
 }
 
-static void k_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const float *bias, int nch, float *y,
-                      int64_t plane, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, float *buf)
+static int k_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const float *bias, int nch, float *y,
+                     int64_t plane, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, float *buf)
 {
     const int ncols = 4 * nt;
+    /* v - v is NaN exactly when v is NaN or infinite; the sums keep it */
+    __m512 chk[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     const int64_t bs = cnni_wino_row_floats(nt) / 16;
     const __m512 bv = bias ? _mm512_maskz_loadu_ps(lanes(0, nch), bias) : _mm512_setzero_ps();
     for (int i = 0; i < nt; i++) {
@@ -376,7 +378,11 @@ static void k_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const flo
             __m512 o[4];
             at6(t[0][b], t[1][b], t[2][b], t[3][b], t[4][b], t[5][b], o);
             UNROLL for (int a = 0; a < 4; a++)
-                _mm512_storeu_ps(buf + ((size_t)a * bs + 4 * i + b) * 16, _mm512_add_ps(o[a], bv));
+            {
+                const __m512 v = _mm512_add_ps(o[a], bv);
+                chk[a] = _mm512_add_ps(chk[a], _mm512_sub_ps(v, v));
+                _mm512_storeu_ps(buf + ((size_t)a * bs + 4 * i + b) * 16, v);
+            }
         }
     }
     for (int a = 0; a < 4 && oh0 + a < OH; a++) {
@@ -391,6 +397,8 @@ static void k_out_run(const float *m, int64_t ldm, int64_t ms, int nt, const flo
                 _mm512_mask_storeu_ps(ya + l * plane + c0, mk, q[l]);
         }
     }
+    const __m512 c = _mm512_add_ps(_mm512_add_ps(chk[0], chk[1]), _mm512_add_ps(chk[2], chk[3]));
+    return _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q) != 0;
 }
 
 /* Rows are transformed 8 at a time into a local block, then stored point by
