@@ -267,6 +267,26 @@ int main(int argc, char **argv)
         CHECK(by == 200);
         cnni_ref_bce_backward_f64(CNNI_RED_SUM, &b, bx, bt, NULL, &dy, bdx, NULL);
         CHECK(fabs(bdx[0] + 1e12) < 1 && fabs(bdx[1] - 1e12) < 1);
+        /* BCEWithLogits with targets of +-inf (outside [0, 1], not checked):
+         * PyTorch's loss (-inf, -inf, -inf, NaN) and input gradient
+         * sigmoid(x) - t (-inf, inf, -inf, -inf); with pos_weight 2 its
+         * gradient is NaN throughout. */
+        {
+            double lx[4] = {0.5, -2, 3, 0}, lt[4] = {INFINITY, -INFINITY, INFINITY, INFINITY}, ly[4], ldx[4];
+            double pw[4] = {2, 2, 2, 2};
+            b.dims[0] = 4;
+            cnni_ref_bce_logits_forward_f64(CNNI_RED_NONE, &b, lx, lt, NULL, NULL, ly);
+            CHECK(ly[0] == -INFINITY && ly[1] == -INFINITY && ly[2] == -INFINITY && isnan(ly[3]));
+            double ones[4] = {1, 1, 1, 1};
+            cnni_ref_bce_logits_backward_f64(CNNI_RED_NONE, &b, lx, lt, NULL, NULL, ones, ldx, NULL);
+            CHECKF(ldx[0] == -INFINITY && ldx[1] == INFINITY && ldx[2] == -INFINITY && ldx[3] == -INFINITY,
+                   "dx %g %g %g %g", ldx[0], ldx[1], ldx[2], ldx[3]);
+            b.pstride[0] = 1;
+            cnni_ref_bce_logits_backward_f64(CNNI_RED_NONE, &b, lx, lt, NULL, pw, ones, ldx, NULL);
+            CHECK(isnan(ldx[0]) && isnan(ldx[1]) && isnan(ldx[2]) && isnan(ldx[3]));
+            b.pstride[0] = 0;
+            b.dims[0] = 2;
+        }
         /* Mean over targets that are all ignored is NaN, with zero gradients. */
         cnni_class_geom g = {2, 3, 1};
         cnni_class_opts o = {1, CNNI_RED_MEAN, -100, 0.1};

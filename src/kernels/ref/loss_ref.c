@@ -198,8 +198,10 @@ void REFN(cnni_ref_bce_logits_backward)(int reduction, const cnni_loss_bcast *b,
             g *= w[bcast_at(b, b->wstride, i)];
         ACC xi = x[i], ti = t[i];
         ACC p = pw ? (ACC)pw[bcast_at(b, b->pstride, i)] : 1;
+        /* as PyTorch: sigmoid(x) - t without pos_weight (a target of +-inf
+         * then gives -+inf, where the weighted form's inf - inf is NaN) */
         if (dx)
-            dx[i] = (REAL)(g * ((p * ti + 1 - ti) * sigmoid(xi) - p * ti));
+            dx[i] = (REAL)(g * (pw ? (p * ti + 1 - ti) * sigmoid(xi) - p * ti : sigmoid(xi) - ti));
         if (dt)
             dt[i] = (REAL)(g * (pw ? log_sigmoid(-xi) - p * log_sigmoid(xi) : -xi));
     }
