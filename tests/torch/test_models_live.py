@@ -6,7 +6,12 @@ train mode too (batch statistics and the updated running statistics).
 PyTorch's float64 result is the oracle; where PyTorch's own float32 runs
 (from the same input and weights, and from ones moved by about an ulp) land
 far from it, the case is ill-conditioned and the tolerance is 8x their
-distance there."""
+distance there. An input that puts a ReLU's input (in float64) or the gap
+between a max-pooling window's two largest values within KINK of the
+tensor's largest magnitude is drawn again: any float32 run, PyTorch's
+included, may land on the other side of such a kink, and the gradients
+then differ by far more than rounding (seed 1169055610: a ReLU input of
+4.2e-8 gave 3.8e-4 in resnet_small's eval gradients)."""
 import glob
 import os
 import random
@@ -23,6 +28,46 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
 NUDGED_RUNS = 3
+KINK = 1e-7
+
+
+def kink_distance(m, x, is_graph):
+    """The smallest distance of a ReLU input from 0, or of a max-pooling
+    window's largest value from its second (where it is positive), relative
+    to the largest magnitude of that tensor, over the float64 forward of x.
+    The model's state (batch-norm running statistics) is left as it was."""
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    dists = []
+
+    def relu_hook(mod, inp, out):
+        v = inp[0].detach().abs()
+        dists.append(float(v.min()) / max(float(v.max()), 1e-300))
+
+    def pool_hook(mod, inp, out):
+        v = inp[0].detach()
+        k, s, p = mod.kernel_size, mod.stride, mod.padding
+        cols = torch.nn.functional.unfold(v.reshape(-1, 1, *v.shape[-2:]), k, padding=p, stride=s)
+        if cols.shape[1] < 2:
+            return
+        top = cols.topk(2, dim=1).values
+        gap = top[:, 0] - top[:, 1]
+        gap = gap[(gap > 0) & (top[:, 0] > 0)]
+        if gap.numel():
+            dists.append(float(gap.min()) / max(float(v.abs().max()), 1e-300))
+
+    hooks = []
+    for mod in m.modules():
+        kind = type(mod).__name__
+        if kind == "ReLU":
+            hooks.append(mod.register_forward_hook(relu_hook))
+        elif kind == "MaxPool2d" and not mod.ceil_mode and mod.dilation in (1, (1, 1)):
+            hooks.append(mod.register_forward_hook(pool_hook))
+    with torch.no_grad():
+        m(input=x) if is_graph else m(x)
+    for h in hooks:
+        h.remove()
+    m.load_state_dict(state)
+    return min(dists) if dists else 1.0
 
 
 def float32_runs(text, weights, x32, gy32, train, is_graph):
@@ -65,7 +110,7 @@ def main():
     files = sorted(glob.glob(os.path.join(ROOT, "models", "*.txt")))
     t.ok(len(files) >= 4, "expected the model files in models/, found %d" % len(files))
     worst = 0.0
-    compared = widened = 0
+    compared = widened = redrawn = 0
     for path in files:
         text = open(path).read()
         name = os.path.basename(path)
@@ -85,7 +130,11 @@ def main():
             m.train(train)
             m.zero_grad()
             weights = {k: (v.float() if v.is_floating_point() else v).numpy().copy() for k, v in m.state_dict().items()}
-            x32 = torch.randn(batch, 1, 28, 28).float()
+            for _ in range(20):
+                x32 = torch.randn(batch, 1, 28, 28).float()
+                if kink_distance(m, x32.double(), is_graph) >= KINK:
+                    break
+                redrawn += 1
             x = x32.double().requires_grad_(True)
             y = m(input=x) if is_graph else m(x)
             gy32 = torch.randn(*y.shape).float()
@@ -116,6 +165,8 @@ def main():
           % (len(files), compared, worst))
     print("%d comparisons ill-conditioned (PyTorch's float32 results, from the same and from ulp-moved input "
           "and weights, off float64's by more than 1.25e-6): tolerance 8x that there" % widened)
+    print("%d inputs drawn again: a ReLU input or a max-pooling gap within %g of its tensor's largest magnitude"
+          % (redrawn, KINK))
     t.finish()
 
 
