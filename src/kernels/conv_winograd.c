@@ -754,6 +754,32 @@ static void wg_product(const wgjob *j, const float *V, const float *Z, int64_t n
     }
 }
 
+/* dw[t] = old[t] + the weight gradient of out channel o and in channel c,
+ * summed directly in double: for the filters whose Winograd sums came out
+ * NaN or infinite (see "Non-finite values" above; here an infinity in x or
+ * dy became NaN where PyTorch gives +-inf). */
+static void direct_wgrad(const wgjob *j, int64_t o, int64_t c, const float *old, float *dw)
+{
+    const wgeo *e = &j->w.e;
+    for (int t = 0; t < 9; t++) {
+        const int64_t a = t / 3, b = t % 3;
+        double s = 0;
+        for (int64_t n = 0; n < e->N; n++)
+            for (int64_t h = 0; h < e->OH; h++) {
+                const int64_t ih = h + a - e->ph;
+                if (ih < 0 || ih >= e->H)
+                    continue;
+                for (int64_t w = 0; w < e->OW; w++) {
+                    const int64_t iw = w + b - e->pw;
+                    if (iw >= 0 && iw < e->W)
+                        s += (double)j->x[((n * e->C + c) * e->H + ih) * e->W + iw] *
+                             (double)j->dy[((n * e->O + o) * e->OH + h) * e->OW + w];
+                }
+            }
+        dw[t] = (float)((double)old[t] + s);
+    }
+}
+
 /* dw += G^T s G for out channels [o0, o1) and in channels [c0, c0 + 32);
  * db += the sums of dy when c0 is 0. */
 static void wg_finish(const wgjob *j, const float *s, int64_t c0, int64_t o0, int64_t o1)
@@ -761,9 +787,19 @@ static void wg_finish(const wgjob *j, const float *s, int64_t c0, int64_t o0, in
     const wgeo *e = &j->w.e;
     const int64_t nb = e->Cp - c0 < 32 ? e->Cp - c0 : 32;
     for (int64_t o = o0; o < o1; o++)
-        for (int64_t h = c0; h < c0 + nb && h < e->C; h += 16)
-            j->k->wout(s + (o - o0) * NP * 32 + (h - c0), 32, (int)(e->C - h < 16 ? e->C - h : 16),
-                       j->dw + (o * e->C + h) * 9);
+        for (int64_t h = c0; h < c0 + nb && h < e->C; h += 16) {
+            const int nl = (int)(e->C - h < 16 ? e->C - h : 16);
+            float *dw = j->dw + (o * e->C + h) * 9, old[16 * 9];
+            memcpy(old, dw, sizeof(float) * (size_t)(nl * 9));
+            j->k->wout(s + (o - o0) * NP * 32 + (h - c0), 32, nl, dw);
+            for (int l = 0; l < nl; l++) {
+                int bad = 0;
+                for (int t = 0; t < 9; t++)
+                    bad |= !isfinite(dw[l * 9 + t]);
+                if (bad)
+                    direct_wgrad(j, o, h + l, old + l * 9, dw + l * 9);
+            }
+        }
     if (!j->db || c0 > 0)
         return;
     const int64_t P = e->OH * e->OW;

@@ -5,8 +5,8 @@
  * each side independently, 1 to 80 channels, batch 1 to 3), with the
  * portable and the best instruction set's kernels; results bitwise equal
  * with 1, 2 and 3 threads; nothing written past the outputs; NaN and
- * infinities in the input, or all of it 3e38, give the reference's NaN,
- * infinities and values. Then the
+ * infinities in x and dy, or all of them 3e38, give the reference's NaN,
+ * infinities and values in every pass. Then the
  * error on wide layers (64 to 512 channels), which sets the margin against
  * PyTorch's tolerance of 1e-5 of the largest output. */
 #include "gradcheck.h"
@@ -237,7 +237,7 @@ int main(int argc, char **argv)
         const int isa = isas[s];
         char name[160];
         snprintf(name, sizeof name,
-                 "winograd (%s) with NaN, infinities or all 3e38 in the input: the reference's NaN, infinities, values",
+                 "winograd (%s) with NaN, infinities or all 3e38 in x and dy: the reference's NaN, infinities, values",
                  cnni_isa_name((cnni_isa)isa));
         TEST(name)
         {
@@ -269,25 +269,36 @@ int main(int argc, char **argv)
                 double *yr = malloc(sizeof(double) * (size_t)ny), *dxr = malloc(sizeof(double) * (size_t)nx);
                 cnni_ref_conv_forward_f64(&g, xd, wd, t % 2 ? bd : NULL, yr);
                 cnni_ref_conv_backward_data_f64(&g, dyd, wd, dxr);
-                void *scr = malloc(cnni_conv_winograd_scratch(isa, &g, 2));
-                float *y[2], *dx[2];
+                /* the weight gradient is added to what dw held */
+                float *dw0 = rand_f(nw, 1);
+                double *dwr = to_d(dw0, nw);
+                cnni_ref_conv_backward_weight_f64(&g, xd, dyd, dwr, NULL);
+                size_t sb = cnni_conv_winograd_scratch(isa, &g, 2), sw = cnni_conv_winograd_weight_scratch(isa, &g, 2);
+                void *scr = malloc(sb > sw ? sb : sw);
+                float *y[2], *dx[2], *dw[2];
                 for (int th = 0; th < 2; th++) {
                     y[th] = out_buf(ny);
                     dx[th] = out_buf(nx);
+                    dw[th] = out_buf(nw);
+                    memcpy(dw[th], dw0, 4 * (size_t)nw);
                     cnni_conv_winograd_forward(isa, pools[th], &g, x, w, t % 2 ? b : NULL, y[th], scr);
                     cnni_conv_winograd_backward_data(isa, pools[th], &g, dy, w, dx[th], scr);
+                    cnni_conv_winograd_backward_weight(isa, pools[th], &g, x, dy, dw[th], NULL, scr);
                 }
-                char m1[128] = "", m2[128] = "";
+                char m1[128] = "", m2[128] = "", m3[128] = "";
                 CHECKF(same_specials(y[0], yr, ny, 1e-5, m1, sizeof m1) &&
-                           same_specials(dx[0], dxr, nx, 1e-5, m2, sizeof m2),
-                       "N=%lld C=%lld O=%lld %lldx%lld pad %lld: forward %s, backward data %s", (long long)g.N,
-                       (long long)g.C, (long long)g.O, (long long)g.in[1], (long long)g.in[2], (long long)p, m1, m2);
+                           same_specials(dx[0], dxr, nx, 1e-5, m2, sizeof m2) &&
+                           same_specials(dw[0], dwr, nw, 1e-5, m3, sizeof m3),
+                       "N=%lld C=%lld O=%lld %lldx%lld pad %lld: forward %s, backward data %s, weight %s",
+                       (long long)g.N, (long long)g.C, (long long)g.O, (long long)g.in[1], (long long)g.in[2],
+                       (long long)p, m1, m2, m3);
                 CHECK(!memcmp(y[0], y[1], 4 * (size_t)ny) && !memcmp(dx[0], dx[1], 4 * (size_t)nx) &&
-                      guards_ok(y[0], ny) && guards_ok(dx[0], nx));
+                      !memcmp(dw[0], dw[1], 4 * (size_t)nw) && guards_ok(y[0], ny) && guards_ok(dx[0], nx) &&
+                      guards_ok(dw[0], nw));
                 for (int th = 0; th < 2; th++)
-                    free(y[th]), free(dx[th]);
+                    free(y[th]), free(dx[th]), free(dw[th]);
                 free(x), free(w), free(b), free(dy), free(xd), free(wd), free(bd), free(dyd), free(yr), free(dxr),
-                    free(scr);
+                    free(scr), free(dw0), free(dwr);
             }
         }
     }
