@@ -89,7 +89,7 @@ static void g_weight(cnni_dw_plane *p, int64_t m, const float *dy, int64_t dystr
                     aq[t] += sum;
                 }
                 if (want_db) {
-                    float sum = 0;
+                    double sum = 0; /* as the SIMD loops' dy sums, near double */
                     for (int64_t z2 = 0; z2 < n; z2++)
                         sum += dr[z2];
                     aq[kv] += sum;
