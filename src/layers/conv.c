@@ -362,22 +362,28 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
     const int64_t kvol = g->k[0] * g->k[1] * g->k[2];
     const int few_taps_fwd = isa == CNNI_ISA_AVX2 && cg * kvol < (stride_one ? 96 : 32);
     const int few_taps_data = isa == CNNI_ISA_AVX2 && og * kvol < 96;
-    /* Where AVX2's direct passes run as Winograd F(2,5) (5-wide kernels,
-     * rows of 8 to 16 outputs, 12 to 16 channels a group), they beat the
-     * plane kernels whatever the taps and row widths, or match them on
-     * single rows (64 images, one thread, us): forward 6 -> 16 channels on 16 x 16 1225 vs 455, 3 -> 16
-     * (75 taps) on 14 x 14 477 vs 152, 16 -> 16 on 16 x 16 3103 vs 1363;
-     * backward data 16 -> 32 on 14 x 14 4297 vs 3006, 16 -> 16 on 16 x 16
-     * padded by 2 4709 vs 1680, 12 -> 32 on 16 x 16 3643 vs 3446; weight
-     * gradient 48 -> 16 (1200 taps) on 14 x 14 10333 vs 2825. */
-    const int f25_fwd = isa == CNNI_ISA_AVX2 && cnni_conv_direct_wino(isa, g);
-    const int f25_data = isa == CNNI_ISA_AVX2 && cnni_conv_direct_wino_bwd(isa, g);
+    /* Where the direct passes run as Winograd along the rows (5-wide
+     * kernels, rows of 2 to 16 outputs, 12 to 16 channels a group; AVX2
+     * F(2,5), AVX-512 F(4,5) for the forward and data passes), they beat
+     * the plane kernels whatever the taps and row widths, or match them on
+     * single rows (64 images, one thread, us). AVX2: forward 6 -> 16
+     * channels on 16 x 16 1225 vs 455, 3 -> 16 (75 taps) on 14 x 14 477 vs
+     * 152, 16 -> 16 on 16 x 16 3103 vs 1363; backward data 16 -> 32 on 14 x
+     * 14 4297 vs 3006, 16 -> 16 on 16 x 16 padded by 2 4709 vs 1680, 12 ->
+     * 32 on 16 x 16 3643 vs 3446; weight gradient 48 -> 16 (1200 taps) on
+     * 14 x 14 10333 vs 2825. AVX-512, planes vs F(4,5), inputs 16 x 16 to
+     * 20 x 20: forward 6 -> 16 543 vs 199, 653 vs 365, 722 vs 412, 16 -> 16
+     * on 20 x 20 1962 vs 1340; a training step of 16 -> 16 padded by 2 on
+     * 16 x 16 6323 vs 4510, of 64 -> 16 on 14 x 14 (32 images) 8725 vs
+     * 5600. */
+    const int wino_fwd = cnni_conv_direct_wino(isa, g);
+    const int wino_data = cnni_conv_direct_wino_bwd(isa, g);
     conv_kernels k;
     if (depthwise)
         k.fwd = KERN_PLANES;
     else if (cnni_conv_winograd_applies(isa, g))
         k.fwd = KERN_WINOGRAD;
-    else if (f25_fwd ||
+    else if (wino_fwd ||
              (cnni_conv_direct_applies(isa, g) && !few_taps_fwd && (og >= 24 || !rows_fill_lanes(g->out[2]))))
         k.fwd = KERN_DIRECT;
     else
@@ -386,7 +392,7 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
         k.data = KERN_PLANES;
     else if (cnni_conv_winograd_applies_bwd(isa, g))
         k.data = KERN_WINOGRAD;
-    else if (f25_data ||
+    else if (wino_data ||
              (cnni_conv_direct_applies_bwd(isa, g) && !few_taps_data && (cg >= 24 || !rows_fill_lanes(g->in[2]))))
         k.data = KERN_DIRECT;
     else
@@ -398,7 +404,7 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
         k.weight = KERN_PLANES;
     else if (cnni_conv_winograd_applies_weight(isa, g))
         k.weight = KERN_WINOGRAD;
-    else if (f25_fwd || (cnni_conv_direct_applies(isa, g) && taps >= 32 && taps <= 1152))
+    else if (wino_fwd || (cnni_conv_direct_applies(isa, g) && taps >= 32 && taps <= 1152))
         k.weight = KERN_DIRECT;
     else
         k.weight = simd && (og <= 16 || taps < 32) ? KERN_PLANES : KERN_GEMM;

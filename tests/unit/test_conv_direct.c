@@ -76,12 +76,14 @@ int main(int argc, char **argv)
                     g.out[i] = (g.in[i] + g.p[i] + hi - span) / g.s[i] + 1;
                 }
                 if (t >= 90) {
-                    /* Winograd F(2,5) along the rows: 5 wide at stride and
+                    /* Winograd along the rows: 5 wide at stride and
                      * dilation 1, an even number of outputs per row up to 16
-                     * (tiles of 1 to 5 pairs; AVX2 from 8 outputs, 3 to 5),
-                     * one block of 12 to 16 channels, anything across the
-                     * rows; 12 to 16 input channels per group now and then,
-                     * so backward data runs it too. 30 cases, as AVX2 takes
+                     * (AVX2: F(2,5), tiles of 3 to 5 pairs from 8 outputs;
+                     * AVX-512: F(4,5) from 4 outputs, 1 to 4 quads, the
+                     * last cut short, rows of 2 as one F(2,5) pair), one
+                     * block of 12 to 16 channels, anything across the rows;
+                     * 12 to 16 input channels per group now and then, so
+                     * backward data runs it too. 30 cases, as AVX2 takes
                      * only the wider rows. */
                     g.G = pick(1, 2);
                     g.C = g.G * (t % 3 == 0 ? pick(12, 16) : pick(1, 9));
@@ -177,13 +179,13 @@ int main(int argc, char **argv)
     for (int isa = CNNI_ISA_AVX2; isa <= best; isa++) {
         char name[160];
         snprintf(name, sizeof name,
-                 "direct F(2,5) rows (%s) with NaN, infinities or all 3e38 in the input: the reference's NaN, "
+                 "direct Winograd rows (%s) with NaN, infinities or all 3e38 in the input: the reference's NaN, "
                  "infinities, values",
-                 cnni_isa_name((cnni_isa)isa));
+                 isa == CNNI_ISA_AVX512 ? "F(4,5), avx512" : "F(2,5), avx2");
         TEST(name)
         {
-            /* The row transforms spread such a value over every pair whose
-             * inputs hold it; those pairs are summed directly. LeNet's conv2
+            /* The row transforms spread such a value over every pair (quad)
+             * whose inputs hold it; those are summed directly. LeNet's conv2
              * and neighbours, forward and (16 input channels) backward data. */
             int ran = 0;
             for (int t = 0; t < 24; t++) {

@@ -248,6 +248,124 @@ cnni_direct_wino_fn cnni_direct_wino_avx512(int np)
     return np >= 1 && np <= 5 ? t[np] : NULL;
 }
 
+/* ---- Winograd F(4,5) along the rows (see conv_direct.h) ----
+ * The input rows' transform, rows along the lanes:
+ *   d[(c*8nq + j*nq + q)*ld + r] = sum_i BT[j][i] x[(c*rows + r)*width + 4q + i]
+ * for channels c, rows r < rows, quads q < nq (x past the row read as 0),
+ * ld = rows rounded up to 16. Blocks of 16 rows are transposed in
+ * registers so that each column is a vector, then BT's rows are the sums
+ * below, the points +-1 (j = 1, 2), +-1/2 (3, 4) and +-2 (5, 6) taken in
+ * pairs of the even and odd taps. */
+void cnni_direct_quad_input_avx512(const float *x, int64_t width, int64_t rows, int64_t channels, int nq, float *d);
+void cnni_direct_quad_input_avx512(const float *x, int64_t width, int64_t rows, int64_t channels, int nq, float *d)
+{
+    const __m512 c525 = _mm512_set1_ps(5.25f), c425 = _mm512_set1_ps(4.25f), c25 = _mm512_set1_ps(2.5f),
+                 c125 = _mm512_set1_ps(1.25f), c4 = _mm512_set1_ps(4.0f), c2 = _mm512_set1_ps(2.0f),
+                 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f);
+    const int64_t ld = (rows + 15) & ~(int64_t)15;
+    const __mmask16 lo = first_lanes(width < 16 ? (int)width : 16), hi = first_lanes(width > 16 ? (int)width - 16 : 0);
+    const int cols = 4 * nq + 4; /* the columns the quads read: 8 to 20 */
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+            const int nr = rows - r0 < 16 ? (int)(rows - r0) : 16;
+            const float *xb = x + (c * rows + r0) * width;
+            __m512 in[16], col[32];
+            UNROLL for (int i = 0; i < 16; i++) in[i] = i < nr ? _mm512_maskz_loadu_ps(lo, xb + i * width) : _mm512_setzero_ps();
+            transpose16(in, col);
+            if (cols > 16) {
+                UNROLL for (int i = 0; i < 16; i++) in[i] =
+                    i < nr ? _mm512_maskz_loadu_ps(hi, xb + i * width + 16) : _mm512_setzero_ps();
+                transpose16(in, col + 16);
+            }
+            float *db = d + c * 8 * nq * ld + r0;
+            for (int q = 0; q < nq; q++) {
+                const __m512 *v = col + 4 * q;
+                const __m512 a1 = _mm512_fnmadd_ps(c425, v[4], _mm512_add_ps(v[2], v[6]));
+                const __m512 b1 = _mm512_fnmadd_ps(c425, v[3], _mm512_add_ps(v[1], v[5]));
+                const __m512 a3 = _mm512_fnmadd_ps(c125, v[4], _mm512_fmadd_ps(h4, v[2], v[6]));
+                const __m512 b3 = _mm512_fnmadd_ps(c25, v[3], _mm512_fmadd_ps(h2, v[1], _mm512_add_ps(v[5], v[5])));
+                const __m512 a5 = _mm512_fmadd_ps(c4, _mm512_fnmadd_ps(c125, v[4], v[2]), v[6]);
+                const __m512 b5 = _mm512_fnmadd_ps(c25, v[3], _mm512_fmadd_ps(c2, v[1], _mm512_mul_ps(h2, v[5])));
+                float *dq = db + q * ld;
+                _mm512_storeu_ps(dq, _mm512_fmadd_ps(c525, _mm512_sub_ps(v[4], v[2]), _mm512_sub_ps(v[0], v[6])));
+                _mm512_storeu_ps(dq + 1 * nq * ld, _mm512_add_ps(a1, b1));
+                _mm512_storeu_ps(dq + 2 * nq * ld, _mm512_sub_ps(a1, b1));
+                _mm512_storeu_ps(dq + 3 * nq * ld, _mm512_add_ps(a3, b3));
+                _mm512_storeu_ps(dq + 4 * nq * ld, _mm512_sub_ps(a3, b3));
+                _mm512_storeu_ps(dq + 5 * nq * ld, _mm512_add_ps(a5, b5));
+                _mm512_storeu_ps(dq + 6 * nq * ld, _mm512_sub_ps(a5, b5));
+                _mm512_storeu_ps(dq + 7 * nq * ld,
+                                 _mm512_fmadd_ps(c525, _mm512_sub_ps(v[3], v[5]), _mm512_sub_ps(v[7], v[1])));
+            }
+        }
+}
+
+/* acc += u * broadcast(*x) as one instruction with the broadcast from
+ * memory: left to itself, GCC keeps the broadcasts in registers and
+ * reloads u for every product, one 64-byte load per FMA. */
+static inline __attribute__((always_inline)) void fma_bcast(__m512 *acc, __m512 u, const float *x)
+{
+    __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(*acc) : "v"(u), "m"(*x));
+}
+
+/* NQ quads of outputs x 16 channels: M[q][j] = sum_k d(base + off[k])[(j*S + q)*ld] u[k][j] (S = nq),
+ * then, with s_ab = M_a + M_b and t_ab = M_a - M_b,
+ *   y(4q)     = M0 + s12 + s34 + s56,     y(4q + 1) = t12 + 2 t34 + t56 / 2,
+ *   y(4q + 2) = s12 + 4 s34 + s56 / 4,    y(4q + 3) = t12 + 8 t34 + t56 / 8 + M7;
+ * the first nout outputs stored; nonzero when one (before the bias) is NaN
+ * or infinite. */
+#define DEFINE_QUAD(NQ, S)                                                                         \
+    static int quad_##NQ##_##S(int64_t K, const int64_t *off, const float *base, int64_t ld, const float *u, \
+                               float *y, int64_t ldy, int nout, int nvalid, const float *bias)     \
+    {                                                                                              \
+        __m512 m[NQ][8];                                                                           \
+        UNROLL for (int q = 0; q < NQ; q++)                                                        \
+        {                                                                                          \
+            UNROLL for (int j = 0; j < 8; j++) m[q][j] = _mm512_setzero_ps();                      \
+        }                                                                                          \
+        for (int64_t k = 0; k < K; k++) {                                                          \
+            const float *r = base + off[k];                                                        \
+            UNROLL for (int j = 0; j < 8; j++)                                                     \
+            {                                                                                      \
+                const __m512 uj = _mm512_loadu_ps(u + (k * 8 + j) * 16);                            \
+                UNROLL for (int q = 0; q < NQ; q++) fma_bcast(&m[q][j], uj, r + (j * S + q) * ld);       \
+            }                                                                                      \
+        }                                                                                          \
+        __m512 px[16]; /* store16 reads up to nout of them */                                      \
+        UNROLL for (int i = 4 * NQ; i < 16; i++) px[i] = _mm512_setzero_ps();                      \
+        const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c8 = _mm512_set1_ps(8.0f); \
+        const __m512 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f), h8 = _mm512_set1_ps(0.125f); \
+        UNROLL for (int q = 0; q < NQ; q++)                                                        \
+        {                                                                                          \
+            const __m512 s12 = _mm512_add_ps(m[q][1], m[q][2]), t12 = _mm512_sub_ps(m[q][1], m[q][2]); \
+            const __m512 s34 = _mm512_add_ps(m[q][3], m[q][4]), t34 = _mm512_sub_ps(m[q][3], m[q][4]); \
+            const __m512 s56 = _mm512_add_ps(m[q][5], m[q][6]), t56 = _mm512_sub_ps(m[q][5], m[q][6]); \
+            px[4 * q] = _mm512_add_ps(_mm512_add_ps(m[q][0], s12), _mm512_add_ps(s34, s56));       \
+            px[4 * q + 1] = _mm512_fmadd_ps(c2, t34, _mm512_fmadd_ps(h2, t56, t12));               \
+            px[4 * q + 2] = _mm512_fmadd_ps(c4, s34, _mm512_fmadd_ps(h4, s56, s12));               \
+            px[4 * q + 3] = _mm512_add_ps(_mm512_fmadd_ps(c8, t34, _mm512_fmadd_ps(h8, t56, t12)), m[q][7]); \
+        }                                                                                          \
+        /* the outputs' sum is NaN or infinite when an output is (or, harmlessly, when it overflows) */ \
+        __m512 sum = px[0];                                                                        \
+        UNROLL for (int i = 1; i < 4 * NQ; i++) sum = i < nout ? _mm512_add_ps(sum, px[i]) : sum;  \
+        store16(px, nout, y, ldy, nvalid, bias, 0);                                                \
+        sum = _mm512_sub_ps(sum, sum);                                                             \
+        return _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q) != 0;                                    \
+    }
+
+DEFINE_QUAD(1, 1)
+DEFINE_QUAD(2, 2)
+DEFINE_QUAD(3, 3)
+DEFINE_QUAD(2, 4)
+
+/* The tile for rows of nq quads: all of them, or half of 4. */
+cnni_direct_quad_fn cnni_direct_quad_avx512(int nq);
+cnni_direct_quad_fn cnni_direct_quad_avx512(int nq)
+{
+    static const cnni_direct_quad_fn t[] = {NULL, quad_1_1, quad_2_2, quad_3_3, quad_2_4};
+    return nq >= 1 && nq <= 4 ? t[nq] : NULL;
+}
+
 /* The Winograd weight gradient's dy transform: pairs of pixel-major rows
  * of 16 channels (d0, d1) -> a[i*96 + j*16 ..] = (d0, d0 + d1, d0 - d1,
  * d0 + 2 d1, d0 - 2 d1, d1), for pairs i < npairs. */
