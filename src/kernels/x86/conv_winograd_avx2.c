@@ -28,6 +28,7 @@
         __m256 acc[MR][2];                                                                         \
         UNROLL for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();           \
         for (int64_t k = 0; k < K; k++) {                                                          \
+            _mm_prefetch((const char *)(u + k * ldu + 1024), _MM_HINT_T0);                         \
             const __m256 u0 = _mm256_loadu_ps(u + k * ldu), u1 = _mm256_loadu_ps(u + k * ldu + 8);  \
             UNROLL for (int r = 0; r < MR; r++)                                                    \
             {                                                                                      \
@@ -423,10 +424,17 @@ static void k_weights(const float *w, int64_t ls, int64_t ks, int flip, int nl, 
                 }
             }
         }
+        /* past the caches (U is 36 x the weights): no reads for ownership;
+         * with the products' prefetch, 256 channels on 14 x 14, 8 images,
+         * one thread: 10.9 -> 8.7 ms (fastest of 11) */
         for (int p = 0; p < 36; p++)
-            for (int kk = 0; kk < kn; kk++)
-                st16(u + p * us + (k0 + kk) * ldu, ld16(loc[p][kk]));
+            for (int kk = 0; kk < kn; kk++) {
+                float *d = u + p * us + (k0 + kk) * ldu;
+                _mm256_stream_ps(d, _mm256_loadu_ps(loc[p][kk]));
+                _mm256_stream_ps(d + 8, _mm256_loadu_ps(loc[p][kk] + 8));
+            }
     }
+    _mm_sfence();
 }
 
 static void k_wout(const float *m, int64_t ms, int nl, float *dw)

@@ -14,6 +14,12 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* ---- products: MR tiles x 32 (or 16) channels in registers ---- */
+/* U (36 x the weights: 9.4 MB at 256 channels) is read once per task from
+ * beyond L2, in order: the products prefetch it WINO_PF floats (32 rows of
+ * 32 channels) ahead. 256 channels, 14 x 14, 8 images, one thread, with
+ * the stores past the caches in k_weights: 8.0 -> 7.2 ms (fastest of 15),
+ * 128 channels on 28 x 28 5.5 -> 5.2 ms. */
+#define WINO_PF 1024
 #define DEFINE_GEMM32(MR)                                                                          \
     static void gemm32_##MR(int64_t K, const float *v, int64_t ldv, const float *u, float *m,     \
                             int64_t ldm, int accumulate)                                           \
@@ -21,6 +27,8 @@
         __m512 acc[MR][2];                                                                         \
         UNROLL for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();           \
         for (int64_t k = 0; k < K; k++) {                                                          \
+            _mm_prefetch((const char *)(u + k * 32 + WINO_PF), _MM_HINT_T0);                       \
+            _mm_prefetch((const char *)(u + k * 32 + WINO_PF + 16), _MM_HINT_T0);                  \
             const __m512 u0 = _mm512_loadu_ps(u + k * 32), u1 = _mm512_loadu_ps(u + k * 32 + 16);   \
             UNROLL for (int r = 0; r < MR; r++)                                                    \
             {                                                                                      \
@@ -434,10 +442,13 @@ static void k_weights(const float *w, int64_t ls, int64_t ks, int flip, int nl, 
                 }
             }
         }
+        /* past the caches: U is read back much later, from memory at
+         * large layers, and these stores then need no reads for ownership */
         for (int p = 0; p < 36; p++)
             for (int kk = 0; kk < kn; kk++)
-                _mm512_storeu_ps(u + p * us + (k0 + kk) * ldu, _mm512_loadu_ps(loc[p][kk]));
+                _mm512_stream_ps(u + p * us + (k0 + kk) * ldu, _mm512_loadu_ps(loc[p][kk]));
     }
+    _mm_sfence();
 }
 
 const cnni_wino_kernels cnni_wino_kernels_avx512 = {
