@@ -48,15 +48,17 @@ typedef int (*cnni_direct_wino_fn)(int64_t K, const int64_t *off, const float *b
 cnni_direct_wino_fn cnni_direct_wino_for(int isa, int np); /* np pairs (1..5), or NULL */
 void cnni_direct_wino_input(int isa, const float *x, int64_t width, int64_t rows, float *d);
 /* With AVX-512 the forward and backward data of those layers with rows of
- * 4 or more outputs run as Winograd F(4,5) instead: each quad of outputs of a row takes 8 products
- * per (channel, kernel row) instead of 20 (F(2,5): 12), the points 0, +-1,
- * +-2, +-1/2 and infinity. A row of outputs is nq = ceil(width / 4)
- * quads (the last one cut short); the input rows are transformed once per
- * image (cnni_direct_quad_input: d[channel][component j][quad q][row],
- * the rows of a channel ld = rounded up to 16), the weights once
- * per call into u[(channel, kernel row)][8 vectors of 16 channels]. A tile
- * is NQ (1..3) quads of one row; nout (<= 4 NQ) of its outputs are stored.
- * Returns nonzero when an output is NaN or infinite. */
+ * 4 or more outputs run as Winograd F(4,5) instead: each quad of outputs
+ * of a row takes 8 products per (channel, kernel row) instead of 20
+ * (F(2,5): 12), the points 0, +-1, +-2, +-1/2 and infinity. A row of
+ * outputs is nq = ceil(width / 4) quads (the last one cut short). The
+ * input rows are transformed once per image (cnni_direct_quad_input:
+ * d[channel][component j][quad q][row], ld rows a channel, the rows
+ * rounded up to 16), the weights once per call (u: per (input channel,
+ * kernel row), 8 vectors of 16 channels). cnni_direct_quad_for(isa, nq)
+ * gives the tile for rows of nq quads: all of them, or 2 of 4; it stores
+ * nout (<= 4 x its quads) outputs and returns nonzero when one of them is
+ * NaN or infinite. */
 typedef int (*cnni_direct_quad_fn)(int64_t K, const int64_t *off, const float *base, int64_t ld, const float *u,
                                    float *y, int64_t ldy, int nout, int nvalid, const float *bias);
 cnni_direct_quad_fn cnni_direct_quad_for(int isa, int nq);
