@@ -113,6 +113,9 @@ def settle():
     time.sleep(1.0)
 
 
+TWO_CORES = 1.8  # an FMA check at least this: the machine had two cores
+
+
 def fma_scaling():
     """How much a second thread adds to a loop of independent FMAs right now
     (cnn_workload fma): about 2x on two free cores, about 1x when the
@@ -275,20 +278,33 @@ def main():
     if want("scaling"):
         print("\n%-40s %-9s %10s %10s %7s" % ("thread scaling (fwd+bwd)", "", "1 thread", "2 threads", "speedup"))
         for name, module, shape, batch in CONVS[:3]:
-            ones, twos, fma = [], [], []
+            ones, twos, fma, after = [], [], [], []
             for _ in range(ROUNDS):
                 fma.append(fma_scaling())
                 # one process times both, its steps alternating between a
                 # 1-thread and a 2-thread graph: a slow phase of the machine
                 # then falls on both alike
                 one, two = cnn_layer(module, shape, batch, "1,2", True)["seconds_by_threads"]
+                after.append(fma_scaling())
                 ones.append(one)
                 twos.append(two)
             one, two = statistics.median(ones), statistics.median(twos)
-            results["scaling"].append({"name": name, "one_ms": one * 1e3, "two_ms": two * 1e3, "speedup": one / two,
-                                       "fma_two_thread_scaling_before_rounds": fma})
-            print("%-40.40s %-9s %10.3f %10.3f %6.2fx   FMA check: %s" % (
-                name, "", one * 1e3, two * 1e3, one / two, " ".join("%.2f" % v for v in fma)))
+            # the rounds the machine had two cores for, by the FMA check
+            # before and after them (a phase on one core gives about 1x
+            # whatever the code does)
+            free = [o / t for o, t, b, a in zip(ones, twos, fma, after) if min(b, a) >= TWO_CORES]
+            entry = {"name": name, "one_ms": one * 1e3, "two_ms": two * 1e3, "speedup": one / two,
+                     "speedup_by_round": [o / t for o, t in zip(ones, twos)],
+                     "fma_two_thread_scaling_before_rounds": fma, "fma_two_thread_scaling_after_rounds": after,
+                     "speedup_two_core_rounds": statistics.median(free) if free else None,
+                     "two_core_rounds": len(free)}
+            results["scaling"].append(entry)
+            print("%-40.40s %-9s %10.3f %10.3f %6.2fx   FMA check before/after: %s" % (
+                name, "", one * 1e3, two * 1e3, one / two,
+                " ".join("%.2f/%.2f" % (b, a) for b, a in zip(fma, after))))
+            print("%-40s %-9s %10s %10s %s" % (
+                "", "", "", "", "two-core rounds (FMA check >= %.1fx): %d, median speedup %s" % (
+                    TWO_CORES, len(free), "%.2fx" % entry["speedup_two_core_rounds"] if free else "-")))
 
     if want("gemm"):
         n = 1024
