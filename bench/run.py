@@ -48,7 +48,7 @@ REPS = 3 if QUICK else 9
 # seems: a 2-thread run then takes its 1-thread time), which would
 # otherwise fall on one side only.
 ROUNDS = 1 if QUICK else 5
-TRAIN_ROUNDS = 1 if QUICK else 3  # a training run takes seconds: fewer rounds
+TRAIN_ROUNDS = 1 if QUICK else 5  # a run takes seconds, a slow phase of the host as long: 5 so one or two slow runs do not set the median
 
 CONVS = [
     # name, module (cnn syntax = PyTorch syntax), input C,H,W, batch
