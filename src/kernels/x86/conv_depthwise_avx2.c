@@ -8,6 +8,7 @@ typedef __m256 V;
 #define DW_MAX_ACC 12 /* of 16 registers */
 #define SLIDE_R 2     /* 8 accumulators of 16 registers */
 #define SLIDE_MAX_M 1 /* see conv_depthwise_simd.h */
+#define FWD_SHIFT_TAIL 1 /* see fwd_rows there */
 #define VZERO _mm256_setzero_ps()
 #define VSET _mm256_set1_ps
 #define VLOAD _mm256_loadu_ps
