@@ -495,7 +495,8 @@ static void pack_quad(const cnni_conv_geom *g, const float *w, int flip, float *
                 for (int64_t o = 0; o < Og; o++)
                     for (int64_t t2 = 0; t2 < 5; t2++) {
                         const int64_t t = kr * 5 + t2;
-                        v[t2][o] = !flip ? w[((grp * Og + o) * Cg + c) * kv + t] : w[((grp * Cg + c) * Og + o) * kv + (kv - 1 - t)];
+                        v[t2][o] = !flip ? w[((grp * Og + o) * Cg + c) * kv + t]
+                                         : w[((grp * Cg + c) * Og + o) * kv + (kv - 1 - t)];
                     }
                 float *uk = u + (grp * K + c * g->k[0] * g->k[1] + kr) * 8 * 16;
                 for (int jj = 0; jj < 8; jj++)

@@ -79,7 +79,8 @@ DW_INLINE void fwd_tile(const float *xr, const int64_t *off, const int64_t *runs
             {
                 const float *xt = xr + off[t + h];
                 V xv[4];
-                DW_UNROLL for (int v = 0; v < nv; v++) xv[v] = load_x(xt + FWD_AT(v) * s, s, v == nv - 1 ? last : W, mode);
+                DW_UNROLL for (int v = 0; v < nv; v++) xv[v] =
+                    load_x(xt + FWD_AT(v) * s, s, v == nv - 1 ? last : W, mode);
                 DW_UNROLL for (int q = 0; q < mq; q++)
                 {
                     const V wv = VSET(w[q * wstride + t + h]);
@@ -90,7 +91,8 @@ DW_INLINE void fwd_tile(const float *xr, const int64_t *off, const int64_t *runs
         if (t < te) {
             const float *xt = xr + off[t];
             V xv[4];
-            DW_UNROLL for (int v = 0; v < nv; v++) xv[v] = load_x(xt + FWD_AT(v) * s, s, v == nv - 1 ? last : W, mode);
+            DW_UNROLL for (int v = 0; v < nv; v++) xv[v] =
+                load_x(xt + FWD_AT(v) * s, s, v == nv - 1 ? last : W, mode);
             DW_UNROLL for (int q = 0; q < mq; q++)
             {
                 const V wv = VSET(w[q * wstride + t]);

@@ -270,7 +270,8 @@ void cnni_direct_quad_input_avx512(const float *x, int64_t width, int64_t rows, 
             const int nr = rows - r0 < 16 ? (int)(rows - r0) : 16;
             const float *xb = x + (c * rows + r0) * width;
             __m512 in[16], col[32];
-            UNROLL for (int i = 0; i < 16; i++) in[i] = i < nr ? _mm512_maskz_loadu_ps(lo, xb + i * width) : _mm512_setzero_ps();
+            UNROLL for (int i = 0; i < 16; i++) in[i] =
+                i < nr ? _mm512_maskz_loadu_ps(lo, xb + i * width) : _mm512_setzero_ps();
             transpose16(in, col);
             if (cols > 16) {
                 UNROLL for (int i = 0; i < 16; i++) in[i] =
@@ -315,8 +316,9 @@ static inline __attribute__((always_inline)) void fma_bcast(__m512 *acc, __m512 
  * the first nout outputs stored; nonzero when one (before the bias) is NaN
  * or infinite. */
 #define DEFINE_QUAD(NQ, S)                                                                         \
-    static int quad_##NQ##_##S(int64_t K, const int64_t *off, const float *base, int64_t ld, const float *u, \
-                               float *y, int64_t ldy, int nout, int nvalid, const float *bias)     \
+    static int quad_##NQ##_##S(int64_t K, const int64_t *off, const float *base, int64_t ld,       \
+                               const float *u, float *y, int64_t ldy, int nout, int nvalid,        \
+                               const float *bias)                                                  \
     {                                                                                              \
         __m512 m[NQ][8];                                                                           \
         UNROLL for (int q = 0; q < NQ; q++)                                                        \
@@ -328,7 +330,7 @@ static inline __attribute__((always_inline)) void fma_bcast(__m512 *acc, __m512 
             UNROLL for (int j = 0; j < 8; j++)                                                     \
             {                                                                                      \
                 const __m512 uj = _mm512_loadu_ps(u + (k * 8 + j) * 16);                            \
-                UNROLL for (int q = 0; q < NQ; q++) fma_bcast(&m[q][j], uj, r + (j * S + q) * ld);       \
+                UNROLL for (int q = 0; q < NQ; q++) fma_bcast(&m[q][j], uj, r + (j * S + q) * ld);  \
             }                                                                                      \
         }                                                                                          \
         __m512 px[16]; /* store16 reads up to nout of them */                                      \
