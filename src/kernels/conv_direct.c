@@ -354,8 +354,8 @@ static void quad_rows(const job *j, int64_t t, const float *xp, float *d)
             int64_t q0, q1;
             cnni_split(nq, tiles, ti, &q0, &q1);
             const int64_t z2a = 4 * q0, z2b = 4 * q1 < width ? 4 * q1 : width;
-            if (cnni_direct_quad_for(j->isa, (int)nq)(K, j->off, drow + q0 * ld, ld, u, ybase + row * width + z2a, ov,
-                                                             (int)(z2b - z2a), (int)Og, bias))
+            const cnni_direct_quad_fn f = cnni_direct_quad_for(j->isa, (int)nq);
+            if (f(K, j->off, drow + q0 * ld, ld, u, ybase + row * width + z2a, ov, (int)(z2b - z2a), (int)Og, bias))
                 direct_pairs(j, grp, xp, row, z2a, z2b, ybase);
         }
     }
@@ -377,12 +377,14 @@ static void task(void *ctx, int64_t t, int thread)
         pad_channels(g, xg, buf, 0, Cg);
         xp = buf;
     }
+    /* the rows' Winograd transform, after the padded copy */
+    float *d = (float *)(mine + (((size_t)(Cg * vol3(pd)) * sizeof(float) + 63) & ~(size_t)63));
     if (quad(j->isa, g)) {
-        quad_rows(j, t, xp, (float *)(mine + (((size_t)(Cg * vol3(pd)) * sizeof(float) + 63) & ~(size_t)63)));
+        quad_rows(j, t, xp, d);
         return;
     }
     if (wino(j->isa, g)) {
-        wino_rows(j, t, xp, (float *)(mine + (((size_t)(Cg * vol3(pd)) * sizeof(float) + 63) & ~(size_t)63)));
+        wino_rows(j, t, xp, d);
         return;
     }
     const int64_t ov = vol3(g->out), rows = g->out[0] * g->out[1];
@@ -506,11 +508,11 @@ static void pack_quad(const cnni_conv_geom *g, const float *w, int flip, float *
             }
     int64_t pd[3];
     padded_dims(g, pd);
+    const int64_t cstride = 8 * quads_of(g) * quad_ld(g); /* a channel's transform */
     for (int64_t c = 0; c < Cg; c++)
         for (int64_t t0 = 0; t0 < g->k[0]; t0++)
             for (int64_t t1 = 0; t1 < g->k[1]; t1++)
-                off[(c * g->k[0] + t0) * g->k[1] + t1] =
-                    c * 8 * quads_of(g) * quad_ld(g) + t0 * g->d[0] * pd[1] + t1 * g->d[1];
+                off[(c * g->k[0] + t0) * g->k[1] + t1] = c * cstride + t0 * g->d[0] * pd[1] + t1 * g->d[1];
 }
 
 static void run(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x, const float *wsrc,
