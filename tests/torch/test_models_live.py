@@ -7,11 +7,14 @@ PyTorch's float64 result is the oracle; where PyTorch's own float32 runs
 (from the same input and weights, and from ones moved by about an ulp) land
 far from it, the case is ill-conditioned and the tolerance is 8x their
 distance there. An input that puts a ReLU's input (in float64) or the gap
-between a max-pooling window's two largest values within KINK of the
-tensor's largest magnitude is drawn again: any float32 run, PyTorch's
-included, may land on the other side of such a kink, and the gradients
-then differ by far more than rounding (seed 1169055610: a ReLU input of
-4.2e-8 gave 3.8e-4 in resnet_small's eval gradients)."""
+between a max-pooling window's two largest values within KINK_ERR times
+PyTorch's float32 error on that tensor (and at least KINK of its largest
+magnitude) is drawn again: any float32 run, PyTorch's included, may land on
+the other side of such a kink, and the gradients then differ by far more
+than rounding (seed 1169055610: a ReLU input of 4.2e-8 gave 3.8e-4 in
+resnet_small's eval gradients; seed 12855456: one of -1.1e-6 behind seven
+convolutions gave 1e-2 in its train-mode gradients). After 20 draws the one
+farthest from a kink is used."""
 import glob
 import os
 import random
@@ -29,45 +32,61 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 NUDGED_RUNS = 3
 KINK = 1e-7
+KINK_ERR = 2
 
 
-def kink_distance(m, x, is_graph):
-    """The smallest distance of a ReLU input from 0, or of a max-pooling
-    window's largest value from its second (where it is positive), relative
-    to the largest magnitude of that tensor, over the float64 forward of x.
-    The model's state (batch-norm running statistics) is left as it was."""
+def kink_inputs(m, x, is_graph):
+    """The inputs of every ReLU and of every MaxPool2d (dilation 1, no ceil
+    mode) in the order the forward of x meets them, as float64 arrays. The
+    model's state (batch-norm running statistics) is left as it was."""
     state = {k: v.clone() for k, v in m.state_dict().items()}
-    dists = []
+    seen = []
 
-    def relu_hook(mod, inp, out):
-        v = inp[0].detach().abs()
-        dists.append(float(v.min()) / max(float(v.max()), 1e-300))
-
-    def pool_hook(mod, inp, out):
-        v = inp[0].detach()
-        k, s, p = mod.kernel_size, mod.stride, mod.padding
-        cols = torch.nn.functional.unfold(v.reshape(-1, 1, *v.shape[-2:]), k, padding=p, stride=s)
-        if cols.shape[1] < 2:
-            return
-        top = cols.topk(2, dim=1).values
-        gap = top[:, 0] - top[:, 1]
-        gap = gap[(gap > 0) & (top[:, 0] > 0)]
-        if gap.numel():
-            dists.append(float(gap.min()) / max(float(v.abs().max()), 1e-300))
+    def hook(mod, inp, out):
+        seen.append((mod, inp[0].detach().double().clone()))
 
     hooks = []
     for mod in m.modules():
         kind = type(mod).__name__
-        if kind == "ReLU":
-            hooks.append(mod.register_forward_hook(relu_hook))
-        elif kind == "MaxPool2d" and not mod.ceil_mode and mod.dilation in (1, (1, 1)):
-            hooks.append(mod.register_forward_hook(pool_hook))
+        if kind == "ReLU" or (kind == "MaxPool2d" and not mod.ceil_mode and mod.dilation in (1, (1, 1))):
+            hooks.append(mod.register_forward_hook(hook))
     with torch.no_grad():
         m(input=x) if is_graph else m(x)
     for h in hooks:
         h.remove()
     m.load_state_dict(state)
-    return min(dists) if dists else 1.0
+    return seen
+
+
+def kink_distance(m, m32, x32, is_graph):
+    """How close the float64 forward of x32 comes to a kink, in units of the
+    float32 forward's own error on the same tensor: the smallest ReLU input
+    magnitude, or the smallest positive gap between a max-pooling window's
+    two largest values (where the largest is positive), divided by
+    KINK_ERR x the largest difference between PyTorch's float32 and float64
+    values of that tensor, or by KINK x the tensor's largest magnitude if
+    that is larger. Below 1, a float32 run (cnn's or PyTorch's) may land on
+    the other side of the kink: seed 12855456 put a ReLU input of -1.1e-6
+    (1.8e-7 of its tensor's largest magnitude, behind seven convolutions and
+    batch norms) where PyTorch's float32 error was 3.2e-6."""
+    ins64 = kink_inputs(m, x32.double(), is_graph)
+    ins32 = kink_inputs(m32, x32, is_graph)
+    worst = float("inf")
+    for (mod, v), (_, v32) in zip(ins64, ins32):
+        scale = max(KINK * float(v.abs().max()), KINK_ERR * float((v32 - v).abs().max()), 1e-300)
+        if type(mod).__name__ == "ReLU":
+            worst = min(worst, float(v.abs().min()) / scale)
+            continue
+        k, s, p = mod.kernel_size, mod.stride, mod.padding
+        cols = torch.nn.functional.unfold(v.reshape(-1, 1, *v.shape[-2:]), k, padding=p, stride=s)
+        if cols.shape[1] < 2:
+            continue
+        top = cols.topk(2, dim=1).values
+        gap = top[:, 0] - top[:, 1]
+        gap = gap[(gap > 0) & (top[:, 0] > 0)]
+        if gap.numel():
+            worst = min(worst, float(gap.min()) / scale)
+    return worst if worst != float("inf") else 1.0
 
 
 def float32_runs(text, weights, x32, gy32, train, is_graph):
@@ -130,11 +149,19 @@ def main():
             m.train(train)
             m.zero_grad()
             weights = {k: (v.float() if v.is_floating_point() else v).numpy().copy() for k, v in m.state_dict().items()}
+            m32, _, _ = graphmodel.build(text)
+            m32.load_state_dict({n: torch.from_numpy(v.copy()) for n, v in weights.items()})
+            m32.train(train)
+            best = None
             for _ in range(20):
                 x32 = torch.randn(batch, 1, 28, 28).float()
-                if kink_distance(m, x32.double(), is_graph) >= KINK:
+                d = kink_distance(m, m32, x32, is_graph)
+                if best is None or d > best[0]:
+                    best = (d, x32)
+                if d >= 1:
                     break
                 redrawn += 1
+            x32 = best[1]
             x = x32.double().requires_grad_(True)
             y = m(input=x) if is_graph else m(x)
             gy32 = torch.randn(*y.shape).float()
@@ -165,8 +192,8 @@ def main():
           % (len(files), compared, worst))
     print("%d comparisons ill-conditioned (PyTorch's float32 results, from the same and from ulp-moved input "
           "and weights, off float64's by more than 1.25e-6): tolerance 8x that there" % widened)
-    print("%d inputs drawn again: a ReLU input or a max-pooling gap within %g of its tensor's largest magnitude"
-          % (redrawn, KINK))
+    print("%d inputs drawn again: a ReLU input or a max-pooling gap within %gx PyTorch's float32 error "
+          "(at least %g of the largest magnitude) of its tensor" % (redrawn, KINK_ERR, KINK))
     t.finish()
 
 
