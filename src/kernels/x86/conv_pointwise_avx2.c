@@ -29,10 +29,11 @@
                 acc[r][1] = _mm256_fmadd_ps(wv, x1, acc[r][1]);                                    \
             }                                                                                      \
         }                                                                                          \
+        /* no early exit: clang cannot unroll a loop with one */                                   \
         UNROLL for (int r = 0; r < MR; r++)                                                        \
         {                                                                                          \
             if (r >= m)                                                                            \
-                break;                                                                             \
+                continue;                                                                          \
             __m256 lo = acc[r][0], hi = acc[r][1];                                                 \
             if (bias) {                                                                            \
                 const __m256 bv = _mm256_set1_ps(bias[r]);                                         \
