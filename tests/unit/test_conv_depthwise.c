@@ -8,34 +8,10 @@
  * columns; the stride-1 3x3, 5x5, 7x7 and 1xK kernels with every padding
  * and width; forward, backward data and backward weight and bias, for every
  * instruction set this CPU has, and the same bits with 1, 2 and 3 threads. */
-#include "gradcheck.h"
+#include "kernel_test.h"
 #include "core/cpu.h"
 #include "core/pool.h"
 #include "kernels/conv_depthwise.h"
-
-static float *rand_f(int64_t n)
-{
-    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
-    return v;
-}
-
-static int64_t vol(const int64_t *v) { return v[0] * v[1] * v[2]; }
-
-/* Largest difference relative to max(1, largest reference value). */
-static double rel(const float *a, const float *b, int64_t n)
-{
-    double s = 1, w = 0;
-    for (int64_t i = 0; i < n; i++)
-        s = fmax(s, fabs(b[i]));
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        if (!(e <= w))
-            w = e;
-    }
-    return w / s;
-}
 
 static void random_geom(cnni_conv_geom *g, int nsp, int t)
 {

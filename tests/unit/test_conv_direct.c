@@ -6,30 +6,10 @@
  * backward data at stride 1; bitwise equal with 1, 2 and 3 threads. The
  * F(2,5) rows with NaN, infinities or all 3e38 in the input give the
  * reference's NaN, infinities and values. */
-#include "gradcheck.h"
+#include "kernel_test.h"
 #include "core/cpu.h"
 #include "core/pool.h"
 #include "kernels/conv_direct.h"
-
-static float *rand_f(int64_t n)
-{
-    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
-    return v;
-}
-
-static int64_t vol(const int64_t *v) { return v[0] * v[1] * v[2]; }
-
-static double rel(const float *a, const float *b, int64_t n)
-{
-    double s = 1, w = 0;
-    for (int64_t i = 0; i < n; i++)
-        s = fmax(s, fabs(b[i]));
-    for (int64_t i = 0; i < n; i++)
-        w = fmax(w, fabs((double)a[i] - b[i]));
-    return w / s;
-}
 
 int main(int argc, char **argv)
 {

@@ -2,17 +2,9 @@
  * geometries (1-3 spatial dims, groups, stride, dilation, asymmetric
  * padding, odd sizes), for every instruction set this CPU has; and the
  * same bits whatever the number of threads. */
-#include "gradcheck.h"
+#include "kernel_test.h"
 #include "core/pool.h"
 #include "kernels/conv_fast.h"
-
-static float *rand_f(int64_t n)
-{
-    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
-    return v;
-}
 
 static void random_geom(cnni_conv_geom *g, int nsp)
 {
@@ -49,8 +41,6 @@ static double rel_err(const float *a, const float *b, int64_t n)
     }
     return worst / scale;
 }
-
-static int64_t vol(const int64_t *v) { return v[0] * v[1] * v[2]; }
 
 static double one_case(const cnni_gemm_kernel *k, cnni_pool *p1, cnni_pool *p2, int nsp, int transposed, int *bitwise_ok)
 {

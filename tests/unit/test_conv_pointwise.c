@@ -6,30 +6,10 @@
  * 3 threads; NaN and infinities where the reference has them; and which
  * geometries the kernels take; and 1x1 layers run through the library on
  * AVX2 against the generic kernels. */
-#include "gradcheck.h"
+#include "kernel_test.h"
 #include "core/cpu.h"
 #include "core/pool.h"
 #include "kernels/conv_pointwise.h"
-
-static float *rand_f(int64_t n)
-{
-    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
-    return v;
-}
-
-static int64_t vol(const int64_t *v) { return v[0] * v[1] * v[2]; }
-
-static double rel(const float *a, const float *b, int64_t n)
-{
-    double s = 1, w = 0;
-    for (int64_t i = 0; i < n; i++)
-        s = fmax(s, fabs(b[i]));
-    for (int64_t i = 0; i < n; i++)
-        w = fmax(w, fabs((double)a[i] - b[i]));
-    return w / s;
-}
 
 /* A 1x1 geometry of n images, C -> O channels in G groups, spatial dims. */
 static cnni_conv_geom pointwise(int64_t n, int64_t C, int64_t O, int64_t G, int64_t d0, int64_t d1, int64_t d2)

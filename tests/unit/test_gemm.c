@@ -2,7 +2,7 @@
  * instruction set this CPU has: random and edge sizes, transposes,
  * accumulation and bias, and column splits (results must not depend on
  * how the columns are split across threads). */
-#include "gradcheck.h"
+#include "kernel_test.h"
 #include "kernels/gemm.h"
 
 static void naive(const cnni_gemm_op *op, const float *c0, double *out)
@@ -19,14 +19,6 @@ static void naive(const cnni_gemm_op *op, const float *c0, double *out)
             }
             out[i * op->N + j] = s;
         }
-}
-
-static float *rand_f(int64_t n)
-{
-    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
-    return v;
 }
 
 static double check_one(const cnni_gemm_kernel *k, int64_t M, int64_t N, int64_t K, int ta, int tb,

@@ -1,27 +1,9 @@
 /* The fast Linear kernels against the reference ones, for every
  * instruction set this CPU has, with 1 and 2 threads giving the same bits. */
-#include "gradcheck.h"
+#include "kernel_test.h"
 #include "core/pool.h"
 #include "kernels/linear_fast.h"
 #include "kernels/ref/linear_ref.h"
-
-static float *rand_f(int64_t n)
-{
-    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (float)cnni_rng_uniform_range(&rng, -1, 1);
-    return v;
-}
-
-static double rel(const float *a, const float *b, int64_t n)
-{
-    double s = 1, w = 0;
-    for (int64_t i = 0; i < n; i++)
-        s = fmax(s, fabs(b[i]));
-    for (int64_t i = 0; i < n; i++)
-        w = fmax(w, fabs((double)a[i] - b[i]));
-    return w / s;
-}
 
 int main(int argc, char **argv)
 {

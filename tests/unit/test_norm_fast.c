@@ -2,20 +2,10 @@
  * (batch, instance, group, layer), batch and running statistics, with and
  * without affine parameters, inputs far from zero; every instruction set,
  * and the same bits with 1 and 2 threads. */
-#include "gradcheck.h"
+#include "kernel_test.h"
 #include "core/cpu.h"
 #include "core/pool.h"
 #include "kernels/norm_fast.h"
-
-static double rel(const float *a, const float *b, int64_t n)
-{
-    double s = 1, w = 0;
-    for (int64_t i = 0; i < n; i++)
-        s = fmax(s, fabs(b[i]));
-    for (int64_t i = 0; i < n; i++)
-        w = fmax(w, fabs((double)a[i] - b[i]));
-    return w / s;
-}
 
 /* dw and db sum one term per element of a channel. Float arithmetic rounds
  * each partial sum, so their error grows with the terms' root-sum-square,
