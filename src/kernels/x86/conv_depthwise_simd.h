@@ -958,7 +958,10 @@ static void k_scatter(cnni_dw_plane *p, float *xp, const float *dy)
 
 /* ---- backward data as products and a scatter: c = a b, tiles of mt rows
  * of a x nv vectors of a row of b, summed over k in order ---- */
-#define COLS_NV (DW_MAX_ACC >= 24 ? 7 : 4)
+/* AVX2: 3 x 3 tiles; 3 x 4 held 12 accumulators, 4 vectors of b and a
+ * broadcast in 16 registers, and spilled (LeNet conv2's training step, 1
+ * thread: 1887 -> 1665 us median, 1365 -> 1224 fastest, with 3 x 3) */
+#define COLS_NV (DW_MAX_ACC >= 24 ? 7 : 3)
 
 DW_INLINE void cols_tile(int64_t K, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int mt,
                          int nv, int last)
