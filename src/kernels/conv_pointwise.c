@@ -163,7 +163,9 @@ static void run(struct cnni_pool *pool, const cnni_conv_geom *g, int transposed,
                 pb,
                 (P + pb - 1) / pb,
                 g->N * g->G * ((P + pb - 1) / pb)};
-    cnni_pool_run(pool, pw_task, &j, j.ntasks);
+    /* contiguous ranges of tasks per thread, so the block a task
+     * prefetches is the one its thread takes next */
+    cnni_pool_run_blocked(pool, pw_task, &j, j.ntasks);
 }
 
 void cnni_conv_pointwise_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
