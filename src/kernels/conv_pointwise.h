@@ -12,6 +12,9 @@
  * 256 -> 64 layer.
  * The backward data pass is the same product with W transposed:
  *   dX (C/G x P) = W^T dY.
+ * Each task prefetches the next task's block into L2 as its tiles run, and
+ * the tasks run in contiguous ranges per thread, so that block is the
+ * thread's own next.
  * Tasks (image, group, pixel block) never share outputs and each output's
  * sum runs in one order, so results do not depend on the number of
  * threads. AVX2 only (AVX-512's direct tiles do better there); callers

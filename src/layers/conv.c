@@ -338,8 +338,9 @@ static int64_t prod3(const int64_t *v) { return v[0] * v[1] * v[2]; }
  * SIMD any group with few output channels, where the im2col GEMM would
  * spend far more on packing than on arithmetic; the direct kernels
  * (channels along the lanes) serve wide layers, and groups of 12 to 16
- * channels whose rows would leave a quarter of the lanes empty. The GEMM
- * is left with what no SIMD kernel covers. */
+ * channels whose rows would leave a quarter of the lanes empty; on AVX2 the
+ * pointwise kernels take 1x1 layers at stride 1. The GEMM is left with
+ * what no SIMD kernel covers. */
 typedef enum { KERN_GEMM, KERN_DIRECT, KERN_PLANES, KERN_WINOGRAD, KERN_POINTWISE } conv_kernel;
 typedef struct {
     conv_kernel fwd, data, weight;
