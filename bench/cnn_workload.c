@@ -7,7 +7,9 @@
  * "fma" times a fixed count of independent FMAs (the widest vectors the
  * CPU has) on one thread and split over two, the rounds alternating: how
  * much a second thread adds to FMA-bound work at the moment, which on a
- * shared virtual machine is not always 2x. */
+ * shared virtual machine is not always 2x. "layer" with several thread
+ * counts runs that check before each round of steps too, and gives the
+ * first two counts' speedup over the rounds it read two free cores around. */
 #include "cnn.h"
 
 #include <stdio.h>
@@ -103,133 +105,12 @@ static double layer_step(bench_graph *bg, int train)
     return el;
 }
 
-/* THREADS is one count, or several separated by commas: one graph each, and
- * their steps taken in turn, so that a slow phase of the machine falls on
- * all of them alike (for thread scaling). "seconds" is the first count's. */
-static int layer(int argc, char **argv)
-{
-    if (argc < 7)
-        return 2;
-    const char *model = argv[2];
-    long long dims[8];
-    int nd = 0;
-    for (char *p = argv[3]; *p && nd < 7;) {
-        dims[nd++] = strtoll(p, &p, 10);
-        if (*p == ',')
-            p++;
-    }
-    int counts[8], ng = 0;
-    for (char *p = argv[5]; *p && ng < 8;) {
-        counts[ng++] = (int)strtol(p, &p, 10);
-        if (*p == ',')
-            p++;
-    }
-    int batch = atoi(argv[4]), reps = atoi(argv[6]);
-    int train = argc > 7 && !strcmp(argv[7], "train");
-    if (ng < 1 || reps < 1)
-        return 2;
-    cnn_shape xs = {nd + 1, {0}};
-    xs.dims[0] = batch;
-    for (int d = 0; d < nd; d++)
-        xs.dims[d + 1] = dims[d];
-    bench_graph bg[8];
-    double *t = malloc(sizeof(double) * (size_t)reps * (size_t)ng);
-    int rc = t ? 0 : 1;
-    int made = 0;
-    for (; made < ng && !rc; made++)
-        rc = layer_setup(&bg[made], model, &xs, counts[made], train);
-    for (int r = -2; r < reps && !rc; r++)
-        for (int i = 0; i < ng && !rc; i++) {
-            double el = layer_step(&bg[i], train);
-            if (el < 0)
-                rc = 1;
-            else if (r >= 0)
-                t[i * reps + r] = el;
-        }
-    if (!rc) {
-        cnn_graph *g = bg[0].g;
-        int64_t macs = 0;
-        for (int i = 0; i < cnn_graph_layer_count(g); i++) {
-            cnn_layer_info li;
-            cnn_graph_layer(g, i, &li);
-            macs += li.macs;
-        }
-        printf("{\"seconds\": %.6e, \"macs\": %lld, \"isa\": \"%s\"", median(t, reps), (long long)macs,
-               cnn_graph_isa(g));
-        if (ng > 1) {
-            printf(", \"threads\": [");
-            for (int i = 0; i < ng; i++)
-                printf("%s%d", i ? ", " : "", counts[i]);
-            printf("], \"seconds_by_threads\": [");
-            for (int i = 0; i < ng; i++)
-                printf("%s%.6e", i ? ", " : "", median(t + i * reps, reps));
-            printf("]");
-        }
-        printf("}\n");
-    }
-    for (int i = 0; i < made; i++)
-        cnn_graph_destroy(bg[i].g);
-    free(t);
-    return rc;
-}
-
-static int gemm(int argc, char **argv)
-{
-    if (argc < 5)
-        return 2;
-    int n = atoi(argv[2]), reps = atoi(argv[4]);
-    int blas = argc > 5 && !strcmp(argv[5], "openblas");
-    float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n);
-    float *c = malloc(sizeof(float) * (size_t)n * n);
-    for (int64_t i = 0; i < (int64_t)n * n; i++) {
-        a[i] = (float)(i % 7) / 7;
-        b[i] = (float)(i % 5) / 5;
-    }
-    /* CNN_BENCH_ISA narrows the instruction set as for the layers */
-    const char *isa_s = getenv("CNN_BENCH_ISA");
-    cnni_isa isa = cnni_cpu_best_isa();
-    if (isa_s && !strcmp(isa_s, "avx2") && isa > CNNI_ISA_AVX2)
-        isa = CNNI_ISA_AVX2;
-    else if (isa_s && !strcmp(isa_s, "generic"))
-        isa = CNNI_ISA_GENERIC;
-    const cnni_gemm_kernel *k = cnni_gemm_kernel_for(isa);
-    void *s = malloc(cnni_gemm_scratch_bytes(k));
-    cnni_gemm_op op;
-    memset(&op, 0, sizeof op);
-    op.M = op.N = op.K = n;
-    op.a = a;
-    op.lda = n;
-    op.b = b;
-    op.ldb = n;
-    op.c = c;
-    op.ldc = n;
-#ifdef CNN_BENCH_OPENBLAS
-    openblas_set_num_threads(1);
-#endif
-    double *t = malloc(sizeof(double) * (size_t)reps);
-    for (int r = -1; r < reps; r++) {
-        double t0 = now();
-        if (blas) {
-#ifdef CNN_BENCH_OPENBLAS
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-#else
-            fprintf(stderr, "built without OpenBLAS\n");
-            return 1;
-#endif
-        } else {
-            cnni_gemm(k, &op, 0, n, s);
-        }
-        if (r >= 0)
-            t[r] = now() - t0;
-    }
-    printf("{\"seconds\": %.6e, \"macs\": %lld, \"isa\": \"%s\"}\n", median(t, reps), (long long)n * n * n,
-           cnni_isa_name(isa));
-    return 0;
-}
-
 /* One task of the FMA probe: 8 independent chains of FMAs. */
 #define FMA_STEPS 200000
 static float fma_sink[64 * 16];
+
+/* An FMA check reading at least this means the machine had two free cores. */
+#define TWO_CORES 1.8
 
 #if defined(__x86_64__)
 __attribute__((target("avx512f"))) static void fma_avx512(float *out)
@@ -288,33 +169,221 @@ static void fma_task(void *ctx, int64_t t, int thread)
         out[j] = a[j];
 }
 
+/* The ISA the FMA probe uses: the best one, or AVX2 under CNN_BENCH_ISA=avx2. */
+static cnni_isa probe_isa(void)
+{
+    cnni_isa isa = cnni_cpu_best_isa();
+    const char *isa_s = getenv("CNN_BENCH_ISA");
+    if (isa_s && !strcmp(isa_s, "avx2") && isa > CNNI_ISA_AVX2)
+        isa = CNNI_ISA_AVX2;
+    return isa;
+}
+
+/* One round of the FMA probe: the seconds of the 8 tasks on the calling
+ * thread alone (t1) and on pool's two threads (t2). */
+static void fma_round(cnni_pool *pool, cnni_isa isa, double *t1, double *t2)
+{
+    double a = now();
+    cnni_pool_run(NULL, fma_task, &isa, 8);
+    double b = now();
+    cnni_pool_run(pool, fma_task, &isa, 8);
+    *t1 = b - a;
+    *t2 = now() - b;
+}
+
+/* How much a second thread adds to FMAs right now, after a pause that
+ * lets the workers of the graph timed last stop spinning. */
+static double fma_scaling_now(cnni_pool *pool, cnni_isa isa)
+{
+    struct timespec pause = {0, 4000000};
+    nanosleep(&pause, NULL);
+    double t1, t2;
+    fma_round(pool, isa, &t1, &t2);
+    return t1 / t2;
+}
+
+/* THREADS is one count, or several separated by commas: one graph each, and
+ * their steps taken in turn, so that a slow phase of the machine falls on
+ * all of them alike (for thread scaling). "seconds" is the first count's. */
+static int layer(int argc, char **argv)
+{
+    if (argc < 7)
+        return 2;
+    const char *model = argv[2];
+    long long dims[8];
+    int nd = 0;
+    for (char *p = argv[3]; *p && nd < 7;) {
+        dims[nd++] = strtoll(p, &p, 10);
+        if (*p == ',')
+            p++;
+    }
+    int counts[8], ng = 0;
+    for (char *p = argv[5]; *p && ng < 8;) {
+        counts[ng++] = (int)strtol(p, &p, 10);
+        if (*p == ',')
+            p++;
+    }
+    int batch = atoi(argv[4]), reps = atoi(argv[6]);
+    int train = argc > 7 && !strcmp(argv[7], "train");
+    if (ng < 1 || reps < 1)
+        return 2;
+    cnn_shape xs = {nd + 1, {0}};
+    xs.dims[0] = batch;
+    for (int d = 0; d < nd; d++)
+        xs.dims[d + 1] = dims[d];
+    bench_graph bg[8];
+    double *t = malloc(sizeof(double) * (size_t)reps * (size_t)ng);
+    int rc = t ? 0 : 1;
+    int made = 0;
+    for (; made < ng && !rc; made++)
+        rc = layer_setup(&bg[made], model, &xs, counts[made], train);
+    /* With several thread counts, an FMA check before each round of steps
+     * and after the last tells the rounds in which the machine had two
+     * free cores (see the file comment). */
+    cnni_pool *probe = NULL;
+    const cnni_isa isa = probe_isa();
+    double *fma = ng > 1 && !rc ? malloc(sizeof(double) * (size_t)(reps + 1)) : NULL;
+    if (fma && cnni_pool_create(&probe, 2))
+        rc = 1;
+    for (int r = -2; r < reps && !rc; r++) {
+        if (fma && r >= 0)
+            fma[r] = fma_scaling_now(probe, isa);
+        for (int i = 0; i < ng && !rc; i++) {
+            double el = layer_step(&bg[i], train);
+            if (el < 0)
+                rc = 1;
+            else if (r >= 0)
+                t[i * reps + r] = el;
+        }
+    }
+    if (fma && !rc)
+        fma[reps] = fma_scaling_now(probe, isa);
+    if (!rc) {
+        cnn_graph *g = bg[0].g;
+        int64_t macs = 0;
+        for (int i = 0; i < cnn_graph_layer_count(g); i++) {
+            cnn_layer_info li;
+            cnn_graph_layer(g, i, &li);
+            macs += li.macs;
+        }
+        printf("{\"seconds\": %.6e, \"macs\": %lld, \"isa\": \"%s\"", median(t, reps), (long long)macs,
+               cnn_graph_isa(g));
+        if (ng > 1) {
+            printf(", \"threads\": [");
+            for (int i = 0; i < ng; i++)
+                printf("%s%d", i ? ", " : "", counts[i]);
+            printf("], \"seconds_by_threads\": [");
+            for (int i = 0; i < ng; i++)
+                printf("%s%.6e", i ? ", " : "", median(t + i * reps, reps));
+            printf("]");
+            /* The first two counts' ratio, step by step, in the rounds
+             * whose FMA checks before and after both read two cores. */
+            double *ratio = fma ? malloc(sizeof(double) * (size_t)reps) : NULL;
+            int free_steps = 0;
+            for (int r = 0; ratio && r < reps; r++)
+                if (fma[r] >= TWO_CORES && fma[r + 1] >= TWO_CORES)
+                    ratio[free_steps++] = t[r] / t[reps + r];
+            if (ratio) {
+                printf(", \"two_core_steps\": %d, \"speedup_two_core_steps\": ", free_steps);
+                if (free_steps)
+                    printf("%.4f", median(ratio, free_steps));
+                else
+                    printf("null");
+                printf(", \"fma_scaling_by_step\": [");
+                for (int r = 0; r <= reps; r++)
+                    printf("%s%.3f", r ? ", " : "", fma[r]);
+                printf("], \"speedup_by_step\": [");
+                for (int r = 0; r < reps; r++)
+                    printf("%s%.4f", r ? ", " : "", t[r] / t[reps + r]);
+                printf("]");
+            }
+            free(ratio);
+        }
+        printf("}\n");
+    }
+    for (int i = 0; i < made; i++)
+        cnn_graph_destroy(bg[i].g);
+    if (probe)
+        cnni_pool_destroy(probe);
+    free(fma);
+    free(t);
+    return rc;
+}
+
+static int gemm(int argc, char **argv)
+{
+    if (argc < 5)
+        return 2;
+    int n = atoi(argv[2]), reps = atoi(argv[4]);
+    int blas = argc > 5 && !strcmp(argv[5], "openblas");
+    float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n);
+    float *c = malloc(sizeof(float) * (size_t)n * n);
+    for (int64_t i = 0; i < (int64_t)n * n; i++) {
+        a[i] = (float)(i % 7) / 7;
+        b[i] = (float)(i % 5) / 5;
+    }
+    /* CNN_BENCH_ISA narrows the instruction set as for the layers */
+    const char *isa_s = getenv("CNN_BENCH_ISA");
+    cnni_isa isa = cnni_cpu_best_isa();
+    if (isa_s && !strcmp(isa_s, "avx2") && isa > CNNI_ISA_AVX2)
+        isa = CNNI_ISA_AVX2;
+    else if (isa_s && !strcmp(isa_s, "generic"))
+        isa = CNNI_ISA_GENERIC;
+    const cnni_gemm_kernel *k = cnni_gemm_kernel_for(isa);
+    void *s = malloc(cnni_gemm_scratch_bytes(k));
+    cnni_gemm_op op;
+    memset(&op, 0, sizeof op);
+    op.M = op.N = op.K = n;
+    op.a = a;
+    op.lda = n;
+    op.b = b;
+    op.ldb = n;
+    op.c = c;
+    op.ldc = n;
+#ifdef CNN_BENCH_OPENBLAS
+    openblas_set_num_threads(1);
+#endif
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        if (blas) {
+#ifdef CNN_BENCH_OPENBLAS
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+#else
+            fprintf(stderr, "built without OpenBLAS\n");
+            return 1;
+#endif
+        } else {
+            cnni_gemm(k, &op, 0, n, s);
+        }
+        if (r >= 0)
+            t[r] = now() - t0;
+    }
+    printf("{\"seconds\": %.6e, \"macs\": %lld, \"isa\": \"%s\"}\n", median(t, reps), (long long)n * n * n,
+           cnni_isa_name(isa));
+    return 0;
+}
+
 static int fma_probe(int argc, char **argv)
 {
     const int rounds = argc > 2 ? atoi(argv[2]) : 5;
     if (rounds < 1 || rounds > 1000)
         return 2;
-    cnni_isa isa = cnni_cpu_best_isa();
-    const char *isa_s = getenv("CNN_BENCH_ISA");
-    if (isa_s && !strcmp(isa_s, "avx2") && isa > CNNI_ISA_AVX2)
-        isa = CNNI_ISA_AVX2;
+    const cnni_isa isa = probe_isa();
     cnni_pool *pool;
     if (cnni_pool_create(&pool, 2))
         return 1;
     double *t1 = malloc(sizeof(double) * (size_t)rounds), *t2 = malloc(sizeof(double) * (size_t)rounds);
-    for (int r = 0; r < rounds; r++) {
-        double a = now();
-        cnni_pool_run(NULL, fma_task, &isa, 8);
-        double b = now();
-        cnni_pool_run(pool, fma_task, &isa, 8);
-        t1[r] = b - a;
-        t2[r] = now() - b;
-    }
-    printf("{\"one_thread\": %.6e, \"two_threads\": %.6e, \"isa\": \"%s\"}\n", median(t1, rounds),
-           median(t2, rounds), cnni_isa_name(isa));
+    int rc = t1 && t2 ? 0 : 1;
+    for (int r = 0; r < rounds && !rc; r++)
+        fma_round(pool, isa, &t1[r], &t2[r]);
+    if (!rc)
+        printf("{\"one_thread\": %.6e, \"two_threads\": %.6e, \"isa\": \"%s\"}\n", median(t1, rounds),
+               median(t2, rounds), cnni_isa_name(isa));
     cnni_pool_destroy(pool);
     free(t1);
     free(t2);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -278,33 +278,36 @@ def main():
     if want("scaling"):
         print("\n%-40s %-9s %10s %10s %7s" % ("thread scaling (fwd+bwd)", "", "1 thread", "2 threads", "speedup"))
         for name, module, shape, batch in CONVS[:3]:
-            ones, twos, fma, after = [], [], [], []
+            ones, twos, steps, step_fma = [], [], [], []
             for _ in range(ROUNDS):
-                fma.append(fma_scaling())
                 # one process times both, its steps alternating between a
-                # 1-thread and a 2-thread graph: a slow phase of the machine
-                # then falls on both alike
-                one, two = cnn_layer(module, shape, batch, "1,2", True)["seconds_by_threads"]
-                after.append(fma_scaling())
+                # 1-thread and a 2-thread graph, so that a slow phase of the
+                # machine falls on both alike; it runs an FMA check before
+                # each pair of steps and after the last
+                r = cnn_layer(module, shape, batch, "1,2", True)
+                one, two = r["seconds_by_threads"]
                 ones.append(one)
                 twos.append(two)
+                fma = r["fma_scaling_by_step"]
+                for i, sp in enumerate(r["speedup_by_step"]):
+                    steps.append(sp)
+                    step_fma.append(min(fma[i], fma[i + 1]))
             one, two = statistics.median(ones), statistics.median(twos)
-            # the rounds the machine had two cores for, by the FMA check
-            # before and after them (a phase on one core gives about 1x
-            # whatever the code does)
-            free = [o / t for o, t, b, a in zip(ones, twos, fma, after) if min(b, a) >= TWO_CORES]
+            # the step pairs the machine had two cores for, by the FMA
+            # checks on either side of them (a phase on one core gives
+            # about 1x whatever the code does)
+            free = [sp for sp, f in zip(steps, step_fma) if f >= TWO_CORES]
             entry = {"name": name, "one_ms": one * 1e3, "two_ms": two * 1e3, "speedup": one / two,
                      "speedup_by_round": [o / t for o, t in zip(ones, twos)],
-                     "fma_two_thread_scaling_before_rounds": fma, "fma_two_thread_scaling_after_rounds": after,
-                     "speedup_two_core_rounds": statistics.median(free) if free else None,
-                     "two_core_rounds": len(free)}
+                     "speedup_by_step": steps, "fma_two_thread_scaling_around_steps": step_fma,
+                     "speedup_two_core_steps": statistics.median(free) if free else None,
+                     "two_core_steps": len(free)}
             results["scaling"].append(entry)
-            print("%-40.40s %-9s %10.3f %10.3f %6.2fx   FMA check before/after: %s" % (
-                name, "", one * 1e3, two * 1e3, one / two,
-                " ".join("%.2f/%.2f" % (b, a) for b, a in zip(fma, after))))
+            print("%-40.40s %-9s %10.3f %10.3f %6.2fx   (all %d step pairs)" % (
+                name, "", one * 1e3, two * 1e3, one / two, len(steps)))
             print("%-40s %-9s %10s %10s %s" % (
-                "", "", "", "", "two-core rounds (FMA check >= %.1fx): %d, median speedup %s" % (
-                    TWO_CORES, len(free), "%.2fx" % entry["speedup_two_core_rounds"] if free else "-")))
+                "", "", "", "", "pairs with two free cores (FMA check >= %.1fx on both sides): %d, median speedup %s" % (
+                    TWO_CORES, len(free), "%.2fx" % entry["speedup_two_core_steps"] if free else "-")))
 
     if want("gemm"):
         n = 1024
