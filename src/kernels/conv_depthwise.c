@@ -150,10 +150,12 @@ static void g_gather(float *d, int64_t n, int64_t m, const float *const *src, in
     }
 }
 
-static int g_pads(const cnni_conv_geom *g, int64_t nch)
+static int g_pads(const cnni_conv_geom *g, int64_t nch, int64_t m, int weight)
 {
     (void)g;
     (void)nch;
+    (void)m;
+    (void)weight;
     return 0;
 }
 
@@ -433,7 +435,7 @@ static void run_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *p
     fwd_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, isa, pg, src_g, reads_in_place(pg) || j.kn->pads(pg, src_g), r);
+    plane_init(&j.proto, isa, pg, src_g, reads_in_place(pg) || j.kn->pads(pg, src_g, dst_g, 0), r);
     j.src = src;
     j.w = w;
     j.b = b;
@@ -654,7 +656,7 @@ void cnni_conv_dw_backward_weight(int isa, struct cnni_pool *pool, const cnni_co
     wgt_job j;
     memset(&j, 0, sizeof j);
     j.kn = kernels_for(isa);
-    plane_init(&j.proto, isa, g, cg_of(g), reads_in_place(g) || j.kn->pads(g, cg_of(g)), &r);
+    plane_init(&j.proto, isa, g, cg_of(g), reads_in_place(g) || j.kn->pads(g, cg_of(g), og_of(g), 1), &r);
     j.x = x;
     j.dy = dy;
     j.want_db = db != NULL;

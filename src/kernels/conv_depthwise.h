@@ -108,10 +108,11 @@ typedef struct cnni_dw_kernels {
      * for i < n, summed in an order fixed by cnt and k2 */
     void (*gather)(float *d, int64_t n, int64_t m, const float *const *src, int64_t cnt, int64_t k2, int64_t ld,
                    int64_t sh0, int64_t dil);
-    /* Whether forward and weight read the input planes of this geometry
-     * (nch channels per group) in place whatever the padding, applying the
-     * zeros themselves: then no padded copy is made. */
-    int (*pads)(const cnni_conv_geom *g, int64_t nch);
+    /* Whether the forward into m output channels per group (weight = 0),
+     * or the weight gradient (weight = 1), reads the input planes of this
+     * geometry (nch channels per group) in place whatever the padding,
+     * applying the zeros itself: then no padded copy is made. */
+    int (*pads)(const cnni_conv_geom *g, int64_t nch, int64_t m, int weight);
 } cnni_dw_kernels;
 
 extern const cnni_dw_kernels cnni_dw_kernels_generic, cnni_dw_kernels_avx2, cnni_dw_kernels_avx512;
