@@ -218,21 +218,33 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
         script = TORCH_TRAIN % {"graph": os.path.join(ROOT, "tests", "torch"), "threads": threads,
                                 "data": src, "n": n, "batch": batch, "model": os.path.join(ROOT, model),
                                 "opt": opt_torch}
-        ips_c, rss_c, ips_t, rss_t, fma = [], [], [], [], []
+        ips_c, rss_c, ips_t, rss_t, fma, mid, after = [], [], [], [], [], [], []
         for _ in range(TRAIN_ROUNDS):  # the sides alternate (see ROUNDS)
             settle()
             fma.append(fma_scaling())
             _, rss = run_rss(cmd)
             rss_c.append(rss)
             ips_c.append(json.loads(open(mt).read().splitlines()[-1])["images_per_sec"])
+            mid.append(fma_scaling())
             out, rss = run_rss([sys.executable, "-c", script])
             ips_t.append(json.loads(out.strip().splitlines()[-1])["images_per_sec"])
             rss_t.append(rss)
+            after.append(fma_scaling())
         res = {"name": name, "cnn_images_per_sec": statistics.median(ips_c),
                "torch_images_per_sec": statistics.median(ips_t), "cnn_max_rss_mb": max(rss_c),
                "torch_max_rss_mb": max(rss_t), "samples": n, "cnn_images_per_sec_runs": ips_c,
-               "fma_two_thread_scaling_before_runs": fma}
+               "torch_images_per_sec_runs": ips_t, "fma_two_thread_scaling_before_runs": fma,
+               "fma_two_thread_scaling_between_runs": mid, "fma_two_thread_scaling_after_runs": after}
+        # each side's runs the FMA checks on both sides of called two-core
+        # (a long run can still hold a one-core phase the checks miss)
+        free_c = [v for v, b, a in zip(ips_c, fma, mid) if min(b, a) >= TWO_CORES]
+        free_t = [v for v, b, a in zip(ips_t, mid, after) if min(b, a) >= TWO_CORES]
+        res["cnn_two_core_runs"], res["torch_two_core_runs"] = len(free_c), len(free_t)
+        res["cnn_images_per_sec_two_core"] = statistics.median(free_c) if free_c else None
+        res["torch_images_per_sec_two_core"] = statistics.median(free_t) if free_t else None
     res["ratio"] = res["cnn_images_per_sec"] / res["torch_images_per_sec"]
+    res["ratio_two_core"] = (res["cnn_images_per_sec_two_core"] / res["torch_images_per_sec_two_core"]
+                             if res["cnn_two_core_runs"] and res["torch_two_core_runs"] else None)
     return res
 
 
@@ -347,6 +359,15 @@ def main():
         print("  cnn runs %s images/s; FMA check before each: 2 threads %s one" % (
             ", ".join("%.0f" % v for v in r["cnn_images_per_sec_runs"]),
             ", ".join("%.2fx" % v for v in r["fma_two_thread_scaling_before_runs"])))
+        print("  PyTorch runs %s images/s; FMA check after each: %s" % (
+            ", ".join("%.0f" % v for v in r["torch_images_per_sec_runs"]),
+            ", ".join("%.2fx" % v for v in r["fma_two_thread_scaling_after_runs"])))
+        print("  runs with two free cores (FMA check >= %.1fx before and after): cnn %d of %d%s, PyTorch %d of %d%s%s" % (
+            TWO_CORES, r["cnn_two_core_runs"], len(r["cnn_images_per_sec_runs"]),
+            ", median %.0f" % r["cnn_images_per_sec_two_core"] if r["cnn_two_core_runs"] else "",
+            r["torch_two_core_runs"], len(r["torch_images_per_sec_runs"]),
+            ", median %.0f" % r["torch_images_per_sec_two_core"] if r["torch_two_core_runs"] else "",
+            ", ratio %.2fx" % r["ratio_two_core"] if r["ratio_two_core"] else ""))
         sys.stdout.flush()
     out = os.path.join(HERE, "results-avx2.json" if ISA == "avx2" else "results.json")
     with open(out + ".tmp", "w") as f:
