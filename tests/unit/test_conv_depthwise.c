@@ -69,9 +69,16 @@ static double one_case(int isa, cnni_pool **pools, const cnni_conv_geom *g, int 
     cnni_ref_conv_backward_weight_f32(g, x, dy, dw_ref, with_bias ? db_ref : NULL);
     float *y[NTHREADS], *dx[NTHREADS], *dw[NTHREADS], *db[NTHREADS];
     void *scr = malloc(cnni_conv_dw_scratch(g, NTHREADS, CNNI_DW_FORWARD | CNNI_DW_DATA | CNNI_DW_WEIGHT));
+    /* GUARD floats past y and dx, which no kernel may write (a store of a
+     * whole vector past a row's last output shows here on the last row) */
+    enum { GUARD = 32 };
+    const float canary = 1234.5f;
+    int guard_ok = 1;
     for (int t = 0; t < NTHREADS; t++) {
-        y[t] = malloc(4 * (size_t)ny);
-        dx[t] = malloc(4 * (size_t)nx);
+        y[t] = malloc(4 * (size_t)(ny + GUARD));
+        dx[t] = malloc(4 * (size_t)(nx + GUARD));
+        for (int i = 0; i < GUARD; i++)
+            y[t][ny + i] = dx[t][nx + i] = canary;
         dw[t] = malloc(4 * (size_t)nw);
         db[t] = malloc(4 * (size_t)g->O);
         memcpy(dw[t], dw0, 4 * (size_t)nw);
@@ -84,8 +91,12 @@ static double one_case(int isa, cnni_pool **pools, const cnni_conv_geom *g, int 
         cnni_conv_dw_forward(isa, pools[t], g, x, w, b, y[t], scr);
         cnni_conv_dw_backward_data(isa, pools[t], g, dy, w, dx[t], scr);
         cnni_conv_dw_backward_weight(isa, pools[t], g, x, dy, dw[t], with_bias ? db[t] : NULL, scr);
+        for (int i = 0; i < GUARD; i++)
+            guard_ok &= y[t][ny + i] == canary && dx[t][nx + i] == canary;
     }
     double e = fmax(fmax(rel(y[0], y_ref, ny), rel(dx[0], dx_ref, nx)), rel(dw[0], dw_ref, nw));
+    if (!guard_ok)
+        e = INFINITY; /* written past the output */
     if (with_bias)
         e = fmax(e, rel(db[0], db_ref, g->O));
     else if (memcmp(db[0], db0, 4 * (size_t)g->O))

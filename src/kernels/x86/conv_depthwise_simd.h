@@ -208,7 +208,7 @@ DW_INLINE void rows_tile(const float *xr, int64_t xstep, const int64_t *off, con
             DW_UNROLL for (int v = 0; v < nv; v++)
             {
                 float *yq = yr + r * ystep + q * ystride + v * W;
-                if (v == nv - 1)
+                if (v == nv - 1 && last < W) /* masked stores cost many plain ones on AVX2 */
                     VSTOREM(yq, last, acc[r][q][v]);
                 else
                     VSTORE(yq, acc[r][q][v]);
@@ -364,6 +364,10 @@ DW_INLINE void fwd_rows(cnni_dw_plane *p, int64_t m, float *y, int64_t ystride, 
 #define SLIDE_UNROLL _Pragma("GCC unroll 16")
 #endif
 
+/* In slide_tile's edge: the last output vector is whole (stored plainly;
+ * set without VALIGNR only, AVX-512's masked stores being cheap). */
+#define SLIDE_LAST_WHOLE (1u << 8)
+
 /* The tile reads input rows i < R + KH - 1 from x + i*ld, those whose
  * bit i of rowok is set (the others are zero padding). With VALIGNR, row
  * vector v (v <= NV) holds the lanes of km[v] from x + v*W, the others
@@ -424,7 +428,14 @@ DW_INLINE void slide_tile(const float *x, int64_t ld, const float *w, float *y, 
         SLIDE_UNROLL for (int v = 0; v < NV; v++)
         {
             float *yq = y + r * ldy + v * W;
+            /* a whole last vector stored plainly: AVX2's masked store costs
+             * many times a plain one (it was 2/5 of the 3x3 depthwise
+             * forward's samples with its loads in place) */
+#ifdef VALIGNR
             if (v == NV - 1)
+#else
+            if (v == NV - 1 && !(edge & SLIDE_LAST_WHOLE))
+#endif
                 VSTOREK(yq, klast, acc[r][v]);
             else
                 VSTORE(yq, acc[r][v]);
@@ -528,15 +539,19 @@ static void slide_rows(cnni_dw_plane *p, int kind, int64_t m, float *y, int64_t 
             for (int v = 0; v <= nv; v++)
                 km[v] = lanes_between(-c0 - v * W, end - c0 - v * W);
 #else
-            /* the window of vector v at tap t2: columns c0 + v*W + t2 + l */
+            /* the window of vector v at tap t2: columns c0 + v*W + t2 + l;
+             * masks only for the vectors with a window crossing an end */
             VM km[4 * 8];
-            for (int v = 0; v < nv; v++)
-                for (int t2 = 0; t2 < kw; t2++) {
-                    const int64_t s = c0 + v * W + t2;
-                    km[v * 8 + t2] = lanes_between(-s, end - s);
-                    if (s < 0 || s + W > end)
-                        edge |= 1u << v;
-                }
+            if (last == W)
+                edge |= SLIDE_LAST_WHOLE;
+            for (int v = 0; v < nv; v++) {
+                const int64_t s0 = c0 + v * W;
+                if (s0 >= 0 && s0 + kw - 1 + W <= end)
+                    continue;
+                edge |= 1u << v;
+                for (int t2 = 0; t2 < kw; t2++)
+                    km[v * 8 + t2] = lanes_between(-(s0 + t2), end - (s0 + t2));
+            }
 #endif
             const VM klast = VMASKN(last);
             for (int64_t z1 = p->z1a; z1 < p->z1b;) {
@@ -1011,7 +1026,7 @@ DW_INLINE void cols_tile(int64_t K, const float *a, const float *b, int64_t ldb,
     {
         DW_UNROLL for (int v = 0; v < nv; v++)
         {
-            if (v == nv - 1)
+            if (v == nv - 1 && last < W) /* masked stores cost many plain ones on AVX2 */
                 VSTOREM(c + t * ldc + v * W, last, acc[t][v]);
             else
                 VSTORE(c + t * ldc + v * W, acc[t][v]);
