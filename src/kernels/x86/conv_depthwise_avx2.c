@@ -3,6 +3,8 @@
 
 #include <immintrin.h>
 
+#include "lanes_avx2.h"
+
 typedef __m256 V;
 #define W 8
 #define DW_MAX_ACC 12 /* of 16 registers */
@@ -28,7 +30,8 @@ static inline __m256i lanes(int n)
 #define VLOADM(p, n) _mm256_maskload_ps((p), lanes(n))
 /* lanes [a, b) of p (0 <= a < b <= 8); the others 0 and not read */
 #define VLOADR(p, a, b) _mm256_maskload_ps((p), _mm256_andnot_si256(lanes(a), lanes(b)))
-#define VSTOREM(p, n, v) _mm256_maskstore_ps((p), lanes(n), (v))
+/* the first n lanes stored in pieces (vmaskmovps stores cost many plain ones) */
+#define VSTOREM(p, n, v) store_first((p), (v), (n))
 typedef __m256i VM;
 #define VMASKN lanes
 #define VLOADK(p, k) _mm256_maskload_ps((p), (k))
