@@ -8,8 +8,8 @@
  * CPU has) on one thread and split over two, the rounds alternating: how
  * much a second thread adds to FMA-bound work at the moment, which on a
  * shared virtual machine is not always 2x. "layer" with several thread
- * counts runs that check before each round of steps too, and gives the
- * first two counts' speedup over the rounds it read two free cores around. */
+ * counts runs that check before each round of steps and after the last,
+ * and prints them beside the first two counts' speedup round by round. */
 #include "cnn.h"
 
 #include <stdio.h>
@@ -109,8 +109,6 @@ static double layer_step(bench_graph *bg, int train)
 #define FMA_STEPS 200000
 static float fma_sink[64 * 16];
 
-/* An FMA check reading at least this means the machine had two free cores. */
-#define TWO_CORES 1.8
 
 #if defined(__x86_64__)
 __attribute__((target("avx512f"))) static void fma_avx512(float *out)
@@ -276,19 +274,10 @@ static int layer(int argc, char **argv)
             for (int i = 0; i < ng; i++)
                 printf("%s%.6e", i ? ", " : "", median(t + i * reps, reps));
             printf("]");
-            /* The first two counts' ratio, step by step, in the rounds
-             * whose FMA checks before and after both read two cores. */
-            double *ratio = fma ? malloc(sizeof(double) * (size_t)reps) : NULL;
-            int free_steps = 0;
-            for (int r = 0; ratio && r < reps; r++)
-                if (fma[r] >= TWO_CORES && fma[r + 1] >= TWO_CORES)
-                    ratio[free_steps++] = t[r] / t[reps + r];
-            if (ratio) {
-                printf(", \"two_core_steps\": %d, \"speedup_two_core_steps\": ", free_steps);
-                if (free_steps)
-                    printf("%.4f", median(ratio, free_steps));
-                else
-                    printf("null");
+            /* the FMA check before each round of steps and after the last,
+             * and the first two counts' ratio round by round (bench/run.py
+             * keeps the rounds it calls two-core) */
+            if (fma) {
                 printf(", \"fma_scaling_by_step\": [");
                 for (int r = 0; r <= reps; r++)
                     printf("%s%.3f", r ? ", " : "", fma[r]);
@@ -297,7 +286,6 @@ static int layer(int argc, char **argv)
                     printf("%s%.4f", r ? ", " : "", t[r] / t[reps + r]);
                 printf("]");
             }
-            free(ratio);
         }
         printf("}\n");
     }

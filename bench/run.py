@@ -235,8 +235,8 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
                "torch_max_rss_mb": max(rss_t), "samples": n, "cnn_images_per_sec_runs": ips_c,
                "torch_images_per_sec_runs": ips_t, "fma_two_thread_scaling_before_runs": fma,
                "fma_two_thread_scaling_between_runs": mid, "fma_two_thread_scaling_after_runs": after}
-        # each side's runs the FMA checks on both sides of called two-core
-        # (a long run can still hold a one-core phase the checks miss)
+        # each side's runs whose FMA checks, before and after, both read two
+        # cores (a long run can still hold a one-core phase they miss)
         free_c = [v for v, b, a in zip(ips_c, fma, mid) if min(b, a) >= TWO_CORES]
         free_t = [v for v, b, a in zip(ips_t, mid, after) if min(b, a) >= TWO_CORES]
         res["cnn_two_core_runs"], res["torch_two_core_runs"] = len(free_c), len(free_t)
