@@ -218,13 +218,16 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
         script = TORCH_TRAIN % {"graph": os.path.join(ROOT, "tests", "torch"), "threads": threads,
                                 "data": src, "n": n, "batch": batch, "model": os.path.join(ROOT, model),
                                 "opt": opt_torch}
-        ips_c, rss_c, ips_t, rss_t, fma, mid, after = [], [], [], [], [], [], []
+        ips_c, rss_c, ips_t, rss_t, fma, mid, after, single = [], [], [], [], [], [], [], []
         for _ in range(TRAIN_ROUNDS):  # the sides alternate (see ROUNDS)
             settle()
             fma.append(fma_scaling())
             _, rss = run_rss(cmd)
             rss_c.append(rss)
-            ips_c.append(json.loads(open(mt).read().splitlines()[-1])["images_per_sec"])
+            m = json.loads(open(mt).read().splitlines()[-1])
+            ips_c.append(m["images_per_sec"])
+            # steps that cnn's adaptive thread use ran on one thread
+            single.append(m.get("one_thread_steps", 0))
             mid.append(fma_scaling())
             out, rss = run_rss([sys.executable, "-c", script])
             ips_t.append(json.loads(out.strip().splitlines()[-1])["images_per_sec"])
@@ -233,7 +236,8 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
         res = {"name": name, "cnn_images_per_sec": statistics.median(ips_c),
                "torch_images_per_sec": statistics.median(ips_t), "cnn_max_rss_mb": max(rss_c),
                "torch_max_rss_mb": max(rss_t), "samples": n, "cnn_images_per_sec_runs": ips_c,
-               "torch_images_per_sec_runs": ips_t, "fma_two_thread_scaling_before_runs": fma,
+               "torch_images_per_sec_runs": ips_t, "cnn_one_thread_steps_runs": single,
+               "cnn_steps_per_run": -(-n // batch), "fma_two_thread_scaling_before_runs": fma,
                "fma_two_thread_scaling_between_runs": mid, "fma_two_thread_scaling_after_runs": after}
         # each side's runs whose FMA checks, before and after, both read two
         # cores (a long run can still hold a one-core phase they miss)
@@ -359,6 +363,8 @@ def main():
         print("  cnn runs %s images/s; FMA check before each: 2 threads %s one" % (
             ", ".join("%.0f" % v for v in r["cnn_images_per_sec_runs"]),
             ", ".join("%.2fx" % v for v in r["fma_two_thread_scaling_before_runs"])))
+        print("  cnn steps on one thread (adaptive thread use), of %d: %s" % (
+            r["cnn_steps_per_run"], ", ".join("%d" % v for v in r["cnn_one_thread_steps_runs"])))
         print("  PyTorch runs %s images/s; FMA check after each: %s" % (
             ", ".join("%.0f" % v for v in r["torch_images_per_sec_runs"]),
             ", ".join("%.2fx" % v for v in r["fma_two_thread_scaling_after_runs"])))

@@ -372,6 +372,19 @@ CNN_API cnn_status cnn_graph_save_grads(cnn_graph *g, cnn_tensors *ts);
 /* Threads used by run and train (default 1). Results are bitwise the same
  * whatever the number. */
 CNN_API cnn_status cnn_graph_set_threads(cnn_graph *g, int n);
+/* Adaptive thread use (off by default). When on, each training step (a
+ * cnn_graph_forward with training set, to the end of its
+ * cnn_graph_backward) is timed, and the next runs on all the threads of
+ * cnn_graph_set_threads or on one, whichever the recent steps measured
+ * faster: now and then a step or two runs the other way to check. This
+ * pays on a shared machine whose virtual cores at times share one physical
+ * core, where two threads run slower than one. Results do not change
+ * (see above). Turning it on or off, or setting the threads, starts the
+ * measurements afresh. */
+CNN_API cnn_status cnn_graph_set_adaptive_threads(cnn_graph *g, int on);
+/* Under adaptive thread use: the training steps run so far on all the
+ * threads (*wide) and on one (*single). */
+CNN_API cnn_status cnn_graph_thread_steps(const cnn_graph *g, int64_t *wide, int64_t *single);
 /* The instruction set of the kernels: "auto" (the default: the best this
  * CPU supports), "avx512", "avx2" or "generic" (portable C). For testing and
  * comparing; a set the CPU lacks is CNN_ERR_UNSUPPORTED. */

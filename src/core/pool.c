@@ -15,7 +15,11 @@
  * unit. Publishing a job first moves the word to the new sequence number
  * with no unit free, then writes the job, then frees unit 0: a claim (a
  * compare-and-swap from the word a thread read) therefore succeeds only in
- * the job whose fields that thread read after reading the word. */
+ * the job whose fields that thread read after reading the word.
+ *
+ * The width (cnni_pool_set_width) lets fewer threads take part: at 1 every
+ * job runs inline and the workers, seeing none, go to sleep; above, the
+ * workers numbered from the width on claim nothing. */
 #include "pool.h"
 
 #include <pthread.h>
@@ -30,6 +34,7 @@
 
 struct cnni_pool {
     int n;                  /* threads in all, including the caller */
+    atomic_int width;       /* threads that take part in jobs: 1 to n (the caller's setting) */
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t wake;
@@ -72,6 +77,8 @@ static inline void cpu_relax(void)
  * thread runs them as `id`. */
 static void run_units(cnni_pool *p, int id)
 {
+    if (id >= atomic_load_explicit(&p->width, memory_order_relaxed))
+        return; /* a stale value costs nothing: any thread may run any unit */
     for (;;) {
         uint_fast64_t v = atomic_load(&p->claim);
         const int64_t u = (int64_t)(v & UNIT_MASK);
@@ -151,6 +158,7 @@ cnn_status cnni_pool_create(cnni_pool **out, int n)
     if (!p)
         return CNN_ERR_NOMEM;
     p->n = n;
+    atomic_init(&p->width, n);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     atomic_init(&p->generation, 0);
@@ -207,11 +215,22 @@ void cnni_pool_destroy(cnni_pool *p)
 
 int cnni_pool_threads(const cnni_pool *p) { return p ? p->n : 1; }
 
+void cnni_pool_set_width(cnni_pool *p, int width)
+{
+    if (p)
+        atomic_store_explicit(&p->width, width < 1 ? 1 : width > p->n ? p->n : width, memory_order_relaxed);
+}
+
+int cnni_pool_width(const cnni_pool *p)
+{
+    return p ? atomic_load_explicit(&((cnni_pool *)p)->width, memory_order_relaxed) : 1;
+}
+
 static void run_job(cnni_pool *p, cnni_task_fn fn, void *ctx, int64_t ntasks, int blocked)
 {
     if (ntasks <= 0)
         return;
-    if (!p || p->n == 1 || ntasks == 1 || ntasks >= (int64_t)NO_UNIT) {
+    if (!p || atomic_load_explicit(&p->width, memory_order_relaxed) == 1 || ntasks == 1 || ntasks >= (int64_t)NO_UNIT) {
         for (int64_t t = 0; t < ntasks; t++)
             fn(ctx, t, 0);
         return;

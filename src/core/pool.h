@@ -12,6 +12,12 @@ typedef struct cnni_pool cnni_pool;
 cnn_status cnni_pool_create(cnni_pool **out, int n);
 void cnni_pool_destroy(cnni_pool *p);
 int cnni_pool_threads(const cnni_pool *p);
+/* How many of the threads take part in the jobs from now on: 1 (every job
+ * runs inline on the caller, and the workers go to sleep) to the pool's
+ * count (the default). Called between jobs, by the caller only. Results do
+ * not change: they never depend on which threads run the tasks. */
+void cnni_pool_set_width(cnni_pool *p, int width);
+int cnni_pool_width(const cnni_pool *p);
 
 /* Runs fn(ctx, t, thread) for t in [0, ntasks) and returns when all are
  * done: each task is taken, in increasing t, by the next thread free, and

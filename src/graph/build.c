@@ -18,6 +18,7 @@ cnn_status cnn_graph_create(cnn_graph **out)
     cnni_rng_seed(&g->init_rng, 0);
     cnni_rng_seed(&g->run_rng, 0);
     g->threads = 1;
+    cnni_adapt_init(&g->adapt, 1);
     g->isa = cnni_cpu_best_isa();
     g->loss_node = -1;
     return CNN_OK;

@@ -3,6 +3,7 @@
 #ifndef CNN_GRAPH_INTERNAL_H
 #define CNN_GRAPH_INTERNAL_H
 
+#include "../core/adapt.h"
 #include "../core/internal.h"
 #include "../layers/layer.h"
 #include "../kernels/ref/pool_ref.h"
@@ -85,6 +86,13 @@ struct cnn_graph {
     int threads;
     int isa;                 /* cnni_isa used by the kernels */
     struct cnni_pool *pool;
+    /* Adaptive thread use (cnn_graph_set_adaptive_threads): each training
+     * step, from the forward to the end of the backward, is timed and
+     * reported; the next runs on the threads adapt chooses. */
+    int adaptive;
+    cnni_adapt adapt;
+    double step_start;       /* the training forward's start, 0 when none is open */
+    int64_t step_rows;
 
     /* plan */
     int planned;

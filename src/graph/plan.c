@@ -81,10 +81,34 @@ cnn_status cnn_graph_set_threads(cnn_graph *g, int n)
     cnni_pool_destroy(g->pool);
     g->pool = NULL;
     g->threads = n;
+    cnni_adapt_init(&g->adapt, n);
+    g->step_start = 0;
     if (n > 1 && cnni_pool_create(&g->pool, n) != CNN_OK) {
         g->threads = 1;
+        cnni_adapt_init(&g->adapt, 1);
         return cnni_oom(&g->err);
     }
+    return CNN_OK;
+}
+
+cnn_status cnn_graph_set_adaptive_threads(cnn_graph *g, int on)
+{
+    if (!g)
+        return CNN_ERR_ARGUMENT;
+    cnni_err_clear(&g->err);
+    g->adaptive = on != 0;
+    cnni_adapt_init(&g->adapt, g->threads);
+    g->step_start = 0;
+    cnni_pool_set_width(g->pool, g->threads);
+    return CNN_OK;
+}
+
+cnn_status cnn_graph_thread_steps(const cnn_graph *g, int64_t *wide, int64_t *single)
+{
+    if (!g || !wide || !single)
+        return CNN_ERR_ARGUMENT;
+    *wide = g->adapt.steps[0];
+    *single = g->adapt.steps[1];
     return CNN_OK;
 }
 

@@ -1,6 +1,7 @@
 /* Running a planned graph: forward in node order, backward in reverse,
  * with gradients of values used more than once summed. */
 #include "graph_internal.h"
+#include "../core/pool.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +71,14 @@ cnn_status cnn_graph_forward(cnn_graph *g, int training)
     if (!g->planned)
         return cnni_fail(&g->err, CNN_ERR_STATE, "cnn_graph_forward: call cnn_graph_plan first");
     g->fused_run = !g->detect_anomaly;
+    g->step_start = 0;
+    if (training && g->adaptive && g->pool) {
+        /* a training step starts: on the threads adapt chooses, timed to
+         * the end of its backward */
+        cnni_pool_set_width(g->pool, cnni_adapt_threads(&g->adapt));
+        g->step_rows = g->n_inputs && g->vals[g->inputs[0]].t.shape.ndim ? g->vals[g->inputs[0]].t.shape.dims[0] : 1;
+        g->step_start = seconds();
+    }
     for (int i = 0; i < g->n_nodes; i++) {
         float *param[CNNI_MAX_PARAMS], *grad[CNNI_MAX_PARAMS];
         void *buffer[CNNI_MAX_PARAMS];
@@ -230,6 +239,10 @@ cnn_status cnn_graph_backward(cnn_graph *g)
     for (int i = 0; i < g->n_vals; i++)
         g->written[i] = 0;
     g->forward_done = 0;
+    if (g->step_start > 0) {
+        cnni_adapt_record(&g->adapt, (seconds() - g->step_start) / (double)(g->step_rows > 0 ? g->step_rows : 1));
+        g->step_start = 0;
+    }
     return CNN_OK;
 }
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # make test-tsan: the threaded code under ThreadSanitizer (build-tsan/): the
-# fast kernels' own tests (which run with thread pools), two models trained
+# fast kernels' own tests (which run with thread pools), adaptive thread
+# use (steps switching between 2 threads and 1), two models trained
 # from two threads of one program, and cnn train with --threads 2. A data
 # race makes the program exit 86 (TSAN_OPTIONS, set by the make target) and
 # write its report under build-tsan/san-logs. Prints "RESULT passed failed".
@@ -27,6 +28,7 @@ run "test_conv_fast (convolutions on a thread pool)" "$BUILD/tests/test_conv_fas
 run "test_linear_fast (Linear on a thread pool)" "$BUILD/tests/test_linear_fast"
 run "test_thread_pool (round-robin and blocked jobs)" "$BUILD/tests/test_thread_pool"
 run "test_norm_fast (normalisation on a thread pool)" "$BUILD/tests/test_norm_fast"
+run "test_adapt (training steps switching between 2 threads and 1)" "$BUILD/tests/test_adapt"
 run "two models trained from two threads" "$BUILD/reliability/train_threads"
 run "cnn train --threads 2 (one epoch of the Fashion-MNIST subset)" \
     "$BUILD/cnn" train models/fashion_cnn.txt --data data/fashion-mnist-subset --epochs 1 \

@@ -93,5 +93,41 @@ int main(void)
         CHECK(ok);
         free(r);
     }
+    TEST("width: 1 runs every job inline as thread 0; 2 of 3 runs tasks on threads 0 and 1 only; 4 is 3, 0 is 1")
+    {
+        cnni_pool *p;
+        CHECK(cnni_pool_create(&p, 3) == CNN_OK);
+        CHECK(cnni_pool_width(p) == 3);
+        for (int w = 1; w <= 4; w++) {
+            const int want = w > 3 ? 3 : w; /* clamped to the pool */
+            cnni_pool_set_width(p, w);
+            CHECK(cnni_pool_width(p) == want);
+            for (int blocked = 0; blocked < 2; blocked++) {
+                int seen[3] = {0, 0, 0}, ok = 1;
+                /* rounds of slow tasks, so that each thread allowed gets some */
+                for (int round = 0; round < 20; round++) {
+                    record *r = calloc(1, sizeof *r);
+                    r->spin = 20000;
+                    (blocked ? cnni_pool_run_blocked : cnni_pool_run)(p, note, r, 60);
+                    for (int64_t t = 0; t < 60; t++) {
+                        ok &= atomic_load(&r->runs[t]) == 1 && r->index[t] >= 0 && r->index[t] < want;
+                        if (r->index[t] >= 0 && r->index[t] < 3)
+                            seen[r->index[t]] = 1;
+                        if (want == 1)
+                            ok &= pthread_equal(r->who[t], pthread_self()) != 0;
+                    }
+                    free(r);
+                }
+                CHECKF(ok, "width %d, %s: a task ran not once, or on a thread beyond the width", w,
+                       blocked ? "blocked" : "shared out");
+                /* a worker took part (on 2 cores, one of two may be kept off by the other) */
+                CHECKF(seen[0] && (want < 2 || seen[1] || seen[2]), "width %d: threads seen %d %d %d", w, seen[0],
+                       seen[1], seen[2]);
+            }
+        }
+        cnni_pool_set_width(p, 0);
+        CHECK(cnni_pool_width(p) == 1);
+        cnni_pool_destroy(p);
+    }
     return test_finish();
 }

@@ -465,7 +465,10 @@ static void test_train(void)
                 break;
             *nl = 0;
             cnni_json j;
-            CHECK(parse_json(line, &j) && j.type == CNNI_JOBJ && j.n == 9);
+            /* with --threads 2, adaptive thread use adds the steps it ran on one thread */
+            CHECK(parse_json(line, &j) && j.type == CNNI_JOBJ && j.n == 10);
+            const double single = jnum(&j, "one_thread_steps");
+            CHECKF(single >= 0 && single <= 20 && single == floor(single), "one_thread_steps %g", single);
             for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                 CHECKF(isfinite(jnum(&j, keys[k])), "metrics line %d: no number '%s': %s", e + 1, keys[k], line);
             CHECK(jnum(&j, "epoch") == e + 1 && jnum(&j, "step") == 20 * (e + 1) && jnum(&j, "lr") == 0.01);
@@ -551,15 +554,22 @@ static void test_train(void)
         free(log);
     }
 
-    TEST("train: the same seed gives the same weights, for 1 or 2 threads; another seed others")
+    TEST("train: the same seed gives the same weights, for 1 or 2 threads, adaptive or --fixed-threads; another "
+         "seed others")
     {
 #define SEED_ARGS "train small.txt --data fm --epochs 1 --batch-size 100 --quiet"
         EXPECT(SEED_ARGS " --seed 7 --threads 1 --save t1.st --checkpoint t1.ckpt", 0, "");
         EXPECT(SEED_ARGS " --seed 7 --threads 2 --save t2.st", 0, "");
         EXPECT(SEED_ARGS " --seed 7 --threads 2 --save t2b.st", 0, "");
+        EXPECT(SEED_ARGS " --seed 7 --threads 2 --fixed-threads --save t2f.st --metrics t2f.jsonl", 0, "");
         EXPECT(SEED_ARGS " --seed 8 --threads 2 --save t3.st", 0, "");
         CHECKF(same_file("t1.st", "t2.st"), "1 and 2 threads gave different weights");
         CHECKF(same_file("t2.st", "t2b.st"), "the same seed gave different weights");
+        CHECKF(same_file("t2.st", "t2f.st"), "adaptive and fixed threads gave different weights");
+        char *fm = read_all("t2f.jsonl", NULL);
+        CHECKF(fm && strstr(fm, "\"seconds\"") && !strstr(fm, "one_thread_steps"),
+               "--fixed-threads: metrics should not count one-thread steps: %s", fm ? fm : "(none)");
+        free(fm);
         CHECKF(!same_file("t2.st", "t3.st"), "seeds 7 and 8 gave the same weights");
     }
 

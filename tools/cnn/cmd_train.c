@@ -43,7 +43,9 @@ void cmd_train_help(FILE *out)
             "  --warmup N           linear warm-up over the first N epochs (LinearLR), then S\n"
             "  --clip-grad-norm X   clip the gradients' total 2-norm to X every step\n"
             "  --seed S             initialisation, data order, augmentation, dropout (default 0)\n"
-            "  --threads N          threads (default: all cores)\n"
+            "  --threads N          threads (default: all cores); a step runs on one when the\n"
+            "                       recent steps measured one faster (a shared host), unless\n"
+            "  --fixed-threads      every step on N threads\n"
             "  --isa I              auto (default: the widest this CPU has), avx512, avx2 or\n"
             "                       generic: the kernels' instruction set\n"
             "  --detect-anomaly     check every layer's outputs and gradients for NaN/Inf and\n"
@@ -64,7 +66,7 @@ typedef struct {
     long long epochs, batch, threads, warmup;
     double lr, momentum, weight_decay, clip;
     const char *lr_s, *momentum_s, *wd_s; /* as typed, for the optimizer's call */
-    int lr_set, momentum_set, wd_set, nesterov, no_shuffle, quiet, detect_anomaly;
+    int lr_set, momentum_set, wd_set, nesterov, no_shuffle, quiet, detect_anomaly, fixed_threads;
     unsigned long long seed;
 } train_opts;
 
@@ -114,6 +116,7 @@ static int parse_args(int argc, char **argv, train_opts *o)
         else if (!strcmp(a, "--no-shuffle")) flag = &o->no_shuffle;
         else if (!strcmp(a, "--quiet")) flag = &o->quiet;
         else if (!strcmp(a, "--detect-anomaly")) flag = &o->detect_anomaly;
+        else if (!strcmp(a, "--fixed-threads")) flag = &o->fixed_threads;
         else if (!strcmp(a, "--seed")) {
             const char *v = tool_optarg(S, argc, argv, &i);
             if (!v || !tool_parse_u64(S, a, v, &o->seed))
@@ -572,7 +575,8 @@ int cmd_train(int argc, char **argv)
         tool_error(S, "%s", cnn_graph_errmsg(g));
         goto done;
     }
-    if (cnn_graph_set_threads(g, (int)o.threads) || (o.isa && cnn_graph_set_isa(g, o.isa)) ||
+    if (cnn_graph_set_threads(g, (int)o.threads) || cnn_graph_set_adaptive_threads(g, !o.fixed_threads) ||
+        (o.isa && cnn_graph_set_isa(g, o.isa)) ||
         (o.detect_anomaly && cnn_graph_set_detect_anomaly(g, 1))) {
         tool_error(S, "%s", cnn_graph_errmsg(g));
         goto done;
@@ -683,6 +687,8 @@ int cmd_train(int argc, char **argv)
         if (done_steps < 0 || done_steps > steps_per_epoch)
             done_steps = 0;
         pg.epoch_start = now();
+        int64_t wide0, single0;
+        cnn_graph_thread_steps(g, &wide0, &single0);
         double loss_sum = 0;
         int64_t correct = 0, seen = 0;
         for (int64_t s = done_steps; s < steps_per_epoch; s++) {
@@ -805,6 +811,12 @@ int cmd_train(int argc, char **argv)
             json_num(metrics, "lr", lr);
             json_num(metrics, "images_per_sec", ips);
             json_num(metrics, "seconds", elapsed);
+            if (o.threads > 1 && !o.fixed_threads) {
+                /* the epoch's steps on one thread (adaptive thread use) */
+                int64_t wide1, single1;
+                cnn_graph_thread_steps(g, &wide1, &single1);
+                fprintf(metrics, ", \"one_thread_steps\": %lld", (long long)(single1 - single0));
+            }
             fprintf(metrics, "}\n");
             if (!metrics_publish(&mf))
                 goto done;
