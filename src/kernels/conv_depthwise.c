@@ -137,16 +137,19 @@ static void g_cols(int64_t T, int64_t K, int64_t P, const float *a, const float 
     }
 }
 
-static void g_gather(float *d, int64_t n, int64_t m, const float *const *src, int64_t cnt, int64_t k2, int64_t ld,
-                     int64_t sh0, int64_t dil)
+static void g_gather(float *d, int64_t rows, int64_t n, int64_t m, const float *const *src, const int64_t *first,
+                     int64_t k2, int64_t ld, int64_t sh0, int64_t dil)
 {
-    for (int64_t i = 0; i < n; i++)
-        d[i] = 0;
-    for (int64_t t = 0; t < k2; t++) {
-        const int64_t sh = sh0 + t * dil, lo = sh > 0 ? sh : 0, hi = sh + m < n ? sh + m : n;
-        for (int64_t e = 0; e < cnt; e++)
-            for (int64_t i = lo; i < hi; i++)
-                d[i] += src[e][t * ld + i - sh];
+    for (int64_t r = 0; r < rows; r++) {
+        float *dr = d + r * n;
+        for (int64_t i = 0; i < n; i++)
+            dr[i] = 0;
+        for (int64_t t = 0; t < k2; t++) {
+            const int64_t sh = sh0 + t * dil, lo = sh > 0 ? sh : 0, hi = sh + m < n ? sh + m : n;
+            for (int64_t e = first[r]; e < first[r + 1]; e++)
+                for (int64_t i = lo; i < hi; i++)
+                    dr[i] += src[e][t * ld + i - sh];
+        }
     }
 }
 
@@ -553,13 +556,13 @@ static void cols_task(void *ctx, int64_t t, int thread)
     for (int64_t c = 0; c < Cg; c++) {
         j->kn->cols(kv, Og, ov, j->wp + (grp * Cg + c) * kv * Og, dyp, ld, col, ld);
         float *dxc = j->dx + (n * g->C + grp * Cg + c) * iv;
+        if (g->s[2] == 1) {
+            j->kn->gather(dxc, rows, g->in[2], g->out[2], src, first, g->k[2], ld, -g->p[2], g->d[2]);
+            continue;
+        }
         for (int64_t row = 0; row < rows; row++) {
             float *d = dxc + row * g->in[2];
             const int64_t e0 = first[row], e1 = first[row + 1];
-            if (g->s[2] == 1) {
-                j->kn->gather(d, g->in[2], g->out[2], src + e0, e1 - e0, g->k[2], ld, -g->p[2], g->d[2]);
-                continue;
-            }
             memset(d, 0, sizeof(float) * (size_t)g->in[2]);
             for (int64_t t2 = 0; t2 < g->k[2]; t2++)
                 for (int64_t e = e0; e < e1; e++)

@@ -103,11 +103,12 @@ typedef struct cnni_dw_kernels {
     /* c[t*ldc + p] = sum_{k < K} a[t*K + k] b[k*ldb + p] for t < T, p < P,
      * summed in the order of k */
     void (*cols)(int64_t T, int64_t K, int64_t P, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc);
-    /* d[i] = sum over e < cnt and t < k2 of src[e][t*ld + i - sh], where
+    /* Rows r < rows of d, n wide: d[r*n + i] = sum over e in [first[r],
+     * first[r + 1]) and t < k2 of src[e][t*ld + i - sh], where
      * sh = sh0 + t*dil, over the terms with 0 <= i - sh < m (0 when none),
-     * for i < n, summed in an order fixed by cnt and k2 */
-    void (*gather)(float *d, int64_t n, int64_t m, const float *const *src, int64_t cnt, int64_t k2, int64_t ld,
-                   int64_t sh0, int64_t dil);
+     * for i < n, summed in an order fixed by the entries and k2 */
+    void (*gather)(float *d, int64_t rows, int64_t n, int64_t m, const float *const *src, const int64_t *first,
+                   int64_t k2, int64_t ld, int64_t sh0, int64_t dil);
     /* Whether the forward into m output channels per group (weight = 0),
      * or the weight gradient (weight = 1), reads the input planes of this
      * geometry (nch channels per group) in place whatever the padding,

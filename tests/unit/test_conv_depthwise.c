@@ -248,6 +248,8 @@ int main(int argc, char **argv)
                 {16, 32, 2, 9, 11, 3, 1, 1, 1, 3, 1}, {3, 12, 1, 13, 7, 5, 2, 2, 1, 2, 0},
                 {4, 8, 2, 10, 10, 3, 1, 3, 2, 1, 1},  {2, 5, 1, 17, 23, 5, 1, 2, 1, 3, 0},
                 {6, 16, 2, 7, 5, 3, 3, 1, 1, 2, 1},   {5, 7, 1, 31, 3, 3, 1, 1, 2, 2, 1},
+                /* by columns with rows over 16 wide and over 7 taps (the gather's general rows) */
+                {2, 8, 1, 6, 21, 9, 1, 4, 1, 2, 1},   {3, 4, 1, 9, 19, 8, 1, 3, 1, 2, 0},
             };
             int bitwise = 1;
             for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -1076,10 +1076,16 @@ static void k_cols(int64_t T, int64_t K, int64_t P, const float *a, const float 
     }
 }
 
-/* d[i] = sum over e < cnt and t < k2 of src[e][t*ld + i - sh] where
- * sh = sh0 + t*dil and 0 <= i - sh < m, for i < n (see the header) */
-static void k_gather(float *d, int64_t n, int64_t m, const float *const *src, int64_t cnt, int64_t k2, int64_t ld,
-                     int64_t sh0, int64_t dil)
+/* Row r of d (n wide, rows of them) = the sum over e in [first[r],
+ * first[r + 1]) and t < k2 of src[e][t*ld + i - sh], sh = sh0 + t*dil,
+ * over 0 <= i - sh < m (see the header). Which lanes a tap reads, and from
+ * where, depend on the column block and the tap alone: made once per block
+ * for every row, and with up to GATHER_TAPS taps the sums go to one
+ * register per tap, so the adds overlap (LeNet's conv2, 14 x 14 rows of
+ * 5 x 5 taps, before: a call per row making its masks, 4 sums). */
+#define GATHER_TAPS 7
+static void gather_row(float *d, int64_t n, int64_t m, const float *const *src, int64_t cnt, int64_t k2,
+                       int64_t ld, int64_t sh0, int64_t dil)
 {
     for (int64_t i = 0; i < n; i += W) {
         /* four partial sums (entry e into sum e % 4), so the adds overlap */
@@ -1105,6 +1111,48 @@ static void k_gather(float *d, int64_t n, int64_t m, const float *const *src, in
             VSTORE(d + i, sum);
         else
             VSTOREM(d + i, (int)(n - i), sum);
+    }
+}
+
+static void k_gather(float *d, int64_t rows, int64_t n, int64_t m, const float *const *src, const int64_t *first,
+                     int64_t k2, int64_t ld, int64_t sh0, int64_t dil)
+{
+    if (k2 > GATHER_TAPS) {
+        for (int64_t r = 0; r < rows; r++)
+            gather_row(d + r * n, n, m, src + first[r], first[r + 1] - first[r], k2, ld, sh0, dil);
+        return;
+    }
+    for (int64_t i = 0; i < n; i += W) {
+        /* the taps that reach this block: their lanes and offsets */
+        VM mk[GATHER_TAPS];
+        int64_t off[GATHER_TAPS];
+        int nt = 0;
+        for (int64_t t = 0; t < k2; t++) {
+            const int64_t sh = sh0 + t * dil, a = sh - i, b = sh + m - i;
+            if (b <= 0 || a >= W)
+                continue;
+            mk[nt] = lanes_between(a, b);
+            off[nt++] = t * ld + i - sh;
+        }
+        const int whole = n - i >= W;
+        for (int64_t r = 0; r < rows; r++) {
+            V acc[GATHER_TAPS];
+            DW_UNROLL for (int u = 0; u < GATHER_TAPS; u++) acc[u] = VZERO;
+            for (int64_t e = first[r]; e < first[r + 1]; e++) {
+                const float *se = src[e];
+                DW_UNROLL for (int u = 0; u < GATHER_TAPS; u++)
+                {
+                    if (u < nt)
+                        acc[u] = VADD(acc[u], VLOADK(se + off[u], mk[u]));
+                }
+            }
+            V sum = acc[0];
+            DW_UNROLL for (int u = 1; u < GATHER_TAPS; u++) sum = VADD(sum, acc[u]);
+            if (whole)
+                VSTORE(d + r * n + i, sum);
+            else
+                VSTOREM(d + r * n + i, (int)(n - i), sum);
+        }
     }
 }
 
