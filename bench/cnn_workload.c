@@ -12,6 +12,7 @@
  * and prints them beside the first two counts' speedup round by round. */
 #include "cnn.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +43,18 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median(double *v, int n)
+/* The median of v[0, n), which is left in its order: the per-step figures
+ * are paired by index after it. */
+static double median(const double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    double *c = malloc(sizeof(double) * (size_t)n);
+    if (!c)
+        return NAN;
+    memcpy(c, v, sizeof(double) * (size_t)n);
+    qsort(c, (size_t)n, sizeof *c, cmp);
+    const double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    free(c);
+    return m;
 }
 
 /* One planned one-layer graph and its output's element count. */
@@ -284,6 +293,13 @@ static int layer(int argc, char **argv)
                 printf("], \"speedup_by_step\": [");
                 for (int r = 0; r < reps; r++)
                     printf("%s%.4f", r ? ", " : "", t[r] / t[reps + r]);
+                printf("], \"seconds_by_step\": [");
+                for (int i = 0; i < ng; i++) {
+                    printf("%s[", i ? ", " : "");
+                    for (int r = 0; r < reps; r++)
+                        printf("%s%.6e", r ? ", " : "", t[i * reps + r]);
+                    printf("]");
+                }
                 printf("]");
             }
         }
