@@ -134,6 +134,11 @@ int cnni_is_sequential_call(const cnni_value *v);
 /* "model.txt:3: node '2' (Conv2d)" */
 void cnni_node_where(const cnn_graph *g, const cnni_node *n, char *buf, size_t len);
 void cnni_graph_drop_plan(cnn_graph *g);
+/* The planned batch: the first input's dim 0 (1 without inputs or dims). */
+static inline int64_t cnni_graph_batch(const cnn_graph *g)
+{
+    return g->n_inputs && g->vals[g->inputs[0]].t.shape.ndim ? g->vals[g->inputs[0]].t.shape.dims[0] : 1;
+}
 /* Writes node i's outputs if the last forward skipped them (a fused
  * BatchNorm -> ReLU -> MaxPool); nothing otherwise. */
 cnn_status cnni_graph_materialize(cnn_graph *g, int i);

@@ -76,7 +76,7 @@ cnn_status cnn_graph_forward(cnn_graph *g, int training)
         /* a training step starts: on the threads adapt chooses, timed to
          * the end of its backward */
         cnni_pool_set_width(g->pool, cnni_adapt_threads(&g->adapt));
-        g->step_rows = g->n_inputs && g->vals[g->inputs[0]].t.shape.ndim ? g->vals[g->inputs[0]].t.shape.dims[0] : 1;
+        g->step_rows = cnni_graph_batch(g);
         g->step_start = seconds();
     }
     for (int i = 0; i < g->n_nodes; i++) {

@@ -105,11 +105,6 @@ static void connected(const cnn_graph *g, const cnni_node *n, char *buf, size_t 
         o += (size_t)snprintf(buf + o, len - o, "%s%s", k ? ", " : "", g->vals[n->in[k]].name);
 }
 
-static int64_t batch_of(const cnn_graph *g)
-{
-    return g->n_inputs && g->vals[g->inputs[0]].t.shape.ndim ? g->vals[g->inputs[0]].t.shape.dims[0] : 1;
-}
-
 static void text_summary(cnn_graph *g, const totals *t, const int64_t *macs, cnni_buf *b)
 {
     /* Column widths from the content. */
@@ -159,7 +154,7 @@ static void text_summary(cnn_graph *g, const totals *t, const int64_t *macs, cnn
             snprintf(shape + l, sizeof shape - l, ", %s", s2);
         }
         fmt_int(node_params(g, n, &tr), params, sizeof params);
-        fmt_int(macs[i] / batch_of(g), m, sizeof m);
+        fmt_int(macs[i] / cnni_graph_batch(g), m, sizeof m);
         connected(g, n, conn, sizeof conn);
         cnni_buf_printf(b, " %-*s %-*s %-13s %-15s %s\n", wname, tmp, wshape, shape, params, m, conn);
     }
@@ -170,13 +165,13 @@ static void text_summary(cnn_graph *g, const totals *t, const int64_t *macs, cnn
     fmt_int(t->params - t->trainable, d, sizeof d);
     fmt_bytes((double)t->params * 4, mb, sizeof mb);
     cnni_buf_printf(b, "Total params: %s (%s)\nTrainable params: %s\nNon-trainable params: %s\n", a, mb, c, d);
-    fmt_int(t->macs / batch_of(g), a, sizeof a);
+    fmt_int(t->macs / cnni_graph_batch(g), a, sizeof a);
     cnni_buf_printf(b, "Multiply-adds per sample: %s\n", a);
     fmt_bytes((double)t->fwd_bytes, fb, sizeof fb);
     fmt_bytes((double)t->train_bytes, tb, sizeof tb);
     cnni_buf_printf(b, "Memory at batch %lld: forward pass %s, training step %s (plus optimizer state: "
                     "SGD with momentum 1x, Adam 2x the trainable parameters)\n",
-                    (long long)batch_of(g), fb, tb);
+                    (long long)cnni_graph_batch(g), fb, tb);
 }
 
 static void json_shape(cnni_buf *b, const cnn_shape *s)
@@ -191,7 +186,7 @@ static void json_summary(cnn_graph *g, const totals *t, const int64_t *macs, cnn
 {
     cnni_buf_puts(b, "{\n  \"model\": ");
     cnni_buf_json_string(b, g->form != 3 && g->file ? g->file : "model");
-    cnni_buf_printf(b, ",\n  \"batch\": %lld,\n  \"inputs\": [", (long long)batch_of(g));
+    cnni_buf_printf(b, ",\n  \"batch\": %lld,\n  \"inputs\": [", (long long)cnni_graph_batch(g));
     for (int i = 0; i < g->n_inputs; i++) {
         const cnni_val *v = &g->vals[g->inputs[i]];
         cnni_buf_puts(b, i ? ", {\"name\": " : "{\"name\": ");
