@@ -181,7 +181,7 @@ static cnn_status dropout_forward(const cnni_exec *x)
                   mode ? (float *)((char *)x->saved + SAVED_HEADER) : NULL, in, out};
     cnni_rng_u64(x->rng);
     const int64_t chunks = (blocks + DROP_CHUNK - 1) / DROP_CHUNK;
-    cnni_pool_run(n >= DROP_CHUNK ? x->pool : NULL, drop_task, &j, chunks);
+    cnni_pool_run(x->pool, drop_task, &j, chunks); /* one chunk runs inline */
     return CNN_OK;
 }
 
@@ -204,8 +204,7 @@ static cnn_status dropout_backward(const cnni_exec *x)
     } else {
         dropout_blocks(o, s, &blocks, &inner);
         drop_back_job j = {blocks, inner, dy, (const float *)((const char *)x->saved + SAVED_HEADER), dx};
-        cnni_pool_run_blocked(n >= DROP_CHUNK ? x->pool : NULL, drop_back_task, &j,
-                              (blocks + DROP_CHUNK - 1) / DROP_CHUNK);
+        cnni_pool_run_blocked(x->pool, drop_back_task, &j, (blocks + DROP_CHUNK - 1) / DROP_CHUNK);
     }
     return CNN_OK;
 }
