@@ -71,6 +71,11 @@ static void decide(cnni_adapt *a)
         const int64_t most = a->single ? CNNI_ADAPT_MAX_INTERVAL_SINGLE : CNNI_ADAPT_MAX_INTERVAL;
         a->reference = median(a);
         a->interval = a->interval * 2 > most ? most : a->interval * 2;
+        /* One thread measured so much slower that the wide steps must rise
+         * past the jump before it could win, and a rise past the jump
+         * calls a probe at once: the periodic ones are only a backstop. */
+        if (!a->single && a->probe_best > CNNI_ADAPT_JUMP * a->reference / CNNI_ADAPT_MARGIN)
+            a->interval = most;
     }
     a->since = 0;
 }

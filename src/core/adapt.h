@@ -16,7 +16,10 @@
  * for CNNI_ADAPT_PROBE steps; if the faster of them beats the fastest of
  * the current mode's last 3 steps by the margin, the modes swap. A probe that confirms the current
  * mode doubles the interval (up to a maximum), a swap resets it, so a
- * steady machine pays about 1% in probes. The rise that calls a probe at
+ * steady machine pays about 1% in probes. A probe that finds one thread
+ * slower than the wide mode by more than the jump and the margin together
+ * sets the maximum at once: the wide steps would have to rise past the
+ * jump before one thread could win, and that rise calls a probe anyway. The rise that calls a probe at
  * once is what a wide mode sees when the second core goes; a single
  * thread's steps do not slow when it comes back, so that is found by the
  * periodic probes, kept more frequent in that mode.

@@ -51,7 +51,8 @@ static void controller_tests(void)
         }
         CHECK(a.switches == 0);
     }
-    TEST("two free cores (wide 17 us, single 30 us): stays wide; probes cost under 2% of 1000 steps")
+    TEST("two free cores (wide 17 us, single 30 us): stays wide; after the first probe, one every "
+         "256 steps (the jump would call one sooner)")
     {
         noise_state = 1;
         cnni_adapt a;
@@ -59,11 +60,24 @@ static void controller_tests(void)
         run_stats s = {0, 0, -1, -1};
         run_phase(&a, 0, 1000, 17, 30, &s);
         CHECKF(a.switches == 0, "%lld switches", (long long)a.switches);
-        CHECKF(s.single_steps >= 2 && s.single_steps <= 20, "%lld single steps", (long long)s.single_steps);
+        /* probes at steps 19, 277, 535 and 793 */
+        CHECKF(s.single_steps == 4 * CNNI_ADAPT_PROBE, "%lld single steps", (long long)s.single_steps);
+        CHECK(a.interval == CNNI_ADAPT_MAX_INTERVAL);
         CHECK(a.steps[0] + a.steps[1] == 1000 && a.steps[1] == s.single_steps);
         /* the first probe: after the warm-up and one interval */
         CHECKF(s.first_single == CNNI_ADAPT_WARMUP + CNNI_ADAPT_MIN_INTERVAL, "first single step %lld",
                (long long)s.first_single);
+    }
+    TEST("one thread only 20% slower (wide 17 us, single 20.4 us): the interval doubles from 16, "
+         "probes at steps 19, 53, 119, 249, 507 and 765")
+    {
+        noise_state = 6;
+        cnni_adapt a;
+        cnni_adapt_init(&a, 2);
+        run_stats s = {0, 0, -1, -1};
+        run_phase(&a, 0, 1000, 17, 20.4, &s);
+        CHECK(a.switches == 0);
+        CHECKF(s.single_steps == 6 * CNNI_ADAPT_PROBE, "%lld single steps", (long long)s.single_steps);
     }
     TEST("one shared core from the start (wide 25 us, single 20 us): one thread after the first probe, "
          "wide probes under 6%")
