@@ -166,17 +166,28 @@ def main():
             clip = 0.5 if i % 3 == 1 else 0
             lf = loss_fn or (lambda: torch.nn.CrossEntropyLoss())
             # The oracle is PyTorch in float64. PyTorch's own float32 run, and
-            # one from inputs and weights moved by about an ulp, show how far
+            # runs from inputs and weights moved by about an ulp, show how far
             # float32 rounding can carry a result: a few runs amplify it
             # (seed 286689379, RMSprop with clipping: the nudged run's first
             # conv weight lands 3e-4 from float64), and there the tolerance
-            # is 8x that distance.
+            # is 8x the farthest of them. One nudged run is made first; where
+            # a result misses that tolerance, 8 more measure the spread
+            # before it is called a failure (seed 836230220, centered
+            # RMSprop: the first nudged run's 0.weight lands 1.5e-5 from
+            # float64, 6 of 12 others 2.0e-4 to 2.5e-4, and cnn 2.0e-4).
             l32, w32 = torch_train(text, x, yt, opt_fn, lf, sched_fn, epochs, batch, weights, clip)
             rng_state = torch.get_rng_state()  # the extra runs leave later cases as they were
             want_l, want_w = torch_train64(text, x, yt, opt_fn, lf, sched_fn, epochs, batch, weights, clip)
-            rs = np.random.RandomState(seed + 200 + i)
-            wn = {k: nudged(v, rs) if v.dtype == np.float32 else v for k, v in weights.items()}
-            ln, w_n = torch_train(text, nudged(x, rs), yt, opt_fn, lf, sched_fn, epochs, batch, wn, clip)
+            spread = [(l32, w32)]
+
+            def nudged_runs(count):
+                for j in range(count):
+                    rs = np.random.RandomState(seed + 200 + i + 1000 * len(spread))
+                    wn = {k: nudged(v, rs) if v.dtype == np.float32 else v for k, v in weights.items()}
+                    spread.append(torch_train(text, nudged(x, rs), yt, opt_fn, lf, sched_fn, epochs, batch, wn,
+                                              clip))
+
+            nudged_runs(1)
             torch.set_rng_state(rng_state)
             got_l, got_w, err = cnn_train(tmp, text, x, yt, opt, loss, sched, epochs, batch, weights, clip)
             what = "%s, %s, %s%s" % (opt, loss or "default loss", sched or "no schedule", ", clip %g" % clip if clip else "")
@@ -185,21 +196,33 @@ def main():
 
             def lerr(a, b):
                 return max(abs(p - q) / max(1.0, abs(q)) for p, q in zip(a, b))
-            el, tol = lerr(got_l, want_l), max(1e-4, 8 * lerr(l32, want_l), 8 * lerr(ln, want_l))
+
+            def within(err, tol_of):
+                """err under the tolerance, measuring the spread further if need be; returns (ok, tol)."""
+                tol = tol_of()
+                if err >= tol and len(spread) < 10:
+                    state = torch.get_rng_state()
+                    nudged_runs(10 - len(spread))
+                    torch.set_rng_state(state)
+                    tol = tol_of()
+                return err < tol, tol
+
+            el = lerr(got_l, want_l)
+            ok, tol = within(el, lambda: max(1e-4, max(8 * lerr(r[0], want_l) for r in spread)))
             widened += tol > 1e-4
             worst_l = max(worst_l, el if tol == 1e-4 else 0.0)
-            t.ok(len(got_l) == epochs and el < tol, "case %d (%s): epoch losses %s, PyTorch %s (tolerance %.3g)"
+            t.ok(len(got_l) == epochs and ok, "case %d (%s): epoch losses %s, PyTorch %s (tolerance %.3g)"
                  % (i, what, got_l, want_l, tol))
             for k, v in want_w.items():
                 if v.dtype != np.float64:
                     t.ok(np.array_equal(got_w[k], v), "case %d: %s %s, PyTorch %s" % (i, k, got_w[k], v))
                     continue
                 e = common.max_rel_err(got_w[k], v)
-                tol = max(1e-4, 8 * common.max_rel_err(w32[k], v), 8 * common.max_rel_err(w_n[k], v))
+                ok, tol = within(e, lambda: max(1e-4, max(8 * common.max_rel_err(r[1][k], v) for r in spread)))
                 widened += tol > 1e-4
                 worst_w = max(worst_w, e if tol == 1e-4 else 0.0)
-                t.ok(e < tol, "case %d (%s): final %s differs from PyTorch's (float64) by %.3g (tolerance %.3g)"
-                     % (i, what, k, e, tol))
+                t.ok(ok, "case %d (%s): final %s differs from PyTorch's (float64) by %.3g (tolerance %.3g, from %d "
+                     "float32 runs)" % (i, what, k, e, tol, len(spread)))
     print("%d training runs compared with PyTorch: worst loss difference %.3g, worst weight difference %.3g"
           % (len(cases), worst_l, worst_w))
     print("%d comparisons ill-conditioned (PyTorch's float32 result, or its float32 result from inputs and weights "
