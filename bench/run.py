@@ -8,7 +8,10 @@ Environment: CNN_BENCH_QUICK=1 for fewer repetitions and smaller training
 runs (a smoke test), CNN_BENCH_ONLY=substring to run matching workloads,
 CNN_BENCH_ISA=avx2 to measure both sides as on a machine without AVX-512
 (cnn's AVX2 kernels; PyTorch with ATEN_CPU_CAPABILITY=avx2 and
-ONEDNN_MAX_CPU_ISA=AVX2; OpenBLAS with OPENBLAS_CORETYPE=Haswell)."""
+ONEDNN_MAX_CPU_ISA=AVX2; OpenBLAS with OPENBLAS_CORETYPE=Haswell).
+PyTorch runs with OPENBLAS_NUM_THREADS=1 unless it is set (its faster
+setting here, see TORCH_DEFAULT_ENV); the training rows also run it as
+installed."""
 import gzip
 import json
 import os
@@ -38,6 +41,16 @@ WORKLOAD = os.path.join(BUILD, "bench", "cnn_workload")
 # spins in sched_yield while the layer runs: a third busy thread on the 2
 # cores, measured as a quarter of the samples of a 2-thread layer run.
 WORKLOAD_ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+# PyTorch (Debian's) computes its matrix products, Linear's and those of the
+# convolutions it lowers to them, with that OpenBLAS too, whose threads then
+# run beside PyTorch's own OpenMP threads: on 2 cores the two pools fight
+# (LeNet-5's epoch measured 4,600-5,400 images/s as installed, 11,600-17,000
+# with OpenBLAS on one thread). PyTorch is measured the faster way,
+# OPENBLAS_NUM_THREADS=1 unless the caller set it, before it is loaded; the
+# training rows also run it as installed (TORCH_DEFAULT_ENV), the setting of
+# the PyTorch figures in shared/PERF.md.
+TORCH_DEFAULT_ENV = dict(os.environ)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 PEAK_CORE = 115.0  # GFLOP/s per core, measured (shared/PERF.md)
 QUICK = os.environ.get("CNN_BENCH_QUICK") == "1"
 ONLY = os.environ.get("CNN_BENCH_ONLY", "")
@@ -70,12 +83,12 @@ def torch_side():
     return torch
 
 
-def run_rss(cmd):
+def run_rss(cmd, env=None):
     """Runs cmd and returns (stdout, its peak resident memory in MB). The peak
     is the process's own high-water mark (VmHWM in /proc, sampled every 10 ms
     until it exits): wait4's ru_maxrss would also count the memory of this
     Python process, which the child is forked from before it execs."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     chunks = []
     reader = threading.Thread(target=lambda: chunks.append(p.stdout.read()))
     reader.start()
@@ -219,6 +232,7 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
                                 "data": src, "n": n, "batch": batch, "model": os.path.join(ROOT, model),
                                 "opt": opt_torch}
         ips_c, rss_c, ips_t, rss_t, fma, mid, after, single = [], [], [], [], [], [], [], []
+        ips_d = []  # PyTorch as installed
         for _ in range(TRAIN_ROUNDS):  # the sides alternate (see ROUNDS)
             settle()
             fma.append(fma_scaling())
@@ -233,10 +247,14 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
             ips_t.append(json.loads(out.strip().splitlines()[-1])["images_per_sec"])
             rss_t.append(rss)
             after.append(fma_scaling())
+            out, _ = run_rss([sys.executable, "-c", script], env=TORCH_DEFAULT_ENV)
+            ips_d.append(json.loads(out.strip().splitlines()[-1])["images_per_sec"])
         res = {"name": name, "cnn_images_per_sec": statistics.median(ips_c),
                "torch_images_per_sec": statistics.median(ips_t), "cnn_max_rss_mb": max(rss_c),
                "torch_max_rss_mb": max(rss_t), "samples": n, "cnn_images_per_sec_runs": ips_c,
                "torch_images_per_sec_runs": ips_t, "cnn_one_thread_steps_runs": single,
+               "torch_default_images_per_sec_runs": ips_d,
+               "torch_default_images_per_sec": statistics.median(ips_d),
                "cnn_steps_per_run": -(-n // batch), "fma_two_thread_scaling_before_runs": fma,
                "fma_two_thread_scaling_between_runs": mid, "fma_two_thread_scaling_after_runs": after}
         # each side's runs whose FMA checks, before and after, both read two
@@ -247,6 +265,7 @@ def train_pair(name, model, opt_cnn, opt_torch, batch, threads, n):
         res["cnn_images_per_sec_two_core"] = statistics.median(free_c) if free_c else None
         res["torch_images_per_sec_two_core"] = statistics.median(free_t) if free_t else None
     res["ratio"] = res["cnn_images_per_sec"] / res["torch_images_per_sec"]
+    res["ratio_torch_default"] = res["cnn_images_per_sec"] / res["torch_default_images_per_sec"]
     res["ratio_two_core"] = (res["cnn_images_per_sec_two_core"] / res["torch_images_per_sec_two_core"]
                              if res["cnn_two_core_runs"] and res["torch_two_core_runs"] else None)
     return res
@@ -258,14 +277,17 @@ def main():
                "convolutions": [], "training": [], "gemm": {}, "scaling": []}
     torch = torch_side()
     results["machine"]["torch"] = torch.__version__
+    results["machine"]["torch_openblas_threads"] = os.environ["OPENBLAS_NUM_THREADS"]
 
     def want(name):
         return not ONLY or ONLY.lower() in name.lower()
 
     results["machine"]["isa"] = ISA or "auto"
     print("cnn vs PyTorch %s on %s, %d cores (FMA peak %.0f GFLOP/s per core)%s; median of %d rounds of %d, "
-          "the sides alternating\n" % (torch.__version__, results["machine"]["cpu"], os.cpu_count(), PEAK_CORE,
-                                       ", both sides limited to AVX2" if ISA == "avx2" else "", ROUNDS, REPS))
+          "the sides alternating; PyTorch with OPENBLAS_NUM_THREADS=%s\n" % (
+              torch.__version__, results["machine"]["cpu"], os.cpu_count(), PEAK_CORE,
+              ", both sides limited to AVX2" if ISA == "avx2" else "", ROUNDS, REPS,
+              os.environ["OPENBLAS_NUM_THREADS"]))
     print("%-40s %-9s %10s %10s %7s %9s %6s" % ("convolution (2 threads)", "pass", "cnn ms", "torch ms", "ratio",
                                                 "GFLOP/s", "peak"))
     for name, module, shape, batch in CONVS:
@@ -374,6 +396,9 @@ def main():
             r["torch_two_core_runs"], len(r["torch_images_per_sec_runs"]),
             ", median %.0f" % r["torch_images_per_sec_two_core"] if r["torch_two_core_runs"] else "",
             ", ratio %.2fx" % r["ratio_two_core"] if r["ratio_two_core"] else ""))
+        print("  PyTorch as installed (OpenBLAS starting its own threads): runs %s images/s, median %.0f, "
+              "ratio %.2fx" % (", ".join("%.0f" % v for v in r["torch_default_images_per_sec_runs"]),
+                               r["torch_default_images_per_sec"], r["ratio_torch_default"]))
         sys.stdout.flush()
     out = os.path.join(HERE, "results-avx2.json" if ISA == "avx2" else "results.json")
     with open(out + ".tmp", "w") as f:
