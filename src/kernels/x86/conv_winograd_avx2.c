@@ -233,6 +233,11 @@ static void gather_row(const float *src, int64_t plane, int nch, int64_t width, 
         const int inside = ws >= 0 && ws + 8 <= width;
         const __m256i mk = lanes8(-ws, width - ws);
         const int any = inside || !_mm256_testz_si256(mk, mk);
+        const int nc = ncols - c0 < 8 ? ncols - c0 : 8;
+        if (!any) { /* all padding (the 2 columns past a 14-wide row's 16) */
+            memset(dst + (size_t)c0 * 16, 0, sizeof(float) * 16 * (size_t)nc);
+            continue;
+        }
         for (int h = 0; h < 2; h++) {
             __m256 q[8];
             UNROLL for (int l = 0; l < 8; l++) q[l] = _mm256_setzero_ps();
@@ -245,10 +250,10 @@ static void gather_row(const float *src, int64_t plane, int nch, int64_t width, 
             /* The next 16 channels' rows, which the caller gathers next:
              * 96 short rows at a time are too many streams for the
              * hardware prefetchers. Prefetches never fault. */
-            if (any)
-                for (int l = 0; l < 8 && 8 * h + l < nch; l++)
-                    _mm_prefetch((const char *)(src + (8 * h + l + 16) * plane + row * width + ws), _MM_HINT_T0);
+            for (int l = 0; l < 8 && 8 * h + l < nch; l++)
+                _mm_prefetch((const char *)(src + (8 * h + l + 16) * plane + row * width + ws), _MM_HINT_T0);
             transpose8(q);
+            /* whole blocks: the row buffer has room for them */
             UNROLL for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (c0 + i) * 16 + 8 * h, q[i]);
         }
     }

@@ -326,9 +326,14 @@ static void k_in_run(const float *x, int64_t plane, int nch, int64_t H, int64_t 
         for (int c0 = 0; c0 < ncols; c0 += 16) {
             const int64_t ws = w0 + c0;
             const __mmask16 mk = lanes(-ws, W - ws);
+            const int nc = ncols - c0 < 16 ? ncols - c0 : 16;
+            if (!mk) { /* all padding (the 2 columns past a 14-wide row's 16) */
+                memset(br + (size_t)c0 * 16, 0, sizeof(float) * 16 * (size_t)nc);
+                continue;
+            }
             __m512 q[16];
             UNROLL for (int l = 0; l < 16; l++) q[l] = _mm512_setzero_ps();
-            if (mk)
+            {
                 for (int l = 0; l < nch; l++) {
                     const float *xl = x + l * plane + h * W + ws;
                     q[l] = _mm512_maskz_loadu_ps(mk, xl);
@@ -339,7 +344,9 @@ static void k_in_run(const float *x, int64_t plane, int nch, int64_t H, int64_t 
                     _mm_prefetch((const char *)(xl + 16 * plane), _MM_HINT_T0);
                     _mm_prefetch((const char *)(xl + 16 * plane + 15), _MM_HINT_T0);
                 }
+            }
             transpose16(q);
+            /* whole blocks: the row buffer has room for them */
             UNROLL for (int i = 0; i < 16; i++) _mm512_storeu_ps(br + (c0 + i) * 16, q[i]);
         }
     }
