@@ -10,19 +10,19 @@
  * on one). Results never depend on the threads (see pool.h), so switching
  * between steps changes nothing but the time.
  *
- * How: the current mode's last few step times (seconds per sample) are
- * kept. Every `interval` steps, or at once when the current mode's median
- * rises well above its value at the last decision, the other mode runs
- * for CNNI_ADAPT_PROBE steps; if the faster of them beats the fastest of
- * the current mode's last 3 steps by the margin, the modes swap. A probe that confirms the current
- * mode doubles the interval (up to a maximum), a swap resets it, so a
- * steady machine pays about 1% in probes. A probe that finds one thread
- * slower than the wide mode by more than the jump and the margin together
- * sets the maximum at once: the wide steps would have to rise past the
- * jump before one thread could win, and that rise calls a probe anyway. The rise that calls a probe at
- * once is what a wide mode sees when the second core goes; a single
- * thread's steps do not slow when it comes back, so that is found by the
- * periodic probes, kept more frequent in that mode.
+ * How: the current mode's last few step times (seconds per sample) are kept.
+ * Every `interval` steps, or at once when the current mode's median rises
+ * well above its value at the last decision, the other mode runs for
+ * CNNI_ADAPT_PROBE steps; if the faster of them beats the fastest of the
+ * current mode's last 3 steps by the margin, the modes swap. A probe that
+ * confirms the current mode doubles the interval (up to a maximum), a swap
+ * resets it, so a steady machine pays about 1% in probes. A probe that finds
+ * one thread slower than the wide mode by more than the jump and the margin
+ * together sets the maximum at once: the wide steps would have to rise past
+ * the jump before one thread could win, and that rise calls a probe anyway.
+ * The rise that calls a probe at once is what a wide mode sees when the
+ * second core goes; a single thread's steps do not slow when it comes back,
+ * so that is found by the periodic probes, kept more frequent in that mode.
  *
  * Pure: the caller measures and reports; nothing here reads a clock. */
 #ifndef CNN_ADAPT_H

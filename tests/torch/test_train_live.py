@@ -182,7 +182,7 @@ def main():
 
             def nudged_runs(count):
                 for j in range(count):
-                    rs = np.random.RandomState(seed + 200 + i + 1000 * len(spread))
+                    rs = np.random.RandomState(seed + 200 + i + 1000 * (len(spread) - 1))
                     wn = {k: nudged(v, rs) if v.dtype == np.float32 else v for k, v in weights.items()}
                     spread.append(torch_train(text, nudged(x, rs), yt, opt_fn, lf, sched_fn, epochs, batch, wn,
                                               clip))

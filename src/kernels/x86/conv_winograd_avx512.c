@@ -333,17 +333,15 @@ static void k_in_run(const float *x, int64_t plane, int nch, int64_t H, int64_t 
             }
             __m512 q[16];
             UNROLL for (int l = 0; l < 16; l++) q[l] = _mm512_setzero_ps();
-            {
-                for (int l = 0; l < nch; l++) {
-                    const float *xl = x + l * plane + h * W + ws;
-                    q[l] = _mm512_maskz_loadu_ps(mk, xl);
-                    /* The next 16 channels' rows, which the caller
-                     * transforms next: 96 short rows at a time are too
-                     * many streams for the hardware prefetchers.
-                     * Prefetches never fault, past the tensor too. */
-                    _mm_prefetch((const char *)(xl + 16 * plane), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(xl + 16 * plane + 15), _MM_HINT_T0);
-                }
+            for (int l = 0; l < nch; l++) {
+                const float *xl = x + l * plane + h * W + ws;
+                q[l] = _mm512_maskz_loadu_ps(mk, xl);
+                /* The next 16 channels' rows, which the caller transforms
+                 * next: 96 short rows at a time are too many streams for
+                 * the hardware prefetchers. Prefetches never fault, past
+                 * the tensor too. */
+                _mm_prefetch((const char *)(xl + 16 * plane), _MM_HINT_T0);
+                _mm_prefetch((const char *)(xl + 16 * plane + 15), _MM_HINT_T0);
             }
             transpose16(q);
             /* whole blocks: the row buffer has room for them */
