@@ -60,13 +60,6 @@ static int64_t max_row(int isa, int64_t OW, const float *r0, const float *r1, in
                                   : 0;
 }
 
-static int64_t max_row_code(int isa, int64_t OW, const float *r0, const float *r1, float *y, uint8_t *code)
-{
-    return isa == CNNI_ISA_AVX512 ? cnni_pool2_max_row_code_avx512(OW, r0, r1, y, code)
-           : isa == CNNI_ISA_AVX2 ? cnni_pool2_max_row_code_avx2(OW, r0, r1, y, code)
-                                  : 0;
-}
-
 static void max_plane_simple(int isa, const cnni_pool_geom *g, const float *xc, float *yc, int64_t *ic)
 {
     const int64_t kh = g->k[1], kw = g->k[2], W = g->in[2], OW = g->out[2];
@@ -167,11 +160,19 @@ int cnni_pool_fast_two_by_two(const cnni_pool_geom *g) { return simple_2d(g) && 
 void cnni_pool_fast_max2_plane(int isa, const cnni_pool_geom *g, const float *x, float *y, uint8_t *code)
 {
     const int64_t W = g->in[2], OW = g->out[2];
+    if (isa == CNNI_ISA_AVX512) {
+        cnni_pool2_max_plane_code_avx512(g->in[1], W, g->out[1], OW, x, y, code);
+        return;
+    }
+    if (isa == CNNI_ISA_AVX2) {
+        cnni_pool2_max_plane_code_avx2(g->in[1], W, g->out[1], OW, x, y, code);
+        return;
+    }
     for (int64_t oy = 0; oy < g->out[1]; oy++) {
         const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
         float *yr = y + oy * OW;
         uint8_t *cr = code + oy * OW;
-        for (int64_t ox = max_row_code(isa, OW, r0, r1, yr, cr); ox < OW; ox++) {
+        for (int64_t ox = 0; ox < OW; ox++) {
             const float c[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
             float m = -INFINITY;
             int best = 0;

@@ -54,7 +54,8 @@ int64_t cnni_pool2_avg_row_backward_avx512(int64_t OW, const float *dy, float *d
 int64_t cnni_pool2_max_row_avx512(int64_t OW, const float *r0, const float *r1, int64_t at0, int64_t W,
                                   float *y, int64_t *idx);
 
-int64_t cnni_pool2_max_row_code_avx512(int64_t OW, const float *r0, const float *r1, float *y, uint8_t *code);
+void cnni_pool2_max_plane_code_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *x, float *y,
+                                      uint8_t *code);
 void cnni_pool2_max_plane_backward_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *dy,
                                           const uint8_t *code, float *dx);
 
@@ -70,7 +71,8 @@ int64_t cnni_pool2_avg_row_avx2(int64_t OW, const float *r0, const float *r1, fl
 int64_t cnni_pool2_avg_row_backward_avx2(int64_t OW, const float *dy, float *d0, float *d1);
 int64_t cnni_pool2_max_row_avx2(int64_t OW, const float *r0, const float *r1, int64_t at0, int64_t W, float *y,
                                 int64_t *idx);
-int64_t cnni_pool2_max_row_code_avx2(int64_t OW, const float *r0, const float *r1, float *y, uint8_t *code);
+void cnni_pool2_max_plane_code_avx2(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *x, float *y,
+                                    uint8_t *code);
 void cnni_pool2_max_plane_backward_avx2(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *dy,
                                         const uint8_t *code, float *dx);
 

@@ -73,24 +73,31 @@ int64_t cnni_pool2_avg_row_backward_avx2(int64_t OW, const float *dy, float *d0,
     return OW;
 }
 
+/* Whether a window keeps the later of two candidates: b when greater than
+ * a or NaN. */
+INLINE __m256 later_wins(__m256 a, __m256 b)
+{
+    return _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_GT_OQ), _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
+}
+
 /* The maxima of n (<= 8) windows from the rows r0, r1, and which candidate
- * won (0..3 per lane): candidates in the reference's order (row 0 left,
- * right, row 1 left, right); one is taken when greater than the maximum so
- * far or NaN. */
+ * won (0..3 per lane). The reference takes the candidates in order (row 0
+ * left, right, row 1 left, right), each when greater than the maximum so
+ * far or NaN: the last NaN wins if there is one, else the first maximum.
+ * Pairs, then the pairs' winners, give the same choice in two steps. */
 INLINE void window_max(const float *r0, const float *r1, int64_t n, __m256 *mx, __m256i *won)
 {
-    __m256 c[4];
-    split(r0, n, &c[0], &c[1]);
-    split(r1, n, &c[2], &c[3]);
-    __m256 m = _mm256_set1_ps(-__builtin_inff());
-    __m256 which = _mm256_setzero_ps();
-    for (int k = 0; k < 4; k++) {
-        const __m256 take = _mm256_or_ps(_mm256_cmp_ps(c[k], m, _CMP_GT_OQ), _mm256_cmp_ps(c[k], c[k], _CMP_UNORD_Q));
-        m = _mm256_blendv_ps(m, c[k], take);
-        which = _mm256_blendv_ps(which, _mm256_castsi256_ps(_mm256_set1_epi32(k)), take);
-    }
-    *mx = m;
-    *won = _mm256_castps_si256(which);
+    __m256 c0, c1, c2, c3;
+    split(r0, n, &c0, &c1);
+    split(r1, n, &c2, &c3);
+    const __m256 t01 = later_wins(c0, c1), t23 = later_wins(c2, c3);
+    const __m256 m01 = _mm256_blendv_ps(c0, c1, t01), m23 = _mm256_blendv_ps(c2, c3, t23);
+    const __m256 w01 = _mm256_and_ps(t01, _mm256_castsi256_ps(_mm256_set1_epi32(1)));
+    const __m256 w23 = _mm256_blendv_ps(_mm256_castsi256_ps(_mm256_set1_epi32(2)),
+                                        _mm256_castsi256_ps(_mm256_set1_epi32(3)), t23);
+    const __m256 t = later_wins(m01, m23);
+    *mx = _mm256_blendv_ps(m01, m23, t);
+    *won = _mm256_castps_si256(_mm256_blendv_ps(w01, w23, t));
 }
 
 int64_t cnni_pool2_max_row_avx2(int64_t OW, const float *r0, const float *r1, int64_t at0, int64_t W, float *y,
@@ -112,62 +119,87 @@ int64_t cnni_pool2_max_row_avx2(int64_t OW, const float *r0, const float *r1, in
     return OW;
 }
 
-int64_t cnni_pool2_max_row_code_avx2(int64_t OW, const float *r0, const float *r1, float *y, uint8_t *code)
+/* The bytes of 8 such codes. */
+INLINE __m128i code_bytes(__m256i which)
 {
-    for (int64_t ox = 0; ox < OW; ox += 8) {
-        const int64_t n = OW - ox < 8 ? OW - ox : 8;
-        __m256 m;
-        __m256i which;
-        window_max(r0 + 2 * ox, r1 + 2 * ox, n, &m, &which);
-        store_first(y + ox, m, n);
-        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(which), _mm256_extracti128_si256(which, 1));
-        const __m128i w8 = _mm_packus_epi16(w16, w16);
-        if (n >= 8) {
-            _mm_storel_epi64((__m128i *)(code + ox), w8);
-        } else {
-            uint8_t b[16];
-            _mm_storeu_si128((__m128i *)b, w8);
-            for (int l = 0; l < n; l++)
-                code[ox + l] = b[l];
+    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(which), _mm256_extracti128_si256(which, 1));
+    return _mm_packus_epi16(w16, w16);
+}
+
+/* A whole plane (H x W in, OH x OW out) with the argmax as a byte per
+ * output. A row's last vector is stored whole when it stays in the plane:
+ * what it writes past the row is the next row's, stored after it. */
+void cnni_pool2_max_plane_code_avx2(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *x, float *y,
+                                    uint8_t *code)
+{
+    const int64_t end = OH * OW;
+    (void)H;
+    for (int64_t oy = 0; oy < OH; oy++) {
+        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+        for (int64_t ox = 0; ox < OW; ox += 8) {
+            const int64_t n = OW - ox < 8 ? OW - ox : 8, at = oy * OW + ox;
+            __m256 m;
+            __m256i which;
+            window_max(r0 + 2 * ox, r1 + 2 * ox, n, &m, &which);
+            const __m128i b = code_bytes(which);
+            if (at + 8 <= end) {
+                _mm256_storeu_ps(y + at, m);
+                _mm_storel_epi64((__m128i *)(code + at), b);
+            } else {
+                store_first(y + at, m, n);
+                uint8_t t[16];
+                _mm_storeu_si128((__m128i *)t, b);
+                for (int l = 0; l < n; l++)
+                    code[at + l] = t[l];
+            }
         }
     }
-    return OW;
 }
 
 /* The gradient of a plane (H x W, outputs OH x OW) from such codes: each
  * output's gradient (plus 0, as the reference's sum into zeros) at its
- * window position, 0 everywhere else; every element written. */
+ * window position, 0 everywhere else; every element written. A vector's
+ * pairs are stored whole where the plane allows and what lies past them is
+ * written again later: the rest of the row, the next rows, or a column or
+ * row in no window (zeroed last). The first input row's last, partial
+ * vector is stored whole only when it is the row's only one, as the
+ * second row's first vector is stored before it otherwise. (Rows last to
+ * first, which would allow it always, ran slower.) */
+INLINE void pairs_at(float *dx, int64_t p, int64_t end, int whole, __m256 x, __m256 y, int64_t n)
+{
+    store_pairs(dx + p, x, y, whole && p + 16 <= end ? 8 : n);
+}
+
 void cnni_pool2_max_plane_backward_avx2(int64_t H, int64_t W, int64_t OH, int64_t OW, const float *dy,
                                         const uint8_t *code, float *dx)
 {
+    const int64_t end = H * W, oend = OH * OW;
     for (int64_t oy = 0; oy < OH; oy++) {
-        float *d0 = dx + 2 * oy * W, *d1 = d0 + W;
-        const float *dr = dy + oy * OW;
-        const uint8_t *cr = code + oy * OW;
+        const int64_t p0 = 2 * oy * W, p1 = p0 + W;
         for (int64_t ox = 0; ox < OW; ox += 8) {
-            const int64_t n = OW - ox < 8 ? OW - ox : 8;
+            const int64_t n = OW - ox < 8 ? OW - ox : 8, at = oy * OW + ox;
             __m256 g;
             __m256i w;
-            if (n >= 8) {
-                g = _mm256_loadu_ps(dr + ox);
-                w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(cr + ox)));
+            if (at + 8 <= oend) {
+                g = _mm256_loadu_ps(dy + at);
+                w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(code + at)));
             } else {
                 uint8_t b[16] = {0};
                 for (int l = 0; l < n; l++)
-                    b[l] = cr[ox + l];
-                g = _mm256_maskload_ps(dr + ox, first8(n));
+                    b[l] = code[at + l];
+                g = _mm256_maskload_ps(dy + at, first8(n));
                 w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b));
             }
             const __m256 v = _mm256_add_ps(_mm256_setzero_ps(), g);
             __m256 c[4];
             for (int k = 0; k < 4; k++)
                 c[k] = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(w, _mm256_set1_epi32(k))));
-            store_pairs(d0 + 2 * ox, c[0], c[1], n);
-            store_pairs(d1 + 2 * ox, c[2], c[3], n);
+            pairs_at(dx, p0 + 2 * ox, end, OW <= 8, c[0], c[1], n);
+            pairs_at(dx, p1 + 2 * ox, end, 1, c[2], c[3], n);
         }
-        for (int64_t x = 2 * OW; x < W; x++)
-            d0[x] = d1[x] = 0.0f; /* a column in no window */
+        if (W > 2 * OW)
+            dx[p0 + W - 1] = dx[p1 + W - 1] = 0.0f; /* a column in no window */
     }
-    for (int64_t i = 2 * OH * W; i < H * W; i++)
+    for (int64_t i = 2 * OH * W; i < end; i++)
         dx[i] = 0.0f; /* rows in no window */
 }
