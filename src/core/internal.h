@@ -81,10 +81,6 @@ double cnni_rng_uniform(cnni_rng *r);             /* [0, 1) with 53 bits */
 double cnni_rng_uniform_range(cnni_rng *r, double lo, double hi);
 double cnni_rng_normal(cnni_rng *r);              /* N(0, 1) */
 uint64_t cnni_rng_below(cnni_rng *r, uint64_t n); /* uniform in [0, n) */
-/* Dropout factors: f[i] = 0 where the i-th uniform draw is below p, else
- * `keep`; the same draws, in the same order, as n calls of
- * cnni_rng_uniform. With x and y not NULL also y[i] = x[i] * f[i]. */
-void cnni_rng_drop_factors(cnni_rng *r, int64_t n, double p, float keep, float *f, const float *x, float *y);
 /* An independent stream derived from this one (used per purpose: init,
  * shuffle, dropout), so adding a draw in one place does not shift others. */
 void cnni_rng_split(cnni_rng *r, uint64_t stream, cnni_rng *out);

@@ -38,35 +38,6 @@ uint64_t cnni_rng_u64(cnni_rng *r)
 
 double cnni_rng_uniform(cnni_rng *r) { return (double)(cnni_rng_u64(r) >> 11) * 0x1.0p-53; }
 
-void cnni_rng_drop_factors(cnni_rng *r, int64_t n, double p, float keep, float *f, const float *x, float *y)
-{
-    /* For the integer v = u >> 11 < 2^53: v 2^-53 < p exactly when
-     * v < ceil(p 2^53) (scaling by a power of two is exact). The state
-     * lives in locals and the factor is selected by a mask, not a branch:
-     * a drop probability such as 0.25 would mispredict a quarter of them. */
-    const uint64_t limit = (uint64_t)ceil(p * 0x1.0p53);
-    uint32_t kbits;
-    memcpy(&kbits, &keep, sizeof kbits);
-    uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
-    for (int64_t i = 0; i < n; i++) {
-        const uint64_t u = rotl(s1 * 5, 7) * 9;
-        const uint64_t t = s1 << 17;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = rotl(s3, 45);
-        const uint32_t bits = kbits & ((uint32_t)0 - (uint32_t)((u >> 11) >= limit));
-        float fi;
-        memcpy(&fi, &bits, sizeof fi);
-        f[i] = fi;
-        if (y)
-            y[i] = x[i] * fi;
-    }
-    r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;
-}
-
 double cnni_rng_uniform_range(cnni_rng *r, double lo, double hi)
 {
     return lo + (hi - lo) * cnni_rng_uniform(r);

@@ -17,6 +17,7 @@
  * in training unless p is 0 or 1. */
 #include "layer.h"
 #include "../core/pool.h"
+#include "../kernels/drop_fast.h"
 #include "../kernels/ref/activation_ref.h"
 
 #include <math.h>
@@ -114,6 +115,7 @@ typedef struct {
     float *f;              /* the factors kept for the backward, or NULL */
     const float *in;
     float *out;
+    int isa;
 } drop_job;
 
 static void drop_task(void *ctx, int64_t t, int thread)
@@ -126,9 +128,9 @@ static void drop_task(void *ctx, int64_t t, int thread)
     float local[DROP_CHUNK]; /* without a backward the factors are used once */
     float *f = j->f ? j->f + b0 : local;
     if (j->inner == 1) {
-        cnni_rng_drop_factors(&r, nb, j->p, j->scale, f, j->in + b0, j->out + b0);
+        cnni_drop_fast_factors(j->isa, &r, nb, j->p, j->scale, f, j->in + b0, j->out + b0);
     } else {
-        cnni_rng_drop_factors(&r, nb, j->p, j->scale, f, NULL, NULL);
+        cnni_drop_fast_factors(j->isa, &r, nb, j->p, j->scale, f, NULL, NULL);
         cnni_ref_block_scale_f32(nb, j->inner, j->in + b0 * j->inner, f, j->out + b0 * j->inner);
     }
 }
@@ -178,7 +180,7 @@ static cnn_status dropout_forward(const cnni_exec *x)
         return CNN_OK;
     }
     drop_job j = {*x->rng, blocks, inner, o->p, (float)(1.0 / (1.0 - o->p)),
-                  mode ? (float *)((char *)x->saved + SAVED_HEADER) : NULL, in, out};
+                  mode ? (float *)((char *)x->saved + SAVED_HEADER) : NULL, in, out, x->isa};
     cnni_rng_u64(x->rng);
     const int64_t chunks = (blocks + DROP_CHUNK - 1) / DROP_CHUNK;
     cnni_pool_run(x->pool, drop_task, &j, chunks); /* one chunk runs inline */
