@@ -6,6 +6,7 @@
 #include "../core/adapt.h"
 #include "../core/internal.h"
 #include "../layers/layer.h"
+#include "../kernels/conv_wgrad_plane.h"
 #include "../kernels/ref/pool_ref.h"
 
 typedef struct cnni_val {
@@ -51,6 +52,13 @@ typedef struct cnni_nodeplan {
     int pool_node;
     cnni_pool_geom pool_geom;
     int unwritten;
+    /* A BatchNorm2d whose input only it reads, made by a Conv2d whose input
+     * needs no gradient, takes that convolution's weight gradient in its
+     * backward (plan.c): wgrad_node is the convolution's index on the
+     * BatchNorm, wgrad_into the BatchNorm's on the convolution (whose
+     * backward is skipped), wgrad_geom the geometry (on the BatchNorm). */
+    int wgrad_node, wgrad_into;
+    cnni_wgrad_plane_geom wgrad_geom;
 } cnni_nodeplan;
 
 struct cnni_pool;

@@ -246,6 +246,7 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
      * and backward. Every value is still written as if they ran apart. */
     for (int i = 0; i < g->n_nodes; i++) {
         g->np[i].relu_node = g->np[i].fused_into = g->np[i].pool_node = -1;
+        g->np[i].wgrad_node = g->np[i].wgrad_into = -1;
         g->np[i].unwritten = 0;
     }
     for (int j = 0; j < g->n_nodes; j++) {
@@ -304,6 +305,33 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
                 v->requires_grad = rg && v->t.dtype == CNN_F32;
             }
         }
+    }
+
+    /* A Conv2d whose output only a BatchNorm2d reads (not a model output)
+     * and whose input needs no gradient (a first layer) has its weight
+     * gradient taken plane by plane in the BatchNorm's backward: the
+     * gradient of its output is then never written to memory and read
+     * back. Where the planes fit the kernels' stack buffers and the vector
+     * kernels serve the convolution. */
+    for (int i = 0; backward && i < g->n_nodes; i++) {
+        if (!cnni_is_batchnorm2d(&g->nodes[i]) || g->nodes[i].n_in != 1 || !g->np[i].run_backward)
+            continue;
+        const int v = g->nodes[i].in[0], c = g->vals[v].producer;
+        if (c < 0 || sole_reader(g, v) != i || g->vals[v].producer_out != 0 || g->vals[v].t.dtype != CNN_F32 ||
+            g->nodes[c].n_in != 1 || g->nodes[c].n_out != 1 || !g->np[c].run_backward)
+            continue;
+        const cnni_val *xin = &g->vals[g->nodes[c].in[0]];
+        cnni_wgrad_plane_geom wg;
+        if (xin->requires_grad || xin->t.dtype != CNN_F32 ||
+            !cnni_conv_wgrad_fusable(&g->nodes[c], &xin->t.shape, g->isa, &wg) ||
+            wg.OH * wg.OW > CNNI_NORM_POOL_MAX_PLANE)
+            continue;
+        g->np[i].wgrad_node = c;
+        g->np[i].wgrad_geom = wg;
+        g->np[c].wgrad_into = i;
+        cnni_norm_geom ng = {.N = g->vals[v].t.shape.dims[0], .G = g->vals[v].t.shape.dims[1], .Cg = 1,
+                             .S = wg.OH * wg.OW, .across_batch = 1};
+        g->np[i].work_bytes += cnni_norm_fast_wgrad_scratch(&ng, &wg);
     }
 
     /* Arena layout. */

@@ -153,8 +153,8 @@ cnn_status cnn_graph_backward(cnn_graph *g)
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         cnni_node *n = &g->nodes[i];
         cnni_nodeplan *np = &g->np[i];
-        if (!np->run_backward || (g->fused_run && np->fused_into >= 0))
-            continue; /* a fused ReLU's gradient is taken by its BatchNorm */
+        if (!np->run_backward || (g->fused_run && (np->fused_into >= 0 || np->wgrad_into >= 0)))
+            continue; /* a fused ReLU's gradient, or a convolution's, is taken by its BatchNorm */
         const int relu = g->fused_run ? np->relu_node : -1, pk = g->fused_run ? np->pool_node : -1;
         for (int k = 0; k < n->n_out; k++) {
             /* fused: the gradient that arrives is the ReLU output's, or the pooling's */
@@ -200,6 +200,19 @@ cnn_status cnn_graph_backward(cnn_graph *g)
         if (pk >= 0) {
             x.pool_geom = &g->np[pk].pool_geom;
             x.pool_idx = g->np[pk].saved;
+        }
+        const int wc = g->fused_run ? np->wgrad_node : -1;
+        float *cparam[CNNI_MAX_PARAMS], *cgrad[CNNI_MAX_PARAMS];
+        void *cbuffer[CNNI_MAX_PARAMS];
+        if (wc >= 0) {
+            /* the convolution's weight gradient (and its bias's, when it
+             * has one) accumulates here; its output's gradient is not
+             * written */
+            cnni_node_param_ptrs(g, &g->nodes[wc], cparam, cgrad, cbuffer);
+            x.wgrad_geom = &np->wgrad_geom;
+            x.wgrad_x = g->vals[g->nodes[wc].in[0]].t.data;
+            x.wgrad_dw = cgrad[0];
+            x.wgrad_db = g->nodes[wc].n_params > 1 ? cgrad[1] : NULL;
         }
         double t0 = g->profiling ? seconds() : 0;
         cnn_status st = n->op->backward(&x);

@@ -189,6 +189,8 @@ typedef struct {
     int isa;
     const cnni_norm_pool *pl; /* the fused pooling, or NULL */
     int pool2;                /* its windows are 2x2: the argmax is kept as bytes */
+    const cnni_norm_wgrad *wg; /* the fused weight gradient, or NULL */
+    float *wpart;              /* its sums per span */
 } job;
 
 /* A span's ReLU output or its gradient, when a pooling is fused. */
@@ -415,6 +417,14 @@ size_t cnni_norm_fast_scratch(const cnni_norm_geom *g)
     return (size_t)(g->N * g->G * g->Cg + cnni_norm_nstat(g)) * 2 * sizeof(double) + 64;
 }
 
+/* The plane weight gradient's values per span: C KH KW taps and the bias's. */
+static int64_t wgrad_values(const cnni_wgrad_plane_geom *wg) { return wg->C * wg->KH * wg->KW + 1; }
+
+size_t cnni_norm_fast_wgrad_scratch(const cnni_norm_geom *g, const cnni_wgrad_plane_geom *wg)
+{
+    return (size_t)(g->N * g->G * g->Cg * wgrad_values(wg)) * sizeof(float) + 64;
+}
+
 /* A and B of each statistic, once: for BatchNorm every block of the batch
  * needs its channel's totals, which summing per block would redo N times. */
 static void ab_task(void *ctx, int64_t st, int thread)
@@ -480,8 +490,11 @@ static void grad_task(void *ctx, int64_t t, int thread)
             cc = A / M;
         }
         float a = 0, b = 0;
-        plane_buf buf;
+        plane_buf buf, wbuf;
         const float *dy = span_dy(jb, off, &buf);
+        /* with the weight gradient fused, this span's input gradient only
+         * passes through a stack buffer */
+        float *dxs = jb->wg ? wbuf.v : jb->dx + off;
         if (jb->relu)
             coeffs(jb, st, c, &a, &b);
         if (!jb->batch_stats || M <= SMALL_STAT) {
@@ -502,7 +515,7 @@ static void grad_task(void *ctx, int64_t t, int thread)
             for (int64_t i0 = 0; i0 < g->S; i0 += FLUSH) {
                 const int64_t ni = g->S - i0 < FLUSH ? g->S - i0 : FLUSH;
                 const float *gy = dy + i0, *xs = jb->x + off + i0;
-                float *d = jb->dx + off + i0;
+                float *d = dxs + i0;
                 if (jb->relu) {
                     jb->sp->relu_grad(xs, gy, ni, hi, lo, a, b, gb);
                     gy = gb;
@@ -514,44 +527,50 @@ static void grad_task(void *ctx, int64_t t, int thread)
                     for (int64_t i = 0; i < ni; i++)
                         d[i] = (float)(r * ((double)wj * gy[i] - cc) + k * ((double)xs[i] - m));
             }
-            continue;
+        } else if (jb->relu) {
+            jb->sp->grad_relu(jb->x + off, dy, g->S, hi, lo, a, b, (float)r, wj, (float)cc, (float)k, dxs);
+        } else {
+            jb->sp->grad(jb->x + off, dy, g->S, hi, lo, (float)r, wj, (float)cc, (float)k, dxs);
         }
-        if (jb->relu)
-            jb->sp->grad_relu(jb->x + off, dy, g->S, hi, lo, a, b, (float)r, wj, (float)cc, (float)k, jb->dx + off);
-        else
-            jb->sp->grad(jb->x + off, dy, g->S, hi, lo, (float)r, wj, (float)cc, (float)k, jb->dx + off);
+        if (jb->wg) {
+            const cnni_wgrad_plane_geom *wg = jb->wg->g;
+            cnni_wgrad_plane(jb->isa, wg, dxs, jb->wg->x + n * wg->C * wg->H * wg->W,
+                             jb->wpart + (t * g->Cg + j) * wgrad_values(wg));
+        }
     }
 }
 
 static void backward(job *jbp, int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                      const float *dy, const double *mean, const double *rstd, const float *w, const float *b,
-                     int relu, int batch_stats, float *dx, float *dw, float *db, void *scratch);
+                     int relu, int batch_stats, float *dx, float *dw, float *db, const cnni_norm_wgrad *wg,
+                     void *scratch);
 
 void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                              const float *dy, const double *mean, const double *rstd, const float *w,
                              const float *b, int relu, int batch_stats, float *dx, float *dw, float *db,
-                             void *scratch)
+                             const cnni_norm_wgrad *wg, void *scratch)
 {
     job jb;
     memset(&jb, 0, sizeof jb);
-    backward(&jb, isa, pool, g, x, dy, mean, rstd, w, b, relu, batch_stats, dx, dw, db, scratch);
+    backward(&jb, isa, pool, g, x, dy, mean, rstd, w, b, relu, batch_stats, dx, dw, db, wg, scratch);
 }
 
 void cnni_norm_fast_backward_pool(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                                   const cnni_norm_pool *pl, const double *mean, const double *rstd,
                                   const float *w, const float *b, int batch_stats, float *dx, float *dw,
-                                  float *db, void *scratch)
+                                  float *db, const cnni_norm_wgrad *wg, void *scratch)
 {
     job jb;
     memset(&jb, 0, sizeof jb);
     jb.pl = pl;
     jb.pool2 = cnni_pool_fast_two_by_two(pl->g);
-    backward(&jb, isa, pool, g, x, NULL, mean, rstd, w, b, 1, batch_stats, dx, dw, db, scratch);
+    backward(&jb, isa, pool, g, x, NULL, mean, rstd, w, b, 1, batch_stats, dx, dw, db, wg, scratch);
 }
 
 static void backward(job *jbp, int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                      const float *dy, const double *mean, const double *rstd, const float *w, const float *b,
-                     int relu, int batch_stats, float *dx, float *dw, float *db, void *scratch)
+                     int relu, int batch_stats, float *dx, float *dw, float *db, const cnni_norm_wgrad *wg,
+                     void *scratch)
 {
     job jb = *jbp;
     jb.isa = isa;
@@ -568,13 +587,32 @@ static void backward(job *jbp, int isa, struct cnni_pool *pool, const cnni_norm_
     jb.batch_stats = batch_stats;
     jb.part = (double *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     jb.ab = jb.part + 2 * g->N * g->G * g->Cg;
+    jb.wg = wg;
+    if (wg) {
+        jb.dx = NULL;
+        jb.wpart = (float *)(((uintptr_t)(jb.ab + 2 * cnni_norm_nstat(g)) + 63) & ~(uintptr_t)63);
+    }
     struct cnni_pool *p = pool_if(pool, g);
     const int64_t blocks = g->N * g->G;
     cnni_pool_run_blocked(p, sums_task, &jb, blocks);
-    if (dx) {
+    if (jb.dx || wg) {
         if (batch_stats)
             cnni_pool_run_blocked(cnni_norm_nstat(g) >= 64 ? p : NULL, ab_task, &jb, cnni_norm_nstat(g));
         cnni_pool_run_blocked(p, grad_task, &jb, blocks);
+    }
+    if (wg) {
+        /* the spans' weight gradients, per channel over the samples in order */
+        const int64_t nv = wgrad_values(wg->g), kk = nv - 1, C = g->G * g->Cg;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t v = 0; v < nv; v++) {
+                double s = 0;
+                for (int64_t n = 0; n < g->N; n++)
+                    s += jb.wpart[(n * C + c) * nv + v];
+                if (v < kk)
+                    wg->dw[c * kk + v] += (float)s;
+                else if (wg->db)
+                    wg->db[c] += (float)s;
+            }
     }
     if (!dw && !db)
         return;

@@ -6,6 +6,7 @@
 #ifndef CNN_NORM_FAST_H
 #define CNN_NORM_FAST_H
 
+#include "conv_wgrad_plane.h"
 #include "ref/norm_ref.h"
 #include "ref/pool_ref.h"
 
@@ -22,13 +23,30 @@ void cnni_norm_fast_stats(int isa, struct cnni_pool *pool, const cnni_norm_geom 
 void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                             const double *mean, const double *rstd, const float *w, const float *b, float *y,
                             float *z);
+/* A convolution's weight gradient taken in a BatchNorm2d's backward (the
+ * graph fuses them when the convolution's output only the BatchNorm reads
+ * and its input needs no gradient): each span's input gradient (one
+ * (sample, channel) plane, g->S <= CNNI_NORM_POOL_MAX_PLANE) is formed in
+ * a stack buffer instead of dx, and its plane weight gradient against
+ * sample n's input (conv_wgrad_plane.h) is kept per span; the spans' sums,
+ * in double in sample order, are added to dw (C KH KW per channel) and db
+ * (NULL: no bias). The gradient tensor is never written or read back. */
+typedef struct cnni_norm_wgrad {
+    const cnni_wgrad_plane_geom *g;
+    const float *x; /* the convolution's input, N x C x H x W */
+    float *dw, *db;
+} cnni_norm_wgrad;
+/* Scratch bytes the backward needs besides cnni_norm_fast_scratch's. */
+size_t cnni_norm_fast_wgrad_scratch(const cnni_norm_geom *g, const cnni_wgrad_plane_geom *wg);
+
 /* With relu set, dy is the gradient of ReLU(y) instead of y's: it is masked
  * where the forward's y (recomputed from x, w and b, bit for bit) was not
- * positive, as the ReLU's own backward would. b is only read then. */
+ * positive, as the ReLU's own backward would. b is only read then. With wg
+ * set (dx then unused), the weight gradient above. */
 void cnni_norm_fast_backward(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                              const float *dy, const double *mean, const double *rstd, const float *w,
                              const float *b, int relu, int batch_stats, float *dx, float *dw, float *db,
-                             void *scratch);
+                             const cnni_norm_wgrad *wg, void *scratch);
 
 /* BatchNorm -> ReLU -> max pooling, fused by the graph when the pooling
  * alone reads the ReLU's output: its planes are the spans (pool in-plane =
@@ -54,7 +72,7 @@ void cnni_norm_fast_forward_pool(int isa, struct cnni_pool *pool, const cnni_nor
 void cnni_norm_fast_backward_pool(int isa, struct cnni_pool *pool, const cnni_norm_geom *g, const float *x,
                                   const cnni_norm_pool *pl, const double *mean, const double *rstd,
                                   const float *w, const float *b, int batch_stats, float *dx, float *dw,
-                                  float *db, void *scratch);
+                                  float *db, const cnni_norm_wgrad *wg, void *scratch);
 
 /* The span loops each instruction set provides. A mean is passed as two
  * floats, hi + lo, and deviations are formed as (x - hi) - lo: exact enough

@@ -12,6 +12,8 @@
 #include "../kernels/conv_winograd.h"
 #include "../kernels/conv_pointwise.h"
 #include "../kernels/conv_fast.h"
+#include "../kernels/conv_wgrad_plane.h"
+#include "../core/cpu.h"
 #include "../kernels/ref/ref.h"
 
 #include <math.h>
@@ -637,3 +639,26 @@ CONV_OP(Conv3d, conv_configure_3, conv_args)
 CONV_OP(ConvTranspose1d, convt_configure_1, convt_args)
 CONV_OP(ConvTranspose2d, convt_configure_2, convt_args)
 CONV_OP(ConvTranspose3d, convt_configure_3, convt_args)
+
+int cnni_conv_wgrad_fusable(const cnni_node *n, const cnn_shape *in, int isa, cnni_wgrad_plane_geom *wg)
+{
+    if (n->op != &cnni_op_Conv2d || isa == CNNI_ISA_GENERIC)
+        return 0;
+    const conv_opts *o = n->opts;
+    if (o->groups != 1 || o->mode != CNNI_PAD_ZEROS || o->in_ch > 4)
+        return 0;
+    for (int i = 0; i < 2; i++)
+        if (o->stride[i] != 1 || o->dil[i] != 1)
+            return 0;
+    cnni_conv_geom g;
+    cnn_shape y;
+    int64_t padded[3];
+    cnn_err e;
+    memset(&e, 0, sizeof e);
+    if (make_geom(o, in, &g, &y, padded, &e) != CNN_OK)
+        return 0;
+    *wg = (cnni_wgrad_plane_geom){.C = o->in_ch, .H = in->dims[2], .W = in->dims[3], .OH = y.dims[2],
+                                  .OW = y.dims[3], .KH = o->k[0], .KW = o->k[1], .ph = o->pad_lo[0],
+                                  .pw = o->pad_lo[1]};
+    return cnni_wgrad_plane_fast(wg);
+}

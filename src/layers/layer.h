@@ -106,6 +106,16 @@ typedef struct cnni_exec {
     const struct cnni_pool_geom *pool_geom;
     float *pool_out;
     int64_t *pool_idx;
+    /* Backward of a BatchNorm2d whose input only it reads, made by a
+     * convolution whose own input needs no gradient: the BatchNorm takes
+     * that convolution's weight gradient too, plane by plane
+     * (norm_fast.h), and writes no input gradient. wgrad_geom (set) is its
+     * geometry, wgrad_x its input, wgrad_dw and wgrad_db (NULL without a
+     * bias) its parameter gradients, to accumulate into. The graph skips the
+     * convolution's backward. */
+    const struct cnni_wgrad_plane_geom *wgrad_geom;
+    const float *wgrad_x;
+    float *wgrad_dw, *wgrad_db;
 } cnni_exec;
 
 struct cnni_op {
@@ -152,6 +162,14 @@ int cnni_pool_fusable(const cnni_node *n, const cnn_shape *in, struct cnni_pool_
  * not in place). */
 int cnni_avgpool_fusable(const cnni_node *n, const cnn_shape *in, struct cnni_pool_geom *g);
 int cnni_act_pool_fusable(const cnni_node *n);
+/* For the graph's convolution -> BatchNorm2d weight-gradient fusion
+ * (conv.c): whether node n is a Conv2d the plane weight gradient serves
+ * with vector kernels on instruction set isa (stride 1, no dilation, one
+ * group, zero padding, at most 4 input channels, a 3x3 or 5x5 kernel) on
+ * an input of shape in; g receives its geometry. */
+struct cnni_wgrad_plane_geom;
+int cnni_conv_wgrad_fusable(const cnni_node *n, const cnn_shape *in, int isa, struct cnni_wgrad_plane_geom *g);
+int cnni_is_batchnorm2d(const cnni_node *n);
 
 /* ---- registry ---- */
 const cnni_op *cnni_op_find(const char *name);

@@ -587,20 +587,26 @@ static cnn_status norm_backward(const cnni_exec *x)
     if (st)
         return st;
     stats_mem s = stats_at(x->saved, &g);
+    /* the producing convolution's weight gradient, fused by the graph: the
+     * input gradient is then not written */
+    cnni_norm_wgrad wgm = {x->wgrad_geom, x->wgrad_x, x->wgrad_dw, x->wgrad_db};
+    const cnni_norm_wgrad *wg = x->wgrad_geom ? &wgm : NULL;
+    float *dx = wg ? NULL : x->din[0].data;
+    void *scratch = x->work;
     if (x->pool_geom) {
         cnni_norm_pool pl;
         if ((st = pool_matches(x, &g, &pl)))
             return st;
         cnni_norm_fast_backward_pool(x->isa, x->pool, &g, x->in[0].data, &pl, s.mean, s.rstd,
                                      o->iw >= 0 ? x->param[o->iw] : NULL, o->ib >= 0 ? x->param[o->ib] : NULL,
-                                     (int)*s.from_batch, x->din[0].data, o->iw >= 0 ? x->grad[o->iw] : NULL,
-                                     o->ib >= 0 ? x->grad[o->ib] : NULL, x->work);
+                                     (int)*s.from_batch, dx, o->iw >= 0 ? x->grad[o->iw] : NULL,
+                                     o->ib >= 0 ? x->grad[o->ib] : NULL, wg, scratch);
         return CNN_OK;
     }
     cnni_norm_fast_backward(x->isa, x->pool, &g, x->in[0].data, x->dout[0].data, s.mean, s.rstd,
                             o->iw >= 0 ? x->param[o->iw] : NULL, o->ib >= 0 ? x->param[o->ib] : NULL,
-                            x->relu_grad, (int)*s.from_batch, x->din[0].data,
-                            o->iw >= 0 ? x->grad[o->iw] : NULL, o->ib >= 0 ? x->grad[o->ib] : NULL, x->work);
+                            x->relu_grad, (int)*s.from_batch, dx, o->iw >= 0 ? x->grad[o->iw] : NULL,
+                            o->ib >= 0 ? x->grad[o->ib] : NULL, wg, scratch);
     return CNN_OK;
 }
 
@@ -644,3 +650,5 @@ NORM_OP(InstanceNorm2d, in_configure_2, bn_args, 1)
 NORM_OP(InstanceNorm3d, in_configure_3, bn_args, 1)
 NORM_OP(GroupNorm, gn_configure, gn_args, 2)
 NORM_OP(LayerNorm, ln_configure, ln_args, 1)
+
+int cnni_is_batchnorm2d(const cnni_node *n) { return n->op == &cnni_op_BatchNorm2d; }

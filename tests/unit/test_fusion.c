@@ -7,7 +7,16 @@
  * instruction set the machine has, and every layer's output (the ones a
  * fused pooling skipped are written on request, in either order), the
  * input gradient, every parameter gradient and the running statistics must
- * be identical; the plan must fuse exactly the layers it may. */
+ * be identical; the plan must fuse exactly the layers it may.
+ *
+ * Without an input gradient, a Conv2d whose output only a BatchNorm2d reads
+ * has its weight gradient taken in the BatchNorm's backward, plane by plane
+ * (vector instruction sets only): there every output, input-free gradient
+ * and statistic must still be identical, and the convolution's weight and
+ * bias gradients, float sums over the batch's planes taken in another
+ * order, within 1e-6 sqrt(input elements) of the unfused ones, relative to
+ * their largest magnitude (the bias's, a sum of BatchNorm input gradients,
+ * nearly cancels). */
 #include "test.h"
 #include "graph/graph_internal.h"
 #include "core/cpu.h"
@@ -75,6 +84,42 @@ static const model_case cases[] = {
      4, {2, 2, 9, 9}, 0, 0, 1},
 };
 
+/* Models planned without an input gradient: conv_fused convolutions must
+ * have their weight gradient fused into their BatchNorm (on AVX2 and
+ * AVX-512). */
+typedef struct {
+    const char *name, *text;
+    int ndim;
+    int64_t dims[5];
+    int conv_fused;
+} wgrad_case;
+
+static const wgrad_case wgrad_cases[] = {
+    {"first conv 1 -> 8, 3x3, before BatchNorm, ReLU, MaxPool; the second conv needs its input's gradient",
+     "Conv2d(1, 8, 3, padding=1)\nBatchNorm2d(8)\nReLU()\nMaxPool2d(2)\nConv2d(8, 4, 3)\nBatchNorm2d(4)\nReLU()\n"
+     "Flatten()\n",
+     4, {5, 1, 12, 12}, 1},
+    {"3 -> 6 channels, 5x5 without bias, odd planes, BatchNorm alone",
+     "Conv2d(3, 6, 5, padding=2, bias=False)\nBatchNorm2d(6)\nFlatten()\n", 4, {3, 3, 17, 23}, 1},
+    {"uneven padding (0, 2), padding='same' 5x5, 2 input channels, planes 1 wide",
+     "a = Conv2d(2, 3, 3, padding=(0, 2))(input)\nb = BatchNorm2d(3)(a)\nc = Conv2d(2, 3, 5, padding='same')(input)\n"
+     "d = BatchNorm2d(3, affine=False)(c)\ne = ReLU()(d)\noutputs = (b, e)\n",
+     4, {4, 2, 9, 1}, 2},
+    {"the largest plane (64 x 64) fused; not past it, nor at stride 2, dilation 2, 5 input channels, 7x7, "
+     "reflect padding, a second reader, a model output",
+     "a = Conv2d(1, 2, 3, padding=1)(input)\nb = BatchNorm2d(2)(a)\n"
+     "c = Conv2d(1, 2, 3, padding=(2, 1))(input)\nd = BatchNorm2d(2)(c)\n"
+     "e = Conv2d(1, 2, 3, stride=2)(input)\nf = BatchNorm2d(2)(e)\n"
+     "g = Conv2d(1, 2, 3, dilation=2)(input)\nh = BatchNorm2d(2)(g)\n"
+     "i = Conv2d(1, 5, 1)(input)\nj = Conv2d(5, 2, 3)(i)\nk = BatchNorm2d(2)(j)\n"
+     "l = Conv2d(1, 2, 7)(input)\nm = BatchNorm2d(2)(l)\n"
+     "n = Conv2d(1, 2, 3, padding=1, padding_mode='reflect')(input)\no = BatchNorm2d(2)(n)\n"
+     "p = Conv2d(1, 2, 3)(input)\nq = BatchNorm2d(2)(p)\nr = ReLU()(p)\n"
+     "s = Conv2d(1, 2, 3)(input)\nt = BatchNorm2d(2)(s)\n"
+     "outputs = (b, d, f, h, k, m, o, q, r, s, t)\n",
+     4, {2, 1, 64, 64}, 1},
+};
+
 static int64_t numel(const cnn_shape *s)
 {
     int64_t n = 1;
@@ -83,7 +128,8 @@ static int64_t numel(const cnn_shape *s)
     return n;
 }
 
-static cnn_graph *build(const model_case *mc, int anomaly, const float *x, int training, const char *isa)
+static cnn_graph *build(const model_case *mc, int anomaly, const float *x, int training, const char *isa,
+                        unsigned flags)
 {
     cnn_graph *g;
     cnn_graph_create(&g);
@@ -92,7 +138,7 @@ static cnn_graph *build(const model_case *mc, int anomaly, const float *x, int t
         xs.dims[i] = mc->dims[i];
     if (cnn_graph_parse(g, mc->text, "fusion.txt") || cnn_graph_reset_parameters(g, 7) ||
         cnn_graph_set_threads(g, 2) || cnn_graph_set_isa(g, isa) || cnn_graph_set_detect_anomaly(g, anomaly) ||
-        cnn_graph_plan(g, 1, &xs, NULL, CNN_PLAN_BACKWARD | CNN_PLAN_INPUT_GRAD)) {
+        cnn_graph_plan(g, 1, &xs, NULL, flags)) {
         CHECKF(0, "%s: %s", mc->name, cnn_graph_errmsg(g));
         cnn_graph_destroy(g);
         return NULL;
@@ -143,7 +189,8 @@ int main(void)
                 float *x = malloc(sizeof(float) * (size_t)n);
                 for (int64_t i = 0; i < n; i++)
                     x[i] = (float)cos(1.3 * (double)i) * (i % 7 == 0 ? 3.0f : 1.0f);
-                cnn_graph *a = build(mc, 0, x, training, isa), *b = build(mc, 1, x, training, isa);
+                const unsigned fl = CNN_PLAN_BACKWARD | CNN_PLAN_INPUT_GRAD;
+                cnn_graph *a = build(mc, 0, x, training, isa, fl), *b = build(mc, 1, x, training, isa, fl);
                 if (a && b) {
                     int pairs = 0, pooled = 0, act_pooled = 0;
                     for (int i = 0; i < a->n_nodes; i++) {
@@ -179,6 +226,78 @@ int main(void)
                         if (pa.kind == CNN_PARAM)
                             CHECKF(same(pa.grad, pb.grad, (size_t)numel(&pa.shape) * sizeof(float)),
                                    "gradient of %s differs", pa.name);
+                    }
+                }
+                cnn_graph_destroy(a);
+                cnn_graph_destroy(b);
+                free(x);
+            }
+        }
+    }
+    for (size_t c = 0; c < sizeof wgrad_cases / sizeof wgrad_cases[0]; c++) {
+        const wgrad_case *wc = &wgrad_cases[c];
+        const model_case mc = {wc->name, wc->text, wc->ndim, {wc->dims[0], wc->dims[1], wc->dims[2], wc->dims[3]}, 0, 0, 0};
+        for (int run = 0; run < 6; run++) {
+            const int training = run % 2 == 0;
+            const char *isa = isas[run / 2];
+            if (run / 2 > (int)cnni_cpu_best_isa())
+                continue;
+            char name[400];
+            snprintf(name, sizeof name, "weight gradient fused: %s (%s, %s)", wc->name,
+                     training ? "training" : "eval", isa);
+            TEST(name)
+            {
+                const int64_t n = numel(&(cnn_shape){mc.ndim, {mc.dims[0], mc.dims[1], mc.dims[2], mc.dims[3]}});
+                float *x = malloc(sizeof(float) * (size_t)n);
+                for (int64_t i = 0; i < n; i++)
+                    x[i] = (float)cos(1.3 * (double)i) * (i % 7 == 0 ? 3.0f : 1.0f);
+                cnn_graph *a = build(&mc, 0, x, training, isa, CNN_PLAN_BACKWARD),
+                          *b = build(&mc, 1, x, training, isa, CNN_PLAN_BACKWARD);
+                if (a && b) {
+                    int fused = 0;
+                    for (int i = 0; i < a->n_nodes; i++)
+                        if (a->np[i].wgrad_node >= 0) {
+                            fused++;
+                            CHECK(a->np[a->np[i].wgrad_node].wgrad_into == i);
+                        }
+                    const int want = run / 2 == 0 ? 0 : wc->conv_fused;
+                    CHECKF(fused == want, "%d convolutions fused, expected %d", fused, want);
+                    const int nl = cnn_graph_layer_count(a);
+                    for (int l = 0; l < nl; l++) {
+                        void *da, *db;
+                        cnn_shape sa;
+                        cnn_dtype ta;
+                        if (cnn_graph_layer_output(a, l, 0, &da, &sa, &ta) ||
+                            cnn_graph_layer_output(b, l, 0, &db, NULL, NULL))
+                            continue;
+                        CHECKF(same(da, db, (size_t)numel(&sa) * cnn_dtype_size(ta)),
+                               "layer %d's output differs fused and unfused", l);
+                    }
+                    for (int p = 0; p < cnn_graph_param_count(a); p++) {
+                        cnn_param_info pa, pb;
+                        cnn_graph_param(a, p, &pa);
+                        cnn_graph_param(b, p, &pb);
+                        const int64_t k = numel(&pa.shape);
+                        CHECKF(same(pa.data, pb.data, (size_t)k * cnn_dtype_size(pa.dtype)), "%s differs", pa.name);
+                        if (pa.kind != CNN_PARAM)
+                            continue;
+                        /* a fused convolution's: its BatchNorm's node is its only reader */
+                        int conv = 0;
+                        for (int i = 0; i < a->n_nodes; i++)
+                            if (a->np[i].wgrad_into >= 0 && !strncmp(pa.name, a->nodes[i].name, strlen(a->nodes[i].name)) &&
+                                pa.name[strlen(a->nodes[i].name)] == '.')
+                                conv = 1;
+                        if (!conv) {
+                            CHECKF(same(pa.grad, pb.grad, (size_t)k * sizeof(float)), "gradient of %s differs", pa.name);
+                            continue;
+                        }
+                        double big = 1, worst = 0;
+                        for (int64_t i = 0; i < k; i++)
+                            big = fmax(big, fabs(pb.grad[i]));
+                        for (int64_t i = 0; i < k; i++)
+                            worst = fmax(worst, fabs((double)pa.grad[i] - pb.grad[i]) / big);
+                        CHECKF(worst <= 1e-6 * sqrt((double)n), "gradient of %s: %.3g from the unfused one", pa.name,
+                               worst);
                     }
                 }
                 cnn_graph_destroy(a);

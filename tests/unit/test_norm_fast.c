@@ -74,8 +74,8 @@ int main(int argc, char **argv)
                       *db1 = calloc((size_t)C, 4), *dw2 = calloc((size_t)C, 4), *db2 = calloc((size_t)C, 4);
                 void *scr = malloc(cnni_norm_fast_scratch(&g));
                 cnni_ref_norm_backward_f32(&g, x, dy, m0, r0, affine ? w : NULL, batch, d0, dw0, db0);
-                cnni_norm_fast_backward(isa, p1, &g, x, dy, m0, r0, affine ? w : NULL, NULL, 0, batch, d1, dw1, db1, scr);
-                cnni_norm_fast_backward(isa, p2, &g, x, dy, m0, r0, affine ? w : NULL, NULL, 0, batch, d2, dw2, db2, scr);
+                cnni_norm_fast_backward(isa, p1, &g, x, dy, m0, r0, affine ? w : NULL, NULL, 0, batch, d1, dw1, db1, NULL, scr);
+                cnni_norm_fast_backward(isa, p2, &g, x, dy, m0, r0, affine ? w : NULL, NULL, 0, batch, d2, dw2, db2, NULL, scr);
                 CHECK(!memcmp(d1, d2, 4 * (size_t)n) && !memcmp(dw1, dw2, 4 * (size_t)C) && !memcmp(db1, db2, 4 * (size_t)C));
                 double *rw = calloc((size_t)C, 8), *rb = calloc((size_t)C, 8);
                 for (int64_t nn = 0; nn < g.N; nn++)
@@ -154,9 +154,9 @@ int main(int argc, char **argv)
                 float *dw0 = calloc((size_t)C, 4), *db0 = calloc((size_t)C, 4), *dw1 = calloc((size_t)C, 4),
                       *db1 = calloc((size_t)C, 4);
                 void *scr = malloc(cnni_norm_fast_scratch(&g));
-                cnni_norm_fast_backward(isa, p2, &g, x, gy, m, r, wa, NULL, 0, batch, d0, dw0, db0, scr);
+                cnni_norm_fast_backward(isa, p2, &g, x, gy, m, r, wa, NULL, 0, batch, d0, dw0, db0, NULL, scr);
                 cnni_norm_fast_backward(isa, (t & 1) ? p1 : p2, &g, x, dz, m, r, wa, ba, 1, batch, d1, dw1, db1,
-                                        scr);
+                                        NULL, scr);
                 CHECKF(!memcmp(d0, d1, 4 * (size_t)n) && !memcmp(dw0, dw1, 4 * (size_t)C) &&
                            !memcmp(db0, db1, 4 * (size_t)C),
                        "backward N=%lld C=%lld S=%lld affine=%d batch=%d", (long long)g.N, (long long)C,
@@ -225,7 +225,7 @@ int main(int argc, char **argv)
             x[5] = NAN, x[40] = INFINITY, x[100] = -INFINITY, x[150] = NAN;
             void *scr = malloc(cnni_norm_fast_scratch(&g));
             for (int relu = 0; relu < 2; relu++) {
-                cnni_norm_fast_backward(isa, p2, &g, x, dy, m, r, w, b, relu, 0, dx, dw, db, scr);
+                cnni_norm_fast_backward(isa, p2, &g, x, dy, m, r, w, b, relu, 0, dx, dw, db, NULL, scr);
                 for (int64_t i = 0; i < n; i++) {
                     const int64_t c = (i / g.S) % g.G;
                     const double y = ((double)x[i] - m[c]) * r[c] * w[c] + b[c];

@@ -14,7 +14,12 @@ void cmd_bench_help(FILE *out)
                  "input at batch N (default 64): forward only, or forward and backward with\n"
                  "--train. Prints each layer's mean time, its share, and GFLOP/s (2 x its\n"
                  "multiply-adds; backward counted as twice the forward's work), then the\n"
-                 "totals and images per second. --threads defaults to all cores.\n");
+                 "totals and images per second. --threads defaults to all cores.\n\n"
+                 "Fused layers show their time on the layer that runs them: a ReLU and a\n"
+                 "max pooling after a BatchNorm, an average pooling after an activation\n"
+                 "on that activation; with --train, the weight gradient of a first\n"
+                 "convolution whose output only a BatchNorm2d reads on that BatchNorm's\n"
+                 "backward.\n");
 }
 
 /* s as a JSON string literal on stdout. */
