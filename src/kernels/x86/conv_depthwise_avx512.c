@@ -3,6 +3,8 @@
 
 #include <immintrin.h>
 
+#include "alignr_avx512.h"
+
 typedef __m512 V;
 #define W 16
 #define VZERO _mm512_setzero_ps()
@@ -55,23 +57,7 @@ static inline void scatter2_add(float *p, V v, int n)
 }
 #define SCATTER2_ADD scatter2_add
 
-/* Lanes t.. of lo followed by lanes ..t-1 of hi (t a constant below 8):
- * the window t floats to the right of lo's. */
-static inline __attribute__((always_inline)) V alignr(V lo, V hi, int t)
-{
-    const __m512i a = _mm512_castps_si512(lo), b = _mm512_castps_si512(hi);
-    switch (t) {
-    case 0: return lo;
-    case 1: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1));
-    case 2: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 2));
-    case 3: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 3));
-    case 4: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 4));
-    case 5: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 5));
-    case 6: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 6));
-    default: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 7));
-    }
-}
-#define VALIGNR alignr
+#define VALIGNR cnni_alignr512
 typedef __mmask16 VM;
 #define VMASKN lanes
 #define VLOADK(p, k) _mm512_maskz_loadu_ps((k), (p))

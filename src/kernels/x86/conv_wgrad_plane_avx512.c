@@ -1,26 +1,15 @@
 /* AVX-512 plane weight gradient (see conv_wgrad_plane_simd.h). */
 #include <immintrin.h>
 
+#include "alignr_avx512.h"
+
 typedef __m512 V;
 typedef __mmask16 VM;
 #define VL 16
 #define VZERO _mm512_setzero_ps()
 #define VLOADK(p, k) _mm512_maskz_loadu_ps((k), (p))
 #define VFMAK(a, b, c, m) _mm512_mask3_fmadd_ps((a), (b), (c), (m))
-/* Lanes k.. of lo followed by lanes ..k-1 of hi (k a constant below 5;
- * a switch, as clang wants the immediate constant before inlining). */
-static inline __attribute__((always_inline)) __m512 alignr(__m512 hi, __m512 lo, int k)
-{
-    const __m512i a = _mm512_castps_si512(lo), b = _mm512_castps_si512(hi);
-    switch (k) {
-    case 0: return lo;
-    case 1: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1));
-    case 2: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 2));
-    case 3: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 3));
-    default: return _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 4));
-    }
-}
-#define VALIGNR alignr
+#define VALIGNR(hi, lo, k) cnni_alignr512((lo), (hi), (k))
 #define VADD(a, b) _mm512_add_ps((a), (b))
 #define VSUM(a) _mm512_reduce_add_ps(a)
 #define LANES_BETWEEN(lo, hi) ((__mmask16)((0xFFFFu >> (16 - (hi))) & (0xFFFFu << (lo))))
