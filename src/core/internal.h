@@ -74,6 +74,20 @@ int cnni_grow(void **arr, int *cap, int need, size_t elem);
  * xoshiro256** seeded through splitmix64: a small explicit state that is
  * saved in checkpoints. */
 typedef cnn_rng cnni_rng; /* the public struct: four words of state */
+/* One xoshiro256** step of the four state words s: the next draw. Inline,
+ * for loops that keep several streams' words in registers (dropout). */
+static inline uint64_t cnni_xoshiro_next(uint64_t s[4])
+{
+    const uint64_t a = s[1] * 5, result = ((a << 7) | (a >> 57)) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
 
 void cnni_rng_seed(cnni_rng *r, uint64_t seed);
 uint64_t cnni_rng_u64(cnni_rng *r);

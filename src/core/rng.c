@@ -22,19 +22,7 @@ void cnni_rng_seed(cnni_rng *r, uint64_t seed)
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t cnni_rng_u64(cnni_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
+uint64_t cnni_rng_u64(cnni_rng *r) { return cnni_xoshiro_next(r->s); }
 
 double cnni_rng_uniform(cnni_rng *r) { return (double)(cnni_rng_u64(r) >> 11) * 0x1.0p-53; }
 

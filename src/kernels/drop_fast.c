@@ -1,28 +1,10 @@
-/* Dropout factors: the portable groups (the reference the vector ones
- * match) and the dispatch. See drop_fast.h. */
+/* Dropout factors: the portable loop over the streams (the reference the
+ * vector groups match) and the dispatch. See drop_fast.h. */
 #include "drop_fast.h"
 #include "../core/cpu.h"
 
 #include <math.h>
 #include <string.h>
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-/* One step of a stream (state words in w[0..3]): its draw u >> 11. */
-static inline uint64_t step(uint64_t w[4])
-{
-    /* u = rotl(s1 * 5, 7) * 9, the products as shifts and adds as the
-     * vector kernels do */
-    const uint64_t a = rotl(w[1] + (w[1] << 2), 7), u = a + (a << 3);
-    const uint64_t t = w[1] << 17;
-    w[2] ^= w[0];
-    w[3] ^= w[1];
-    w[1] ^= w[2];
-    w[0] ^= w[3];
-    w[2] ^= t;
-    w[3] = rotl(w[3], 45);
-    return u >> 11;
-}
 
 /* Element i's factor from its draw v: selected by a mask, not a branch (a
  * drop probability such as 0.25 would mispredict a quarter of them). */
@@ -48,7 +30,7 @@ static void streams(const cnni_drop_lanes *st, int64_t i0, int64_t n, uint64_t l
             b[k] = st->s[k][l + 1];
         }
         for (int64_t i = i0 + l; i < n; i += CNNI_DROP_LANES) {
-            const uint64_t va = step(a), vb = step(b);
+            const uint64_t va = cnni_xoshiro_next(a) >> 11, vb = cnni_xoshiro_next(b) >> 11;
             put(i, va, limit, kbits, f, x, y);
             if (i + 1 < n)
                 put(i + 1, vb, limit, kbits, f, x, y);
