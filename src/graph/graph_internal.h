@@ -59,6 +59,12 @@ typedef struct cnni_nodeplan {
      * backward is skipped), wgrad_geom the geometry (on the BatchNorm). */
     int wgrad_node, wgrad_into;
     cnni_wgrad_plane_geom wgrad_geom;
+    /* Otherwise a BatchNorm whose input only it reads, made by a
+     * convolution with a bias, takes that bias's gradient (the sum of the
+     * input gradient it writes, per channel): bgrad_node is the
+     * convolution's index on the BatchNorm, bgrad_into the BatchNorm's on
+     * the convolution (whose backward then skips its bias). */
+    int bgrad_node, bgrad_into;
 } cnni_nodeplan;
 
 struct cnni_pool;

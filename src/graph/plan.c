@@ -247,6 +247,7 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
     for (int i = 0; i < g->n_nodes; i++) {
         g->np[i].relu_node = g->np[i].fused_into = g->np[i].pool_node = -1;
         g->np[i].wgrad_node = g->np[i].wgrad_into = -1;
+        g->np[i].bgrad_node = g->np[i].bgrad_into = -1;
         g->np[i].unwritten = 0;
     }
     for (int j = 0; j < g->n_nodes; j++) {
@@ -332,6 +333,30 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
         cnni_norm_geom ng = {.N = g->vals[v].t.shape.dims[0], .G = g->vals[v].t.shape.dims[1], .Cg = 1,
                              .S = wg.OH * wg.OW, .across_batch = 1};
         g->np[i].work_bytes += cnni_norm_fast_wgrad_scratch(&ng, &wg);
+    }
+
+    /* Otherwise a convolution's bias gradient, the sum of its output's
+     * gradient per channel, is taken by the BatchNorm that alone reads that
+     * output, from each plane of the gradient as it writes it: the
+     * convolution's backward then does not read the whole gradient once
+     * more for it. */
+    for (int i = 0; backward && i < g->n_nodes; i++) {
+        if (!cnni_is_batchnorm(&g->nodes[i]) || g->nodes[i].n_in != 1 || !g->np[i].run_backward ||
+            g->np[i].wgrad_node >= 0)
+            continue;
+        const int v = g->nodes[i].in[0], c = g->vals[v].producer;
+        if (c < 0 || sole_reader(g, v) != i || g->vals[v].producer_out != 0 || g->vals[v].t.dtype != CNN_F32 ||
+            !g->vals[v].requires_grad || g->nodes[c].n_out != 1 || !g->np[c].run_backward ||
+            g->np[c].wgrad_into >= 0 || !cnni_conv_bias_from_channels(&g->nodes[c], &g->vals[v].t.shape))
+            continue;
+        g->np[i].bgrad_node = c;
+        g->np[c].bgrad_into = i;
+        const cnn_shape *s = &g->vals[v].t.shape;
+        int64_t S = 1;
+        for (int d = 2; d < s->ndim; d++)
+            S *= s->dims[d];
+        cnni_norm_geom ng = {.N = s->dims[0], .G = s->dims[1], .Cg = 1, .S = S, .across_batch = 1};
+        g->np[i].work_bytes += cnni_norm_fast_wgrad_scratch(&ng, NULL);
     }
 
     /* Arena layout. */

@@ -214,6 +214,13 @@ cnn_status cnn_graph_backward(cnn_graph *g)
             x.wgrad_dw = cgrad[0];
             x.wgrad_db = g->nodes[wc].n_params > 1 ? cgrad[1] : NULL;
         }
+        const int bc = g->fused_run ? np->bgrad_node : -1;
+        if (bc >= 0) {
+            /* the convolution's bias gradient, summed as the input gradient is written */
+            cnni_node_param_ptrs(g, &g->nodes[bc], cparam, cgrad, cbuffer);
+            x.wgrad_db = cgrad[1];
+        }
+        x.bias_grad_taken = g->fused_run && np->bgrad_into >= 0;
         double t0 = g->profiling ? seconds() : 0;
         cnn_status st = n->op->backward(&x);
         if (st)

@@ -110,10 +110,12 @@ static void g_sums_relu(const float *x, const float *dz, int64_t n, float hi, fl
 }
 
 static void g_grad_relu(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float r,
-                        float w, float c, float k, float *dx)
+                        float w, float c, float k, float *dx, double *sdx)
 {
     for (int64_t i = 0; i < n; i++)
         dx[i] = r * (w * G_ONE(i) - c) + k * ((x[i] - hi) - lo);
+    if (sdx)
+        *sdx = g_sum(dx, n);
 }
 
 /* The portable sums keep their lanes in double: a sum of gradients often
@@ -144,10 +146,12 @@ static void g_sums(const float *x, const float *dy, int64_t n, float hi, float l
 }
 
 static void g_grad(const float *x, const float *dy, int64_t n, float hi, float lo, float r, float w, float c,
-                   float k, float *dx)
+                   float k, float *dx, double *sdx)
 {
     for (int64_t i = 0; i < n; i++)
         dx[i] = r * (w * dy[i] - c) + k * ((x[i] - hi) - lo);
+    if (sdx)
+        *sdx = g_sum(dx, n);
 }
 
 /* A double as hi + lo floats. */
@@ -191,6 +195,7 @@ typedef struct {
     int pool2;                /* its windows are 2x2: the argmax is kept as bytes */
     const cnni_norm_wgrad *wg; /* the fused weight gradient, or NULL */
     float *wpart;              /* its sums per span */
+    double *bpart;             /* the bias gradient alone (wg->g NULL): the sum of dx per span */
 } job;
 
 /* A span's ReLU output or its gradient, when a pooling is fused. */
@@ -422,6 +427,8 @@ static int64_t wgrad_values(const cnni_wgrad_plane_geom *wg) { return wg->C * wg
 
 size_t cnni_norm_fast_wgrad_scratch(const cnni_norm_geom *g, const cnni_wgrad_plane_geom *wg)
 {
+    if (!wg)
+        return (size_t)(g->N * g->G * g->Cg) * sizeof(double) + 64;
     return (size_t)(g->N * g->G * g->Cg * wgrad_values(wg)) * sizeof(float) + 64;
 }
 
@@ -494,7 +501,7 @@ static void grad_task(void *ctx, int64_t t, int thread)
         const float *dy = span_dy(jb, off, &buf);
         /* with the weight gradient fused, this span's input gradient only
          * passes through a stack buffer */
-        float *dxs = jb->wg ? wbuf.v : jb->dx + off;
+        float *dxs = jb->wpart ? wbuf.v : jb->dx + off;
         if (jb->relu)
             coeffs(jb, st, c, &a, &b);
         if (!jb->batch_stats || M <= SMALL_STAT) {
@@ -527,12 +534,16 @@ static void grad_task(void *ctx, int64_t t, int thread)
                     for (int64_t i = 0; i < ni; i++)
                         d[i] = (float)(r * ((double)wj * gy[i] - cc) + k * ((double)xs[i] - m));
             }
+            if (jb->bpart)
+                jb->bpart[t * g->Cg + j] = jb->sp->sum(dxs, g->S);
         } else if (jb->relu) {
-            jb->sp->grad_relu(jb->x + off, dy, g->S, hi, lo, a, b, (float)r, wj, (float)cc, (float)k, dxs);
+            jb->sp->grad_relu(jb->x + off, dy, g->S, hi, lo, a, b, (float)r, wj, (float)cc, (float)k, dxs,
+                              jb->bpart ? jb->bpart + t * g->Cg + j : NULL);
         } else {
-            jb->sp->grad(jb->x + off, dy, g->S, hi, lo, (float)r, wj, (float)cc, (float)k, dxs);
+            jb->sp->grad(jb->x + off, dy, g->S, hi, lo, (float)r, wj, (float)cc, (float)k, dxs,
+                         jb->bpart ? jb->bpart + t * g->Cg + j : NULL);
         }
-        if (jb->wg) {
+        if (jb->wpart) {
             const cnni_wgrad_plane_geom *wg = jb->wg->g;
             cnni_wgrad_plane(jb->isa, wg, dxs, jb->wg->x + n * wg->C * wg->H * wg->W,
                              jb->wpart + (t * g->Cg + j) * wgrad_values(wg));
@@ -588,19 +599,32 @@ static void backward(job *jbp, int isa, struct cnni_pool *pool, const cnni_norm_
     jb.part = (double *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     jb.ab = jb.part + 2 * g->N * g->G * g->Cg;
     jb.wg = wg;
-    if (wg) {
+    void *extra = (void *)(((uintptr_t)(jb.ab + 2 * cnni_norm_nstat(g)) + 63) & ~(uintptr_t)63);
+    if (wg && wg->g) {
         jb.dx = NULL;
-        jb.wpart = (float *)(((uintptr_t)(jb.ab + 2 * cnni_norm_nstat(g)) + 63) & ~(uintptr_t)63);
+        jb.wpart = extra;
+    } else if (wg && wg->db && dx) {
+        jb.bpart = extra;
     }
     struct cnni_pool *p = pool_if(pool, g);
     const int64_t blocks = g->N * g->G;
     cnni_pool_run_blocked(p, sums_task, &jb, blocks);
-    if (jb.dx || wg) {
+    if (jb.dx || jb.wpart) {
         if (batch_stats)
             cnni_pool_run_blocked(cnni_norm_nstat(g) >= 64 ? p : NULL, ab_task, &jb, cnni_norm_nstat(g));
         cnni_pool_run_blocked(p, grad_task, &jb, blocks);
     }
-    if (wg) {
+    if (jb.bpart) {
+        /* the convolution's bias gradient: per channel, over the samples in order */
+        const int64_t C = g->G * g->Cg;
+        for (int64_t c = 0; c < C; c++) {
+            double s = 0;
+            for (int64_t n = 0; n < g->N; n++)
+                s += jb.bpart[n * C + c];
+            wg->db[c] += (float)s;
+        }
+    }
+    if (jb.wpart) {
         /* the spans' weight gradients, per channel over the samples in order */
         const int64_t nv = wgrad_values(wg->g), kk = nv - 1, C = g->G * g->Cg;
         for (int64_t c = 0; c < C; c++)

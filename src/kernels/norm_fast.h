@@ -30,13 +30,22 @@ void cnni_norm_fast_forward(int isa, struct cnni_pool *pool, const cnni_norm_geo
  * a stack buffer instead of dx, and its plane weight gradient against
  * sample n's input (conv_wgrad_plane.h) is kept per span; the spans' sums,
  * in double in sample order, are added to dw (C KH KW per channel) and db
- * (NULL: no bias). The gradient tensor is never written or read back. */
+ * (NULL: no bias). The gradient tensor is never written or read back.
+ *
+ * With g NULL, only the bias gradient of a convolution (any kind) whose
+ * output only the normalisation reads, and whose channels are its spans'
+ * (BatchNorm): dx is written as usual, and each span's sum is taken while
+ * it is still in cache (db[c] += the sum of dx over channel c's spans, each
+ * span's sum in double, then in sample order), so the convolution's
+ * backward need not read its output gradient once more for it. x and dw
+ * are unused then. */
 typedef struct cnni_norm_wgrad {
     const cnni_wgrad_plane_geom *g;
     const float *x; /* the convolution's input, N x C x H x W */
     float *dw, *db;
 } cnni_norm_wgrad;
-/* Scratch bytes the backward needs besides cnni_norm_fast_scratch's. */
+/* Scratch bytes the backward needs besides cnni_norm_fast_scratch's, for
+ * the weight gradient of geometry wg (NULL: the bias gradient alone). */
 size_t cnni_norm_fast_wgrad_scratch(const cnni_norm_geom *g, const cnni_wgrad_plane_geom *wg);
 
 /* With relu set, dy is the gradient of ReLU(y) instead of y's: it is masked
@@ -85,9 +94,11 @@ typedef struct cnni_norm_spans {
     void (*affine)(const float *x, int64_t n, float hi, float lo, float a, float b, float *y);
     void (*sums)(const float *x, const float *dy, int64_t n, float hi, float lo, double *sdy, double *sdyx);
     /* dx = r (w dy - c) + k (x - mean); w dy - c is exactly 0 where it should be
-     * (a statistic over one element), which r (w dy) - r c would not be */
+     * (a statistic over one element), which r (w dy) - r c would not be.
+     * With sdx set, also the sum of dx (as sum does it), for a bias
+     * gradient: dx is the same bits either way. */
     void (*grad)(const float *x, const float *dy, int64_t n, float hi, float lo, float r, float w, float c,
-                 float k, float *dx);
+                 float k, float *dx, double *sdx);
     /* Fused with a ReLU after the affine map y = (x - mean) a + b. */
     /* y as affine, and z = ReLU(y) */
     void (*affine_relu)(const float *x, int64_t n, float hi, float lo, float a, float b, float *y, float *z);
@@ -97,7 +108,7 @@ typedef struct cnni_norm_spans {
     void (*sums_relu)(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b,
                       double *sdy, double *sdyx);
     void (*grad_relu)(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float r,
-                      float w, float c, float k, float *dx);
+                      float w, float c, float k, float *dx, double *sdx);
 } cnni_norm_spans;
 
 extern const cnni_norm_spans cnni_norm_spans_generic, cnni_norm_spans_avx2, cnni_norm_spans_avx512;

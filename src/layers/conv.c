@@ -558,7 +558,8 @@ static cnn_status conv_backward(const cnni_exec *x)
     const float *dy = x->dout[0].data;
     float *dx = x->din[0].data;
     float *dw = x->grad[0];
-    float *db = o->bias ? x->grad[1] : NULL;
+    /* a BatchNorm reading the output alone may have summed it already */
+    float *db = o->bias && !x->bias_grad_taken ? x->grad[1] : NULL;
     const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)x->isa);
     size_t pr = pad_region(o, &g);
     void *scratch = (char *)x->work + pr;
@@ -661,4 +662,13 @@ int cnni_conv_wgrad_fusable(const cnni_node *n, const cnn_shape *in, int isa, cn
                                   .OW = y.dims[3], .KH = o->k[0], .KW = o->k[1], .ph = o->pad_lo[0],
                                   .pw = o->pad_lo[1]};
     return cnni_wgrad_plane_fast(wg);
+}
+
+int cnni_conv_bias_from_channels(const cnni_node *n, const cnn_shape *out)
+{
+    if (n->op != &cnni_op_Conv1d && n->op != &cnni_op_Conv2d && n->op != &cnni_op_Conv3d &&
+        n->op != &cnni_op_ConvTranspose1d && n->op != &cnni_op_ConvTranspose2d && n->op != &cnni_op_ConvTranspose3d)
+        return 0;
+    const conv_opts *o = n->opts;
+    return o->bias && n->n_params > 1 && out->ndim == o->nsp + 2;
 }

@@ -112,10 +112,16 @@ typedef struct cnni_exec {
      * (norm_fast.h), and writes no input gradient. wgrad_geom (set) is its
      * geometry, wgrad_x its input, wgrad_dw and wgrad_db (NULL without a
      * bias) its parameter gradients, to accumulate into. The graph skips the
-     * convolution's backward. */
+     * convolution's backward.
+     * With wgrad_geom NULL and wgrad_db set (any BatchNorm whose input only
+     * it reads, made by a convolution with a bias): the input gradient is
+     * written, and its sum per channel added to wgrad_db, the convolution's
+     * bias gradient; that convolution's backward then has bias_grad_taken
+     * set and leaves its bias gradient alone. */
     const struct cnni_wgrad_plane_geom *wgrad_geom;
     const float *wgrad_x;
     float *wgrad_dw, *wgrad_db;
+    int bias_grad_taken;
 } cnni_exec;
 
 struct cnni_op {
@@ -169,7 +175,13 @@ int cnni_act_pool_fusable(const cnni_node *n);
  * an input of shape in; g receives its geometry. */
 struct cnni_wgrad_plane_geom;
 int cnni_conv_wgrad_fusable(const cnni_node *n, const cnn_shape *in, int isa, struct cnni_wgrad_plane_geom *g);
+/* Whether n is a convolution (any kind) with a bias whose output, of shape
+ * out, is batched: its bias gradient is then the sum of its output's
+ * gradient over every axis but 1, which a BatchNorm reading that output
+ * can take (cnni_exec's bias_grad_taken). */
+int cnni_conv_bias_from_channels(const cnni_node *n, const cnn_shape *out);
 int cnni_is_batchnorm2d(const cnni_node *n);
+int cnni_is_batchnorm(const cnni_node *n); /* 1d, 2d or 3d */
 
 /* ---- registry ---- */
 const cnni_op *cnni_op_find(const char *name);

@@ -588,10 +588,11 @@ static cnn_status norm_backward(const cnni_exec *x)
         return st;
     stats_mem s = stats_at(x->saved, &g);
     /* the producing convolution's weight gradient, fused by the graph: the
-     * input gradient is then not written */
+     * input gradient is then not written; or its bias gradient alone, summed
+     * from the input gradient as it is written */
     cnni_norm_wgrad wgm = {x->wgrad_geom, x->wgrad_x, x->wgrad_dw, x->wgrad_db};
-    const cnni_norm_wgrad *wg = x->wgrad_geom ? &wgm : NULL;
-    float *dx = wg ? NULL : x->din[0].data;
+    const cnni_norm_wgrad *wg = x->wgrad_geom || x->wgrad_db ? &wgm : NULL;
+    float *dx = x->wgrad_geom ? NULL : x->din[0].data;
     void *scratch = x->work;
     if (x->pool_geom) {
         cnni_norm_pool pl;
@@ -652,3 +653,7 @@ NORM_OP(GroupNorm, gn_configure, gn_args, 2)
 NORM_OP(LayerNorm, ln_configure, ln_args, 1)
 
 int cnni_is_batchnorm2d(const cnni_node *n) { return n->op == &cnni_op_BatchNorm2d; }
+int cnni_is_batchnorm(const cnni_node *n)
+{
+    return n->op == &cnni_op_BatchNorm1d || n->op == &cnni_op_BatchNorm2d || n->op == &cnni_op_BatchNorm3d;
+}

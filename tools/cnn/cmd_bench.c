@@ -19,7 +19,8 @@ void cmd_bench_help(FILE *out)
                  "max pooling after a BatchNorm, an average pooling after an activation\n"
                  "on that activation; with --train, the weight gradient of a first\n"
                  "convolution whose output only a BatchNorm2d reads on that BatchNorm's\n"
-                 "backward.\n");
+                 "backward, as does the bias gradient of any other convolution whose\n"
+                 "output only a BatchNorm reads.\n");
 }
 
 /* s as a JSON string literal on stdout. */

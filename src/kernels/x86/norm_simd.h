@@ -147,31 +147,57 @@ static void s_sums(const float *x, const float *dy, int64_t n, float hi, float l
     *sdyx = s2;
 }
 
+/* dx[j] = GV(j) (vectors) or G1(j) (the tail), and with sdx set its sum:
+ * float lanes over FLUSH elements (a multiple of W, so the vector and tail
+ * elements are the same either way), then double. */
+#define GRAD_SPAN(GV, G1)                                                                                   \
+    if (!sdx) {                                                                                             \
+        int64_t j = 0;                                                                                      \
+        for (; j + W <= n; j += W)                                                                          \
+            VSTORE(dx + j, GV(j));                                                                          \
+        for (; j < n; j++)                                                                                  \
+            dx[j] = G1(j);                                                                                  \
+        return;                                                                                             \
+    }                                                                                                       \
+    double s = 0;                                                                                           \
+    for (int64_t i = 0; i < n; i += FLUSH) {                                                                \
+        int64_t e = i + FLUSH < n ? i + FLUSH : n, j = i;                                                   \
+        V acc = VSET(0.0f);                                                                                 \
+        for (; j + W <= e; j += W) {                                                                        \
+            const V d = GV(j);                                                                              \
+            VSTORE(dx + j, d);                                                                              \
+            acc = VADD(acc, d);                                                                             \
+        }                                                                                                   \
+        s += VSUM(acc);                                                                                     \
+        for (; j < e; j++) {                                                                                \
+            const float d = G1(j);                                                                          \
+            dx[j] = d;                                                                                      \
+            s += d;                                                                                         \
+        }                                                                                                   \
+    }                                                                                                       \
+    *sdx = s;
+
 static void s_grad(const float *x, const float *dy, int64_t n, float hi, float lo, float r, float w, float c,
-                   float k, float *dx)
+                   float k, float *dx, double *sdx)
 {
     const V mh = VSET(hi), ml = VSET(lo), vr = VSET(r), vw = VSET(w), vc = VSET(c), vk = VSET(k);
-    int64_t j = 0;
-    for (; j + W <= n; j += W) {
-        V t = VSUB(VMUL(vw, VLOAD(dy + j)), vc);
-        VSTORE(dx + j, VFMADD(vr, t, VMUL(vk, DEV(VLOAD(x + j)))));
-    }
-    for (; j < n; j++)
-        dx[j] = r * (w * dy[j] - c) + k * ((x[j] - hi) - lo);
+#define GV(j) VFMADD(vr, VSUB(VMUL(vw, VLOAD(dy + (j))), vc), VMUL(vk, DEV(VLOAD(x + (j)))))
+#define G1(j) (r * (w * dy[j] - c) + k * ((x[j] - hi) - lo))
+    GRAD_SPAN(GV, G1)
+#undef GV
+#undef G1
 }
 
 static void s_grad_relu(const float *x, const float *dz, int64_t n, float hi, float lo, float a, float b, float r,
-                        float w, float c, float k, float *dx)
+                        float w, float c, float k, float *dx, double *sdx)
 {
     const V mh = VSET(hi), ml = VSET(lo), va = VSET(a), vb = VSET(b);
     const V vr = VSET(r), vw = VSET(w), vc = VSET(c), vk = VSET(k);
-    int64_t j = 0;
-    for (; j + W <= n; j += W) {
-        V t = VSUB(VMUL(vw, GVEC(j)), vc);
-        VSTORE(dx + j, VFMADD(vr, t, VMUL(vk, DEV(VLOAD(x + j)))));
-    }
-    for (; j < n; j++)
-        dx[j] = r * (w * GONE(j) - c) + k * ((x[j] - hi) - lo);
+#define GV(j) VFMADD(vr, VSUB(VMUL(vw, GVEC(j)), vc), VMUL(vk, DEV(VLOAD(x + (j)))))
+#define G1(j) (r * (w * GONE(j) - c) + k * ((x[j] - hi) - lo))
+    GRAD_SPAN(GV, G1)
+#undef GV
+#undef G1
 }
 
 #define SPANS_INIT {s_sum, s_dev2, s_affine, s_sums, s_grad, s_affine_relu, s_relu_grad, s_sums_relu, s_grad_relu}
