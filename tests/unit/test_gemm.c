@@ -97,7 +97,7 @@ int main(int argc, char **argv)
             double worst = 0;
             int64_t sizes[][3] = {{1, 1, 1}, {k->mr, k->nr, 1}, {k->mr + 1, k->nr + 1, 3},
                                   {2 * k->mr - 1, 3 * k->nr - 1, 257}, {97, 530, 300}, {5, 1030, 17},
-                                  {130, 7, 513}, {0, 5, 3}, {4, 0, 3}, {3, 4, 0}};
+                                  {130, 7, 513}, {13, 70, 2051}, {0, 5, 3}, {4, 0, 3}, {3, 4, 0}};
             for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
                 for (int v = 0; v < 8; v++) {
                     double e = check_one(k, sizes[s][0], sizes[s][1], sizes[s][2], v & 1, (v >> 1) & 1,
