@@ -146,6 +146,15 @@ static void drop_back_task(void *ctx, int64_t t, int thread)
     (void)thread;
     const drop_back_job *j = ctx;
     const int64_t b0 = t * DROP_CHUNK, nb = j->blocks - b0 < DROP_CHUNK ? j->blocks - b0 : DROP_CHUNK;
+    if (j->inner == 1) {
+        /* a factor per element: one product each, in a loop compilers vectorise
+         * (the block loop's inner loop of one element was not) */
+        const float *dy = j->dy + b0, *f = j->f + b0;
+        float *dx = j->dx + b0;
+        for (int64_t i = 0; i < nb; i++)
+            dx[i] = dy[i] * f[i];
+        return;
+    }
     cnni_ref_block_scale_f32(nb, j->inner, j->dy + b0 * j->inner, j->f + b0, j->dx + b0 * j->inner);
 }
 
