@@ -303,7 +303,13 @@ enum {
  * allocates all memory the run needs. dtypes may be NULL (all F32). Shape
  * errors are reported here, naming the node and both shapes. Running
  * allocates nothing. Planning again (e.g. for a smaller last batch) reuses
- * memory when it fits. */
+ * memory when it fits. When the model starts with layers that treat each
+ * sample on its own (convolutions, Linear, activations, pooling without
+ * saved indices, Flatten: no BatchNorm, Dropout or RReLU) and the batch
+ * has 32 or more samples, those layers run on two halves of the batch side
+ * by side, each half through all of them on one thread, and the halves'
+ * parameter gradients are added in order. The halves depend on the batch
+ * alone: results are the same on any number of threads. */
 CNN_API cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
                                   const cnn_dtype *dtypes, unsigned flags);
 /* The buffer of model input i (shape and dtype as planned), to fill before

@@ -127,7 +127,31 @@ struct cnn_graph {
     int detect_anomaly;      /* check every output and gradient for NaN/Inf (anomaly.c) */
     int fused_run;           /* the last forward ran fused pairs fused (not with detect_anomaly,
                               * which checks each layer's own output and gradient) */
+    /* Shards (plan.c decides, run.c runs): when the first nodes form a
+     * chain of layers that treat each sample on its own (cnni_op's
+     * per_sample), nodes [0, shard_end) run on CNNI_SHARDS parts of the
+     * batch, each part through the whole chain on one thread, with no
+     * barrier between layers; 0 when not. Shard s > 0 adds its parameter
+     * gradients into its own copy (shard_grad, p_cap floats each, zero
+     * between steps; floats [shard_glo, shard_ghi) the chain's), which
+     * the backward then adds to pgrad in shard order. The parts depend on
+     * the batch alone, so results do not depend on the thread count. */
+    int shard_end;
+    void *shard_work;        /* CNNI_SHARDS regions of shard_work_bytes: the chain's scratch */
+    size_t shard_work_bytes;
+    float *shard_grad;
+    size_t shard_glo, shard_ghi;
 };
+
+/* The batch parts of a sharded run, and the smallest batch split.
+ * LeNet-5's training step (64 images, two threads): 0.96-1.00 ms in two
+ * parts against 1.02-1.20 ms with each layer split between the threads
+ * (a barrier after each of its 24 passes). Four parts of 16 would cost
+ * more: one thread's step at 16 images took 0.51-0.56 ms, at 32
+ * 0.98-1.05 ms. More parts would serve more threads, but they are fixed
+ * by the batch alone, so the chain uses two threads at most. */
+#define CNNI_SHARDS 2
+#define CNNI_SHARD_MIN_BATCH 32
 
 /* Adds a node for op with bound constructor arguments (and bound constant
  * forward arguments, or NULL); out receives its output values. */

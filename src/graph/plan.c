@@ -153,6 +153,72 @@ static void fuse_pool(cnn_graph *g, int i, int j, int backward)
     g->np[k].pool_geom = pg;
 }
 
+/* Whether value v holds float rows of `batch` samples. */
+static int batch_rows(const cnni_val *v, int64_t batch)
+{
+    return v->t.dtype == CNN_F32 && v->t.shape.ndim >= 1 && v->t.shape.dims[0] == batch;
+}
+
+/* How many first nodes run in shards (see cnn_graph): a chain of single
+ * input, single output nodes whose ops treat samples on their own, each
+ * reading a value nothing else reads, keeping nothing for the backward
+ * (saved state would need its own layout per part) and fused with nothing
+ * outside the chain, on batches of CNNI_SHARD_MIN_BATCH or more. Sets
+ * g->shard_work_bytes: the chain's largest scratch for one part on one
+ * thread. */
+static void plan_shards(cnn_graph *g, int backward)
+{
+    g->shard_end = 0;
+    g->shard_work_bytes = 0;
+    const int64_t batch = cnni_graph_batch(g);
+    if (g->n_inputs < 1 || batch < CNNI_SHARD_MIN_BATCH)
+        return;
+    int end = 0, works = 0;
+    for (int i = 0; i < g->n_nodes; i++, end++) {
+        const cnni_node *n = &g->nodes[i];
+        const cnni_nodeplan *np = &g->np[i];
+        if (n->n_in != 1 || n->n_out != 1 || !n->op->per_sample || sole_reader(g, n->in[0]) != i ||
+            !batch_rows(&g->vals[n->in[0]], batch) || !batch_rows(&g->vals[n->out[0]], batch) ||
+            !n->op->per_sample(n, &g->vals[n->in[0]].t.shape) || np->saved_bytes || np->relu_node >= 0 ||
+            np->wgrad_node >= 0 || np->bgrad_node >= 0 || np->wgrad_into >= 0 || np->bgrad_into >= 0)
+            break;
+        works |= !n->op->view;
+    }
+    /* an activation pooling in its own passes keeps its pooling in the chain */
+    for (int i = 0; i < end; i++)
+        if (g->np[i].pool_node >= end) {
+            end = i;
+            break;
+        }
+    if (!works || end == 0)
+        return;
+    /* each node's scratch for the largest part on one thread */
+    int64_t lo, hi;
+    cnni_split(batch, CNNI_SHARDS, 0, &lo, &hi);
+    const int threads = g->threads;
+    g->threads = 1;
+    size_t most = 0;
+    for (int i = 0; i < end; i++) {
+        cnni_tensor in = g->vals[g->nodes[i].in[0]].t;
+        in.shape.dims[0] = hi - lo;
+        cnni_infer inf;
+        if (cnni_infer_node(g, i, &in, &inf, backward) || inf.out[0].shape.dims[0] != hi - lo ||
+            (backward && inf.saved_bytes)) {
+            cnni_err_clear(&g->err);
+            end = i; /* not per sample after all: the chain stops before it */
+            break;
+        }
+        if (inf.work_bytes > most)
+            most = inf.work_bytes;
+    }
+    g->threads = threads;
+    for (int i = 0; i < end; i++)
+        if (g->np[i].pool_node >= end)
+            end = i;
+    g->shard_end = end;
+    g->shard_work_bytes = most;
+}
+
 cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
                           const cnn_dtype *dtypes, unsigned flags)
 {
@@ -359,6 +425,8 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
         g->np[i].work_bytes += cnni_norm_fast_wgrad_scratch(&ng, NULL);
     }
 
+    plan_shards(g, backward);
+
     /* Arena layout. */
     size_t total = 0, work = 0, scratch = 0;
     size_t *val_off = cnni_calloc((size_t)g->n_vals * 2 + 1, sizeof(size_t));
@@ -430,9 +498,18 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
                 scratch = s;
         }
     }
-    size_t work_off, scratch_off;
+    size_t work_off, scratch_off, swork_off = 0, sgrad_off = 0, sgrad_bytes = 0;
     ADD(work, work_off);
     ADD(scratch, scratch_off);
+    if (g->shard_end) {
+        if (g->shard_work_bytes)
+            g->shard_work_bytes = align64(g->shard_work_bytes);
+        ADD(g->shard_work_bytes * CNNI_SHARDS, swork_off);
+        if (backward) {
+            sgrad_bytes = g->p_cap * sizeof(float) * (CNNI_SHARDS - 1);
+            ADD(sgrad_bytes, sgrad_off);
+        }
+    }
 #undef ADD
     if (overflow) {
         cnni_free(val_off);
@@ -471,6 +548,25 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
     g->work_bytes = work;
     g->scratch = scratch ? (float *)(base + scratch_off) : NULL;
     g->scratch_bytes = scratch;
+    g->shard_work = g->shard_end && g->shard_work_bytes ? base + swork_off : NULL;
+    g->shard_grad = sgrad_bytes ? (float *)(base + sgrad_off) : NULL;
+    g->shard_glo = g->shard_ghi = 0;
+    if (g->shard_grad) {
+        memset(g->shard_grad, 0, sgrad_bytes);
+        /* the chain's parameter gradients: one range of pgrad */
+        size_t lo = g->p_cap, hi = 0;
+        for (int i = 0; i < g->n_params; i++) {
+            const cnni_pentry *pe = &g->params[i];
+            if (pe->node >= g->shard_end || pe->kind != CNN_PARAM)
+                continue;
+            lo = pe->off < lo ? pe->off : lo;
+            hi = pe->off + (size_t)pe->numel > hi ? pe->off + (size_t)pe->numel : hi;
+        }
+        if (hi > lo) {
+            g->shard_glo = lo;
+            g->shard_ghi = hi;
+        }
+    }
     g->plan_flags = flags;
     g->planned = 1;
     cnni_free(val_off);

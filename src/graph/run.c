@@ -63,6 +63,229 @@ static cnn_status node_failed(cnn_graph *g, int i, cnn_status st)
     return st;
 }
 
+/* ---- Shards (see cnn_graph): nodes [0, shard_end) on parts of the batch ---- */
+
+/* Rows [r0, r1) of batch-major tensor t (of `batch` rows). */
+static cnni_tensor rows_of(const cnni_tensor *t, int64_t batch, int64_t r0, int64_t r1)
+{
+    cnni_tensor u = *t;
+    const size_t row = (size_t)(cnni_numel(&t->shape) / batch) * cnni_dtype_size(t->dtype);
+    u.shape.dims[0] = r1 - r0;
+    if (u.data)
+        u.data = (char *)u.data + (size_t)r0 * row;
+    return u;
+}
+
+typedef struct {
+    cnn_graph *g;
+    int lo, hi;          /* nodes: forward from lo up, backward from hi - 1 down */
+    int training, backward;
+    cnn_status st[CNNI_SHARDS];
+    int node[CNNI_SHARDS]; /* where shard s failed */
+    cnn_err err[CNNI_SHARDS];
+} shard_job;
+
+/* Node i on shard s, forward or backward (np->din / np->dout set by the
+ * caller for the whole batch), on one thread, with the shard's own
+ * scratch and, for s > 0, parameter gradients. */
+static cnn_status shard_node(shard_job *j, int i, int s)
+{
+    cnn_graph *g = j->g;
+    cnni_nodeplan *np = &g->np[i];
+    const int64_t batch = cnni_graph_batch(g);
+    int64_t r0, r1;
+    cnni_split(batch, CNNI_SHARDS, s, &r0, &r1);
+    float *param[CNNI_MAX_PARAMS], *grad[CNNI_MAX_PARAMS];
+    void *buffer[CNNI_MAX_PARAMS];
+    cnni_exec x;
+    fill_exec(g, i, &x, param, grad, buffer, j->backward ? 1 : j->training);
+    if (s > 0)
+        for (int d = 0; d < g->nodes[i].n_params; d++)
+            if (grad[d])
+                grad[d] = g->shard_grad + (size_t)(s - 1) * g->p_cap + (grad[d] - g->pgrad);
+    cnni_tensor in = rows_of(&np->in[0], batch, r0, r1), out = rows_of(&np->out[0], batch, r0, r1);
+    cnni_tensor din = {0}, dout = {0};
+    x.in = &in;
+    x.out = &out;
+    x.work = g->shard_work ? (char *)g->shard_work + (size_t)s * g->shard_work_bytes : NULL;
+    x.pool = NULL;
+    x.e = &j->err[s];
+    const int pk = g->fused_run ? np->pool_node : -1;
+    cnni_pool_geom pg;
+    if (pk >= 0) {
+        pg = g->np[pk].pool_geom;
+        pg.NC = pg.NC / batch * (r1 - r0);
+        x.pool_geom = &pg;
+        if (!j->backward) {
+            cnni_tensor po = rows_of(&g->np[pk].out[0], batch, r0, r1);
+            x.pool_out = po.data;
+        }
+    }
+    if (!j->backward)
+        return g->nodes[i].op->forward(&x);
+    din = rows_of(&np->din[0], batch, r0, r1);
+    dout = rows_of(&np->dout[0], batch, r0, r1);
+    x.din = &din;
+    x.dout = &dout;
+    return g->nodes[i].op->backward(&x);
+}
+
+/* Whether node i runs in this pass: a fused pooling runs in its
+ * activation; backward, only nodes that have one. */
+static int shard_runs(const cnn_graph *g, int i, int backward)
+{
+    if (g->fused_run && g->np[i].fused_into >= 0)
+        return 0;
+    return !backward || g->np[i].run_backward;
+}
+
+/* Task s: shard s through nodes [lo, hi), forward up or backward down. */
+static void shard_task(void *ctx, int64_t t, int thread)
+{
+    (void)thread;
+    shard_job *j = ctx;
+    const int s = (int)t;
+    for (int k = 0; k < j->hi - j->lo; k++) {
+        const int i = j->backward ? j->hi - 1 - k : j->lo + k;
+        if (!shard_runs(j->g, i, j->backward))
+            continue;
+        cnn_status st = shard_node(j, i, s);
+        if (st) {
+            j->st[s] = st;
+            j->node[s] = i;
+            return;
+        }
+    }
+}
+
+/* Runs the chain in shards: all of it per task, or with profiling or
+ * anomaly checks node by node (each node's shards a job), which computes
+ * the same. */
+static cnn_status run_shards(cnn_graph *g, int training, int backward)
+{
+    shard_job j;
+    memset(&j, 0, sizeof j);
+    j.g = g;
+    j.training = training;
+    j.backward = backward;
+    const int end = g->shard_end;
+    if (!g->profiling && !g->detect_anomaly) {
+        j.lo = 0;
+        j.hi = end;
+        cnni_pool_run(g->pool, shard_task, &j, CNNI_SHARDS);
+    } else {
+        for (int k = 0; k < end; k++) {
+            const int i = backward ? end - 1 - k : k;
+            if (!shard_runs(g, i, backward)) {
+                if (!backward && g->profiling)
+                    g->prof[3 * i + 2] += 1;
+                continue;
+            }
+            j.lo = i;
+            j.hi = i + 1;
+            double t0 = g->profiling ? seconds() : 0;
+            cnni_pool_run(g->pool, shard_task, &j, CNNI_SHARDS);
+            if (g->profiling) {
+                g->prof[3 * i + (backward ? 1 : 0)] += seconds() - t0;
+                if (!backward)
+                    g->prof[3 * i + 2] += 1;
+            }
+            int failed = 0;
+            for (int s = 0; s < CNNI_SHARDS; s++)
+                failed |= j.st[s] != CNN_OK;
+            if (failed)
+                break;
+            cnn_status st = g->detect_anomaly ? (backward ? cnni_anomaly_backward(g, i) : cnni_anomaly_forward(g, i))
+                                              : CNN_OK;
+            if (st)
+                return st;
+        }
+    }
+    for (int s = 0; s < CNNI_SHARDS; s++)
+        if (j.st[s]) {
+            g->err = j.err[s];
+            return node_failed(g, j.node[s], j.st[s]);
+        }
+    return CNN_OK;
+}
+
+/* Adds each shard's parameter gradients to pgrad, in shard order, and
+ * zeroes them for the next step: tasks over blocks of the range. */
+#define SHARD_SUM_BLOCK 8192
+/* gcc's -O2 vectorises only loops that need no run-time checks */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#endif
+static void shard_sum_task(void *ctx, int64_t t, int thread)
+{
+    (void)thread;
+    cnn_graph *g = ctx;
+    const size_t lo = g->shard_glo + (size_t)t * SHARD_SUM_BLOCK;
+    const size_t hi = lo + SHARD_SUM_BLOCK < g->shard_ghi ? lo + SHARD_SUM_BLOCK : g->shard_ghi;
+    float *restrict pg = g->pgrad;
+    for (int s = 1; s < CNNI_SHARDS; s++) {
+        float *restrict sg = g->shard_grad + (size_t)(s - 1) * g->p_cap;
+        for (size_t k = lo; k < hi; k++) {
+            pg[k] += sg[k];
+            sg[k] = 0.0f;
+        }
+    }
+}
+
+static void shard_sum(cnn_graph *g)
+{
+    if (!g->shard_grad || g->shard_ghi <= g->shard_glo)
+        return;
+    const int64_t blocks = (int64_t)((g->shard_ghi - g->shard_glo + SHARD_SUM_BLOCK - 1) / SHARD_SUM_BLOCK);
+    cnni_pool_run(g->pool, shard_sum_task, g, blocks);
+}
+
+/* Backward of the chain: each node's gradients as the whole-batch loop
+ * would set them (a chain node's input gradient is its input's own, the
+ * value read by it alone), then the shards, then their parameter
+ * gradients summed. */
+static cnn_status backward_shards(cnn_graph *g)
+{
+    const int end = g->shard_end;
+    for (int i = end - 1; i >= 0; i--) {
+        cnni_node *n = &g->nodes[i];
+        cnni_nodeplan *np = &g->np[i];
+        if (!shard_runs(g, i, 1))
+            continue;
+        const int pk = g->fused_run ? np->pool_node : -1;
+        cnni_val *v = &g->vals[pk >= 0 ? g->nodes[pk].out[0] : n->out[0]];
+        np->dout[0] = v->t;
+        np->dout[0].data = v->grad;
+        const int vi = (int)(v - g->vals);
+        /* a gradient that neither a node after the chain wrote nor its
+         * reader in the chain will write is zero */
+        int in_chain = 0;
+        for (int c = i + 1; c < end; c++)
+            in_chain |= g->nodes[c].in[0] == vi && shard_runs(g, c, 1);
+        if (v->grad && !g->written[vi] && !in_chain) {
+            memset(v->grad, 0, (size_t)cnni_numel(&v->t.shape) * sizeof(float));
+            g->written[vi] = 1;
+        }
+        cnni_val *u = &g->vals[n->in[0]];
+        np->din[0] = u->t;
+        np->din[0].data = u->requires_grad ? u->grad : NULL;
+    }
+    cnn_status st = run_shards(g, 1, 1);
+    if (st) {
+        /* the shards' gradients start from zero next time */
+        if (g->shard_grad)
+            memset(g->shard_grad, 0, g->p_cap * sizeof(float) * (CNNI_SHARDS - 1));
+        return st;
+    }
+    for (int i = 0; i < end; i++) {
+        const cnni_val *u = &g->vals[g->nodes[i].in[0]];
+        if (shard_runs(g, i, 1) && u->requires_grad && u->grad)
+            g->written[g->nodes[i].in[0]] = 1;
+    }
+    shard_sum(g);
+    return CNN_OK;
+}
+
 cnn_status cnn_graph_forward(cnn_graph *g, int training)
 {
     if (!g)
@@ -79,7 +302,14 @@ cnn_status cnn_graph_forward(cnn_graph *g, int training)
         g->step_rows = cnni_graph_batch(g);
         g->step_start = seconds();
     }
-    for (int i = 0; i < g->n_nodes; i++) {
+    if (g->shard_end) {
+        cnn_status st = run_shards(g, training, 0);
+        if (st)
+            return st;
+        for (int i = 0; i < g->shard_end; i++)
+            g->np[i].unwritten = 0;
+    }
+    for (int i = g->shard_end; i < g->n_nodes; i++) {
         float *param[CNNI_MAX_PARAMS], *grad[CNNI_MAX_PARAMS];
         void *buffer[CNNI_MAX_PARAMS];
         cnni_exec x;
@@ -150,7 +380,7 @@ cnn_status cnn_graph_backward(cnn_graph *g)
             g->written[lv] = 1;
         }
     }
-    for (int i = g->n_nodes - 1; i >= 0; i--) {
+    for (int i = g->n_nodes - 1; i >= g->shard_end; i--) {
         cnni_node *n = &g->nodes[i];
         cnni_nodeplan *np = &g->np[i];
         if (!np->run_backward || (g->fused_run && (np->fused_into >= 0 || np->wgrad_into >= 0)))
@@ -249,6 +479,11 @@ cnn_status cnn_graph_backward(cnn_graph *g)
                     dst[j] += src[j];
             }
         }
+    }
+    if (g->shard_end) {
+        cnn_status st = backward_shards(g);
+        if (st)
+            return st;
     }
     /* Inputs whose gradient nobody wrote (unused inputs) get zeros. */
     for (int i = 0; i < g->n_inputs; i++) {

@@ -61,6 +61,21 @@ typedef struct elem_opts {
     int inplace;
 } elem_opts;
 
+/* Elementwise: any rows on their own. */
+static int elem_per_sample(const cnni_node *n, const cnn_shape *in)
+{
+    (void)n;
+    (void)in;
+    return 1;
+}
+
+/* The channels are dim 1 from 2 dims on. */
+static int batched_per_sample(const cnni_node *n, const cnn_shape *in)
+{
+    (void)n;
+    return in->ndim >= 2;
+}
+
 static cnn_status elem_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
 {
     cnn_status st = check_input(inf, n->op->name, e);
@@ -265,7 +280,8 @@ static cnn_status softplus_configure(cnni_node *n, const cnni_args *a)
                                     .configure = cfg,                                              \
                                     .infer = elem_infer,                                           \
                                     .forward = elem_forward,                                       \
-                                    .backward = elem_backward};
+                                    .backward = elem_backward,                                     \
+                                    .per_sample = elem_per_sample};
 
 ELEM_OP(Sigmoid, no_args, sigmoid_configure)
 ELEM_OP(Tanh, no_args, tanh_configure)
@@ -391,7 +407,8 @@ const cnni_op cnni_op_PReLU = {.name = "PReLU",
                                .infer = prelu_infer,
                                .reset = prelu_reset,
                                .forward = prelu_forward,
-                               .backward = prelu_backward};
+                               .backward = prelu_backward,
+                               .per_sample = batched_per_sample};
 
 /* ==== RReLU ============================================================== *
  * Training: a slope per element drawn uniformly from [lower, upper] for the

@@ -424,6 +424,13 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
     return k;
 }
 
+/* Batched inputs only: unbatched, dim 0 is the channels. */
+static int conv_per_sample(const cnni_node *n, const cnn_shape *in)
+{
+    const conv_opts *o = n->opts;
+    return in->ndim == o->nsp + 2;
+}
+
 static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
 {
     const conv_opts *o = n->opts;
@@ -632,7 +639,8 @@ static void conv_reset(const cnni_node *n, float *const *param, void *const *buf
                                     .infer = conv_infer,                                           \
                                     .reset = conv_reset,                                           \
                                     .forward = conv_forward,                                       \
-                                    .backward = conv_backward};
+                                    .backward = conv_backward,                                     \
+                                    .per_sample = conv_per_sample};
 
 CONV_OP(Conv1d, conv_configure_1, conv_args)
 CONV_OP(Conv2d, conv_configure_2, conv_args)

@@ -154,6 +154,13 @@ struct cnni_op {
      * may give the output the input's buffers, and forward and backward
      * then find them equal and do nothing. */
     int view;
+    /* Whether the node, on an input of shape in, treats each sample (dim
+     * 0) on its own: forward and backward of any rows [r0, r1) alone give
+     * those rows' outputs and input gradients and those rows' share of the
+     * parameter gradients, read no random numbers, and no kernel's work
+     * couples samples. The graph may then run a batch in parts (run.c's
+     * shards). NULL: never. */
+    int (*per_sample)(const cnni_node *n, const cnn_shape *in);
 };
 
 /* For the graph's BatchNorm -> ReLU -> MaxPool fusion (pool.c): whether

@@ -38,6 +38,13 @@ static cnn_status linear_configure(cnni_node *n, const cnni_args *a)
     return CNN_OK;
 }
 
+/* A 1-dim input is one sample. */
+static int linear_per_sample(const cnni_node *n, const cnn_shape *in)
+{
+    (void)n;
+    return in->ndim >= 2;
+}
+
 static cnn_status linear_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
 {
     const linear_opts *o = n->opts;
@@ -117,4 +124,5 @@ const cnni_op cnni_op_Linear = {.name = "Linear",
                                 .infer = linear_infer,
                                 .reset = linear_reset,
                                 .forward = linear_forward,
-                                .backward = linear_backward};
+                                .backward = linear_backward,
+                                .per_sample = linear_per_sample};

@@ -530,6 +530,13 @@ static cnn_status make_geom(const pool_opts *o, const cnni_tensor *in, int backw
 
 static int has_argmax(const pool_opts *o) { return o->kind == P_MAX || o->kind == P_ADAPTIVE_MAX; }
 
+/* Batched inputs only: unbatched, dim 0 is the channels. */
+static int pool_per_sample(const cnni_node *n, const cnn_shape *in)
+{
+    const pool_opts *o = n->opts;
+    return in->ndim == o->nsp + 2;
+}
+
 static cnn_status pool_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
 {
     const pool_opts *o = n->opts;
@@ -622,7 +629,8 @@ static cnn_status pool_backward(const cnni_exec *x)
                                     .configure = cfg,                                              \
                                     .infer = pool_infer,                                           \
                                     .forward = pool_forward,                                       \
-                                    .backward = pool_backward};
+                                    .backward = pool_backward,                                     \
+                                    .per_sample = pool_per_sample};
 
 POOL_OP(MaxPool1d, max_configure_1, max_args, 1)
 POOL_OP(MaxPool2d, max_configure_2, max_args, 1)

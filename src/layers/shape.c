@@ -67,6 +67,15 @@ static cnn_status flatten_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
 }
 
 /* Views: nothing to do when the plan gave the output the input's buffers. */
+/* The same bytes in another shape: rows [r0, r1) of the input are those of
+ * the output whenever both keep dim 0 (the graph checks that). */
+static int view_per_sample(const cnni_node *n, const cnn_shape *in)
+{
+    (void)n;
+    (void)in;
+    return 1;
+}
+
 static cnn_status copy_forward(const cnni_exec *x)
 {
     if (x->out[0].data != x->in[0].data)
@@ -92,7 +101,8 @@ const cnni_op cnni_op_Flatten = {.name = "Flatten",
                                  .infer = flatten_infer,
                                  .forward = copy_forward,
                                  .backward = copy_backward,
-                                 .view = 1};
+                                 .view = 1,
+                                 .per_sample = view_per_sample};
 
 typedef struct unflatten_opts {
     int64_t dim;
@@ -177,7 +187,8 @@ const cnni_op cnni_op_Unflatten = {.name = "Unflatten",
                                    .infer = unflatten_infer,
                                    .forward = copy_forward,
                                    .backward = copy_backward,
-                                   .view = 1};
+                                   .view = 1,
+                                   .per_sample = view_per_sample};
 
 static cnn_status identity_configure(cnni_node *n, const cnni_args *a)
 {
@@ -204,4 +215,5 @@ const cnni_op cnni_op_Identity = {.name = "Identity",
                                   .infer = identity_infer,
                                   .forward = copy_forward,
                                   .backward = copy_backward,
-                                  .view = 1};
+                                  .view = 1,
+                                  .per_sample = view_per_sample};
