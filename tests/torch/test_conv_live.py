@@ -1,7 +1,8 @@
 """Live randomized comparison of the convolution family with the installed
 PyTorch: random configurations (every option, odd sizes, groups with dilation
 and stride, every padding mode, 1d/2d/3d, transposed, depthwise layers on
-larger planes), forward and all gradients against PyTorch's float64 result;
+larger planes, 5-wide kernels on narrow planes of many images), forward and
+all gradients against PyTorch's float64 result;
 configurations PyTorch rejects must be rejected by cnn with a message and
 exit status 1."""
 import os
@@ -40,9 +41,25 @@ def winograd_config(rng):
     return text, "Conv2d", [rng.randint(1, 3), cin, rng.randint(3, 30), rng.randint(3, 30)]
 
 
+def narrow5_config(rng):
+    """A kernel 5 wide on outputs 4 to 12 wide with 12 to 40 images
+    (LeNet's conv2 and its neighbours): with AVX-512 its input gradient runs
+    as Winograd F(4,5) with the images along the lanes."""
+    groups = rng.choice([1, 1, 2])
+    cin, cout = groups * rng.randint(1, 8), groups * rng.randint(1, 20)
+    kh = rng.randint(1, 6)
+    ph, pw = rng.randint(0, kh - 1), rng.randint(0, 4)
+    w = rng.randint(max(1, 8 - 2 * pw), 16 - 2 * pw)
+    h = rng.randint(max(1, kh - 2 * ph), 14)
+    text = "Conv2d(%d, %d, (%d, 5), padding=(%d, %d), groups=%d)" % (cin, cout, kh, ph, pw, groups)
+    return text, "Conv2d", [rng.randint(12, 40), cin, h, w]
+
+
 def random_config(rng, allow_invalid):
     if rng.random() < 0.08:
         return winograd_config(rng)
+    if rng.random() < 0.06:
+        return narrow5_config(rng)
     transposed = rng.random() < 0.35
     nsp = rng.choice([1, 2, 2, 3])
     name = ("ConvTranspose%dd" if transposed else "Conv%dd") % nsp

@@ -1,0 +1,185 @@
+/* The input gradient by F(4,5) along the rows transposed, 16 images along
+ * the lanes (see conv_qdata.h). */
+#include "../conv_qdata.h"
+
+#include <immintrin.h>
+
+#include "transpose_avx512.h"
+
+#if defined(__clang__)
+#define UNROLL _Pragma("unroll")
+#else
+#define UNROLL _Pragma("GCC unroll 16")
+#endif
+
+static inline __mmask16 first_lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* acc += v * broadcast(*u) as one instruction, the broadcast from memory
+ * (left to itself the compiler loads each weight into a register first). */
+static inline __attribute__((always_inline)) void fma_bcast(__m512 *acc, __m512 v, const float *u)
+{
+    __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(*acc) : "v"(v), "m"(*u));
+}
+
+/* Step 1: ady[o][i][q][j] = (A dy)[j] of quad q of dy row i, images along
+ * the lanes: each row of 16 images transposed so that each column is a
+ * vector, then
+ *   A dy = (d0, d0 + d1 + d2 + d3, d0 - d1 + d2 - d3, d0 + 2d1 + 4d2 + 8d3,
+ *           d0 - 2d1 + 4d2 - 8d3, d0 + d1/2 + d2/4 + d3/8,
+ *           d0 - d1/2 + d2/4 - d3/8, d3). */
+static void dy_transform(const cnni_qdata_block *b, int nq)
+{
+    const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c8 = _mm512_set1_ps(8.0f);
+    const __m512 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f), h8 = _mm512_set1_ps(0.125f);
+    const __mmask16 m = first_lanes((int)b->OW);
+    const int64_t plane = b->OH * b->OW;
+    for (int64_t o = 0; o < b->Og; o++)
+        for (int64_t i = 0; i < b->OH; i++) {
+            const float *src = b->dy + o * plane + i * b->OW;
+            __m512 rows[16], col[16];
+            UNROLL for (int l = 0; l < 16; l++) rows[l] =
+                l < b->nb ? _mm512_maskz_loadu_ps(m, src + l * b->dy_img) : _mm512_setzero_ps();
+            transpose16(rows, col);
+            float *dst = b->ady + (o * b->OH + i) * nq * 8 * 16;
+            for (int q = 0; q < nq; q++) {
+                const __m512 *v = col + 4 * q;
+                const __m512 s02 = _mm512_add_ps(v[0], v[2]), s13 = _mm512_add_ps(v[1], v[3]);
+                const __m512 e = _mm512_fmadd_ps(c4, v[2], v[0]), f = _mm512_fmadd_ps(c8, v[3], _mm512_mul_ps(c2, v[1]));
+                const __m512 e2 = _mm512_fmadd_ps(h4, v[2], v[0]), f2 = _mm512_fmadd_ps(h8, v[3], _mm512_mul_ps(h2, v[1]));
+                float *dq = dst + q * 8 * 16;
+                _mm512_storeu_ps(dq, v[0]);
+                _mm512_storeu_ps(dq + 16, _mm512_add_ps(s02, s13));
+                _mm512_storeu_ps(dq + 32, _mm512_sub_ps(s02, s13));
+                _mm512_storeu_ps(dq + 48, _mm512_add_ps(e, f));
+                _mm512_storeu_ps(dq + 64, _mm512_sub_ps(e, f));
+                _mm512_storeu_ps(dq + 80, _mm512_add_ps(e2, f2));
+                _mm512_storeu_ps(dq + 96, _mm512_sub_ps(e2, f2));
+                _mm512_storeu_ps(dq + 112, v[3]);
+            }
+        }
+}
+
+/* Step 2 for NC channels c0.. and 4 components jh*4..: m[c][j] = the sum
+ * over o and kr in [kr0, kr1] of ady(o, R - kr, q, j) u(o, kr, j, c), in
+ * that order. a: ady at (o 0, row R, q, jh*4); u: at (o 0, kr 0, jh*4, c0). */
+#define DEFINE_TILE(NC)                                                                            \
+    static void tile_##NC(const float *a, int64_t a_o, int64_t a_row, int64_t Og, int64_t kr0,     \
+                          int64_t kr1, const float *u, int64_t u_o, int64_t u_kr, int64_t Cg,      \
+                          float *m, int64_t m_c)                                                   \
+    {                                                                                              \
+        __m512 acc[NC][4];                                                                         \
+        UNROLL for (int c = 0; c < NC; c++)                                                        \
+        {                                                                                          \
+            UNROLL for (int j = 0; j < 4; j++) acc[c][j] = _mm512_setzero_ps();                    \
+        }                                                                                          \
+        for (int64_t o = 0; o < Og; o++)                                                           \
+            for (int64_t kr = kr0; kr <= kr1; kr++) {                                              \
+                const float *ak = a + o * a_o - kr * a_row, *uk = u + o * u_o + kr * u_kr;         \
+                __m512 v[4];                                                                       \
+                UNROLL for (int j = 0; j < 4; j++) v[j] = _mm512_loadu_ps(ak + j * 16);            \
+                UNROLL for (int c = 0; c < NC; c++)                                                \
+                {                                                                                  \
+                    UNROLL for (int j = 0; j < 4; j++) fma_bcast(&acc[c][j], v[j], uk + j * Cg + c); \
+                }                                                                                  \
+            }                                                                                      \
+        UNROLL for (int c = 0; c < NC; c++)                                                        \
+        {                                                                                          \
+            UNROLL for (int j = 0; j < 4; j++) _mm512_storeu_ps(m + c * m_c + j * 16, acc[c][j]);  \
+        }                                                                                          \
+    }
+
+DEFINE_TILE(1)
+DEFINE_TILE(2)
+DEFINE_TILE(3)
+DEFINE_TILE(4)
+DEFINE_TILE(5)
+DEFINE_TILE(6)
+
+typedef void (*tile_fn)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, const float *, int64_t, int64_t,
+                        int64_t, float *, int64_t);
+static const tile_fn tiles[7] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6};
+
+/* Step 3 for quad q: the 8 columns B M of each (channel, padded row), with
+ * s_ab = M_a + M_b and t_ab = M_a - M_b:
+ *   x0 = M0,                              x7 = M7,
+ *   x1 = t12 + t34/2 + 2 t56 - M7,        x6 = s12 + s34 + s56 - M0,
+ *   x2 = s12 + s34/4 + 4 s56 - 5.25 M0,   x5 = t12 + 2 t34 + t56/2 - 5.25 M7,
+ *   x3 = 5.25 M7 - 4.25 t12 - 2.5 (t34 + t56),
+ *   x4 = 5.25 M0 - 4.25 s12 - 1.25 s34 - 5 s56;
+ * column 4q + i of the row gets x_i (the first quad writes its 8, later
+ * ones add to the 4 they share with the quad before). */
+static void out_transform(const cnni_qdata_block *b, int64_t HP, int q)
+{
+    const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c5 = _mm512_set1_ps(5.0f);
+    const __m512 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f), c525 = _mm512_set1_ps(5.25f);
+    const __m512 c425 = _mm512_set1_ps(4.25f), c25 = _mm512_set1_ps(2.5f), c125 = _mm512_set1_ps(1.25f);
+    for (int64_t c = 0; c < b->Cg; c++)
+        for (int64_t R = 0; R < HP; R++) {
+            const float *mm = b->m + (c * HP + R) * 8 * 16;
+            __m512 M[8];
+            UNROLL for (int j = 0; j < 8; j++) M[j] = _mm512_loadu_ps(mm + j * 16);
+            const __m512 s12 = _mm512_add_ps(M[1], M[2]), t12 = _mm512_sub_ps(M[1], M[2]);
+            const __m512 s34 = _mm512_add_ps(M[3], M[4]), t34 = _mm512_sub_ps(M[3], M[4]);
+            const __m512 s56 = _mm512_add_ps(M[5], M[6]), t56 = _mm512_sub_ps(M[5], M[6]);
+            __m512 x[8];
+            x[0] = M[0];
+            x[1] = _mm512_sub_ps(_mm512_fmadd_ps(c2, t56, _mm512_fmadd_ps(h2, t34, t12)), M[7]);
+            x[2] = _mm512_fnmadd_ps(c525, M[0], _mm512_fmadd_ps(c4, s56, _mm512_fmadd_ps(h4, s34, s12)));
+            x[3] = _mm512_fnmadd_ps(c25, _mm512_add_ps(t34, t56), _mm512_fnmadd_ps(c425, t12, _mm512_mul_ps(c525, M[7])));
+            x[4] = _mm512_fnmadd_ps(c5, s56, _mm512_fnmadd_ps(c125, s34, _mm512_fnmadd_ps(c425, s12, _mm512_mul_ps(c525, M[0]))));
+            x[5] = _mm512_fnmadd_ps(c525, M[7], _mm512_fmadd_ps(h2, t56, _mm512_fmadd_ps(c2, t34, t12)));
+            x[6] = _mm512_sub_ps(_mm512_add_ps(s12, _mm512_add_ps(s34, s56)), M[0]);
+            x[7] = M[7];
+            float *row = b->cols + ((c * HP + R) * 16 + 4 * q) * 16;
+            UNROLL for (int i = 0; i < 8; i++)
+            {
+                if (q > 0 && i < 4)
+                    _mm512_storeu_ps(row + i * 16, _mm512_add_ps(_mm512_loadu_ps(row + i * 16), x[i]));
+                else
+                    _mm512_storeu_ps(row + i * 16, x[i]);
+            }
+        }
+}
+
+int cnni_qdata_block_avx512(const cnni_qdata_block *b)
+{
+    const int nq = (int)((b->OW + 3) / 4), ncols = 4 * nq + 4;
+    const int64_t HP = b->OH + b->KR - 1;
+    dy_transform(b, nq);
+    const int64_t a_o = b->OH * nq * 8 * 16, a_row = nq * 8 * 16, u_kr = 8 * b->Cg, u_o = b->KR * u_kr;
+    for (int q = 0; q < nq; q++) {
+        for (int jh = 0; jh < 2; jh++)
+            for (int64_t R = 0; R < HP; R++) {
+                /* the kernel rows that reach padded row R: dy row R - kr exists */
+                const int64_t kr0 = R - (b->OH - 1) > 0 ? R - (b->OH - 1) : 0, kr1 = R < b->KR - 1 ? R : b->KR - 1;
+                const float *a = b->ady + R * a_row + (q * 8 + jh * 4) * 16;
+                for (int64_t c0 = 0; c0 < b->Cg; c0 += 6) {
+                    const int nc = b->Cg - c0 < 6 ? (int)(b->Cg - c0) : 6;
+                    tiles[nc](a, a_o, a_row, b->Og, kr0, kr1, b->u + jh * 4 * b->Cg + c0, u_o, u_kr, b->Cg,
+                              b->m + ((c0 * HP + R) * 8 + jh * 4) * 16, HP * 8 * 16);
+                }
+            }
+        out_transform(b, HP, q);
+    }
+    /* Step 4: each row back to images, its inner columns stored */
+    const __mmask16 keep = first_lanes((int)b->W);
+    const __m512i shift = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32((int)b->p2));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t c = 0; c < b->Cg; c++)
+        for (int64_t r = 0; r < b->H; r++) {
+            const float *src = b->cols + (c * HP + r + b->p1) * 16 * 16;
+            __m512 col[16], rows[16];
+            UNROLL for (int x = 0; x < 16; x++) col[x] = x < ncols ? _mm512_loadu_ps(src + x * 16) : _mm512_setzero_ps();
+            transpose16(col, rows);
+            float *dst = b->dx + c * b->H * b->W + r * b->W;
+            for (int l = 0; l < b->nb; l++) {
+                const __m512 v = b->p2 ? _mm512_permutexvar_ps(shift, rows[l]) : rows[l];
+                _mm512_mask_storeu_ps(dst + l * b->dx_img, keep, v);
+                sum = _mm512_mask_add_ps(sum, keep, sum, v);
+            }
+        }
+    /* the sum is NaN or infinite when a stored value is (or, harmlessly, when it overflows) */
+    sum = _mm512_sub_ps(sum, sum);
+    return _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q) != 0;
+}

@@ -1,0 +1,163 @@
+/* The F(4,5) input gradient with images along the lanes (conv_qdata.h)
+ * against the reference kernel: random geometries it serves (1-d and 2-d,
+ * groups, 1 to 9 input and 1 to 20 output channels a group, outputs 4 to
+ * 12 wide, 1 to 6 kernel rows, any padding, 12 to 40 images: whole and
+ * part-filled blocks of 16), LeNet's conv2, bitwise equal with 1, 2 and 3
+ * threads; the geometries it must not take; and dy holding NaN, infinities
+ * or 3e38: the reference's NaN, infinities and values (those blocks are
+ * summed directly). */
+#include "kernel_test.h"
+#include "core/cpu.h"
+#include "core/pool.h"
+#include "kernels/conv_qdata.h"
+
+static void random_geom(cnni_conv_geom *g, int t)
+{
+    memset(g, 0, sizeof *g);
+    g->G = t % 4 == 3 ? pick(2, 3) : 1;
+    g->C = g->G * pick(1, 9);
+    g->O = g->G * pick(1, 20);
+    g->N = t % 3 == 0 ? pick(12, 16) : pick(17, 40);
+    const int two = t % 5 != 4; /* else 1-d */
+    for (int i = 0; i < 3; i++)
+        g->s[i] = g->d[i] = g->k[i] = 1;
+    g->in[0] = g->out[0] = 1;
+    g->k[2] = 5;
+    g->k[1] = two ? pick(1, 6) : 1;
+    g->p[1] = two ? pick(0, g->k[1] - 1) : 0;
+    g->p[2] = pick(0, 4);
+    g->out[2] = pick(4, 12);
+    g->out[1] = two ? pick(1, 12) : 1;
+    g->in[2] = g->out[2] + 4 - 2 * g->p[2];
+    g->in[1] = g->out[1] + g->k[1] - 1 - 2 * g->p[1];
+    if (g->in[2] < 1 || g->in[1] < 1) { /* padding past the input: less of it */
+        g->p[2] = 0;
+        g->p[1] = 0;
+        g->in[2] = g->out[2] + 4;
+        g->in[1] = g->out[1] + g->k[1] - 1;
+    }
+}
+
+static void describe(const cnni_conv_geom *g, char *buf, size_t n)
+{
+    snprintf(buf, n, "N=%lld C=%lld O=%lld G=%lld in %lldx%lld k %lldx5 p %lld,%lld", (long long)g->N,
+             (long long)g->C, (long long)g->O, (long long)g->G, (long long)g->in[1], (long long)g->in[2],
+             (long long)g->k[1], (long long)g->p[1], (long long)g->p[2]);
+}
+
+int main(int argc, char **argv)
+{
+    gc_init(argc, argv);
+    if (cnni_cpu_best_isa() < CNNI_ISA_AVX512) {
+        printf("  no AVX-512 on this CPU: these kernels never run\n");
+        TEST("F(4,5) input gradient: not chosen without AVX-512")
+        {
+            cnni_conv_geom g;
+            random_geom(&g, 0);
+            CHECK(!cnni_conv_qdata_applies(CNNI_ISA_AVX2, &g));
+        }
+        return test_finish();
+    }
+    cnni_pool *p1, *p2, *p3;
+    cnni_pool_create(&p1, 1);
+    cnni_pool_create(&p2, 2);
+    cnni_pool_create(&p3, 3);
+    TEST("F(4,5) input gradient, images along the lanes (avx512) vs reference, threads bitwise equal")
+    {
+        double worst = 0;
+        for (int t = 0; t < 101; t++) {
+            cnni_conv_geom g;
+            random_geom(&g, t);
+            if (t == 100) { /* LeNet's conv2 on a part of a batch */
+                memset(&g, 0, sizeof g);
+                g = (cnni_conv_geom){.N = 32, .C = 6, .O = 16, .G = 1, .in = {1, 14, 14}, .out = {1, 10, 10},
+                                     .k = {1, 5, 5}, .s = {1, 1, 1}, .p = {0, 0, 0}, .d = {1, 1, 1}};
+            }
+            char desc[200];
+            describe(&g, desc, sizeof desc);
+            if (!cnni_conv_qdata_applies(CNNI_ISA_AVX512, &g)) {
+                CHECKF(0, "not served: %s", desc);
+                continue;
+            }
+            const int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
+            float *dy = rand_f(ny), *w = rand_f(nw), *d0 = malloc(4 * (size_t)nx), *d[3];
+            void *scr = malloc(cnni_conv_qdata_scratch(CNNI_ISA_AVX512, &g, 3));
+            cnni_ref_conv_backward_data_f32(&g, dy, w, d0);
+            cnni_pool *pools[3] = {p1, p2, p3};
+            for (int k = 0; k < 3; k++) {
+                d[k] = malloc(4 * (size_t)nx);
+                for (int64_t i = 0; i < nx; i++)
+                    d[k][i] = NAN; /* an output left unwritten fails */
+                cnni_conv_qdata_backward_data(CNNI_ISA_AVX512, pools[k], &g, dy, w, d[k], scr);
+            }
+            const double e = rel(d[0], d0, nx);
+            CHECKF(e < 1e-5, "%s: error %.3g", desc, e);
+            CHECKF(!memcmp(d[0], d[1], 4 * (size_t)nx) && !memcmp(d[0], d[2], 4 * (size_t)nx),
+                   "%s: threads differ", desc);
+            worst = fmax(worst, e);
+            free(dy), free(w), free(d0), free(scr);
+            for (int k = 0; k < 3; k++)
+                free(d[k]);
+        }
+        printf("  worst relative error %.3g\n", worst);
+    }
+    TEST("F(4,5) input gradient: not chosen off its geometries")
+    {
+        cnni_conv_geom g = {.N = 32, .C = 6, .O = 16, .G = 1, .in = {1, 14, 14}, .out = {1, 10, 10}, .k = {1, 5, 5},
+                            .s = {1, 1, 1}, .p = {0, 0, 0}, .d = {1, 1, 1}};
+        CHECK(cnni_conv_qdata_applies(CNNI_ISA_AVX512, &g));
+        CHECK(!cnni_conv_qdata_applies(CNNI_ISA_AVX2, &g));
+        cnni_conv_geom h = g;
+        h.N = 11; /* lanes mostly empty */
+        CHECK(!cnni_conv_qdata_applies(CNNI_ISA_AVX512, &h));
+        h = g;
+        h.s[2] = 2;
+        CHECK(!cnni_conv_qdata_applies(CNNI_ISA_AVX512, &h));
+        h = g;
+        h.d[1] = 2;
+        CHECK(!cnni_conv_qdata_applies(CNNI_ISA_AVX512, &h));
+        h = g;
+        h.k[2] = 3;
+        CHECK(!cnni_conv_qdata_applies(CNNI_ISA_AVX512, &h));
+        h = g;
+        h.out[2] = 13; /* the padded row past a vector */
+        h.in[2] = 17;
+        CHECK(!cnni_conv_qdata_applies(CNNI_ISA_AVX512, &h));
+        h = g;
+        h.out[2] = 3;
+        h.in[2] = 7;
+        CHECK(!cnni_conv_qdata_applies(CNNI_ISA_AVX512, &h));
+        h = g; /* 3-d */
+        h.in[0] = 3;
+        h.k[0] = 3;
+        CHECK(!cnni_conv_qdata_applies(CNNI_ISA_AVX512, &h));
+    }
+    TEST("F(4,5) input gradient with NaN, infinities or 3e38 in dy: the reference's NaN, infinities, values")
+    {
+        static const float special[3] = {NAN, INFINITY, 3e38f};
+        for (int t = 0; t < 24; t++) {
+            cnni_conv_geom g = {.N = 20 + t % 13, .C = 6, .O = 16, .G = 1 + t % 2, .in = {1, 14, 14},
+                                .out = {1, 10, 10}, .k = {1, 5, 5}, .s = {1, 1, 1}, .p = {0, 0, 0}, .d = {1, 1, 1}};
+            if (g.G == 2)
+                g.C = 8;
+            const int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
+            float *dy = rand_f(ny), *w = rand_f(nw), *d0 = malloc(4 * (size_t)nx), *d1 = malloc(4 * (size_t)nx);
+            const float v = special[t % 3];
+            if (t % 6 < 3)
+                dy[pick(0, ny - 1)] = t % 2 ? -v : v;
+            else /* a whole image's gradient 3e38 or infinite: sums overflow */
+                for (int64_t i = 0; i < g.O * vol(g.out); i++)
+                    dy[(g.N - 1) * g.O * vol(g.out) + i] = v;
+            void *scr = malloc(cnni_conv_qdata_scratch(CNNI_ISA_AVX512, &g, 2));
+            cnni_ref_conv_backward_data_f32(&g, dy, w, d0);
+            cnni_conv_qdata_backward_data(CNNI_ISA_AVX512, p2, &g, dy, w, d1, scr);
+            const double e = rel(d1, d0, nx);
+            CHECKF(e < 1e-5, "case %d (%g): error %.3g", t, (double)v, e);
+            free(dy), free(w), free(d0), free(d1), free(scr);
+        }
+    }
+    cnni_pool_destroy(p1);
+    cnni_pool_destroy(p2);
+    cnni_pool_destroy(p3);
+    return test_finish();
+}
