@@ -62,6 +62,10 @@ static void run(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_ge
         block = k->nc;
     if (block < 1)
         block = 1;
+    /* One thread: one call over every column, which packs A once (the
+     * columns' split changes no value: blocks are whole tiles of nr). */
+    if (cnni_pool_threads(pool) <= 1)
+        block = N > 0 ? N : 1;
     const int tiny = op->M * op->N * op->K < 32768;
     if (share_a && !tiny && block < N) {
         const cnni_gemm_kernel *kr = cnni_gemm_kernel_for_rows(k->isa, op->M);
