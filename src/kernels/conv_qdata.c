@@ -67,9 +67,10 @@ static void pack(const cnni_conv_geom *g, const float *w, float *u)
                 for (int64_t kr = 0; kr < KR; kr++) {
                     const float *wt = w + (((grp * Og + o) * Cg + c) * KR + kr) * 5;
                     float *uk = u + (((grp * Og + o) * KR + kr) * 8) * Cg + c;
+                    /* read once: the stores below may alias w as far as the compiler knows */
+                    const double v0 = wt[0], v1 = wt[1], v2 = wt[2], v3 = wt[3], v4 = wt[4];
                     for (int j = 0; j < 8; j++)
-                        uk[j * Cg] = (float)(G[j][0] * wt[0] + G[j][1] * wt[1] + G[j][2] * wt[2] + G[j][3] * wt[3] +
-                                             G[j][4] * wt[4]);
+                        uk[j * Cg] = (float)(G[j][0] * v0 + G[j][1] * v1 + G[j][2] * v2 + G[j][3] * v3 + G[j][4] * v4);
                 }
 }
 
