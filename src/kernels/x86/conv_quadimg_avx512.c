@@ -1,6 +1,6 @@
 /* The input gradient by F(4,5) along the rows transposed, 16 images along
- * the lanes (see conv_qdata.h). */
-#include "../conv_qdata.h"
+ * the lanes (see conv_quadimg.h). */
+#include "../conv_quadimg.h"
 
 #include <immintrin.h>
 
@@ -27,7 +27,7 @@ static inline __attribute__((always_inline)) void fma_bcast(__m512 *acc, __m512 
  *   A dy = (d0, d0 + d1 + d2 + d3, d0 - d1 + d2 - d3, d0 + 2d1 + 4d2 + 8d3,
  *           d0 - 2d1 + 4d2 - 8d3, d0 + d1/2 + d2/4 + d3/8,
  *           d0 - d1/2 + d2/4 - d3/8, d3). */
-static void dy_transform(const cnni_qdata_block *b, int nq)
+static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
 {
     const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c8 = _mm512_set1_ps(8.0f);
     const __m512 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f), h8 = _mm512_set1_ps(0.125f);
@@ -40,6 +40,12 @@ static void dy_transform(const cnni_qdata_block *b, int nq)
             UNROLL for (int l = 0; l < 16; l++) rows[l] =
                 l < b->nb ? _mm512_maskz_loadu_ps(m, src + l * b->dy_img) : _mm512_setzero_ps();
             transpose16(rows, col);
+            if (sums) { /* the row's values, added in a fixed order */
+                __m512 t = col[0];
+                for (int x = 1; x < b->OW; x++)
+                    t = _mm512_add_ps(t, col[x]);
+                sums[o] += (double)_mm512_reduce_add_ps(t);
+            }
             float *dst = b->ady + (o * b->OH + i) * nq * 8 * 16;
             for (int q = 0; q < nq; q++) {
                 const __m512 *v = col + 4 * q;
@@ -108,7 +114,7 @@ static const tile_fn tiles[7] = {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, t
  *   x4 = 5.25 M0 - 4.25 s12 - 1.25 s34 - 5 s56;
  * column 4q + i of the row gets x_i (the first quad writes its 8, later
  * ones add to the 4 they share with the quad before). */
-static void out_transform(const cnni_qdata_block *b, int64_t HP, int q)
+static void out_transform(const cnni_quadimg_block *b, int64_t HP, int q)
 {
     const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c5 = _mm512_set1_ps(5.0f);
     const __m512 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f), c525 = _mm512_set1_ps(5.25f);
@@ -141,11 +147,11 @@ static void out_transform(const cnni_qdata_block *b, int64_t HP, int q)
         }
 }
 
-int cnni_qdata_block_avx512(const cnni_qdata_block *b)
+int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b)
 {
     const int nq = (int)((b->OW + 3) / 4), ncols = 4 * nq + 4;
     const int64_t HP = b->OH + b->KR - 1;
-    dy_transform(b, nq);
+    dy_transform(b, nq, NULL);
     const int64_t a_o = b->OH * nq * 8 * 16, a_row = nq * 8 * 16, u_kr = 8 * b->Cg, u_o = b->KR * u_kr;
     for (int q = 0; q < nq; q++) {
         for (int jh = 0; jh < 2; jh++)
@@ -182,4 +188,154 @@ int cnni_qdata_block_avx512(const cnni_qdata_block *b)
     /* the sum is NaN or infinite when a stored value is (or, harmlessly, when it overflows) */
     sum = _mm512_sub_ps(sum, sum);
     return _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q) != 0;
+}
+
+/* ---- weight gradient ---- */
+
+/* The input rows' transform, 16 images along the lanes:
+ * bx[c][R][q][j] = (B^T x(c, padded row R, columns 4q .. 4q + 7))[j]; rows
+ * and columns of the padding read as 0. */
+static void x_transform(const cnni_quadimg_block *b, int nq)
+{
+    const __m512 c525 = _mm512_set1_ps(5.25f), c425 = _mm512_set1_ps(4.25f), c25 = _mm512_set1_ps(2.5f),
+                 c125 = _mm512_set1_ps(1.25f), c4 = _mm512_set1_ps(4.0f), c2 = _mm512_set1_ps(2.0f),
+                 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f);
+    const int64_t HP = b->OH + b->KR - 1, plane = b->H * b->W;
+    const __mmask16 m = first_lanes((int)b->W);
+    /* columns moved right by the padding: lane i takes lane i - p2 */
+    const __mmask16 inner = (__mmask16)(first_lanes((int)(b->W + b->p2)) & ~first_lanes((int)b->p2));
+    const __m512i shift = _mm512_sub_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32((int)b->p2));
+    for (int64_t c = 0; c < b->Cg; c++)
+        for (int64_t R = 0; R < HP; R++) {
+            const int64_t r = R - b->p1;
+            __m512 rows[16], v[16];
+            if (r < 0 || r >= b->H) {
+                UNROLL for (int i = 0; i < 16; i++) v[i] = _mm512_setzero_ps();
+            } else {
+                const float *src = b->x + c * plane + r * b->W;
+                UNROLL for (int l = 0; l < 16; l++)
+                {
+                    __m512 t = l < b->nb ? _mm512_maskz_loadu_ps(m, src + l * b->x_img) : _mm512_setzero_ps();
+                    rows[l] = b->p2 ? _mm512_maskz_permutexvar_ps(inner, shift, t) : t;
+                }
+                transpose16(rows, v);
+            }
+            float *db = b->bx + (c * HP + R) * nq * 8 * 16;
+            for (int q = 0; q < nq; q++) {
+                const __m512 *w = v + 4 * q;
+                const __m512 a1 = _mm512_fnmadd_ps(c425, w[4], _mm512_add_ps(w[2], w[6]));
+                const __m512 b1 = _mm512_fnmadd_ps(c425, w[3], _mm512_add_ps(w[1], w[5]));
+                const __m512 a3 = _mm512_fnmadd_ps(c125, w[4], _mm512_fmadd_ps(h4, w[2], w[6]));
+                const __m512 b3 = _mm512_fnmadd_ps(c25, w[3], _mm512_fmadd_ps(h2, w[1], _mm512_add_ps(w[5], w[5])));
+                const __m512 a5 = _mm512_fmadd_ps(c4, _mm512_fnmadd_ps(c125, w[4], w[2]), w[6]);
+                const __m512 b5 = _mm512_fnmadd_ps(c25, w[3], _mm512_fmadd_ps(c2, w[1], _mm512_mul_ps(h2, w[5])));
+                float *dq = db + q * 8 * 16;
+                _mm512_storeu_ps(dq, _mm512_fmadd_ps(c525, _mm512_sub_ps(w[4], w[2]), _mm512_sub_ps(w[0], w[6])));
+                _mm512_storeu_ps(dq + 16, _mm512_add_ps(a1, b1));
+                _mm512_storeu_ps(dq + 32, _mm512_sub_ps(a1, b1));
+                _mm512_storeu_ps(dq + 48, _mm512_add_ps(a3, b3));
+                _mm512_storeu_ps(dq + 64, _mm512_sub_ps(a3, b3));
+                _mm512_storeu_ps(dq + 80, _mm512_add_ps(a5, b5));
+                _mm512_storeu_ps(dq + 96, _mm512_sub_ps(a5, b5));
+                _mm512_storeu_ps(dq + 112, _mm512_fmadd_ps(c525, _mm512_sub_ps(w[3], w[5]), _mm512_sub_ps(w[7], w[1])));
+            }
+        }
+}
+
+/* The lane sums of 24 vectors in a tree: pairs of vectors, then of pairs,
+ * then of 128-bit chunks (69 instructions, against 24 full reductions). */
+static inline __attribute__((always_inline)) void sums24(const __m512 *v, float *out)
+{
+    __m512 s[12], t[6];
+    UNROLL for (int k = 0; k < 12; k++) s[k] =
+        _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+    /* t[m], chunk c, lane r: chunk c's sum of v[4m + r] */
+    UNROLL for (int m = 0; m < 6; m++) t[m] =
+        _mm512_add_ps(_mm512_shuffle_ps(s[2 * m], s[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                      _mm512_shuffle_ps(s[2 * m], s[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    UNROLL for (int p = 0; p < 3; p++)
+    {
+        const __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * p], t[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_f32x4(t[2 * p], t[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+        /* chunk 0: the sums of v[8p .. 8p + 3], chunk 2: of v[8p + 4 .. 8p + 7] */
+        const __m512 w = _mm512_add_ps(u, _mm512_shuffle_f32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
+        float l[16];
+        _mm512_storeu_ps(l, w);
+        UNROLL for (int r = 0; r < 4; r++)
+        {
+            out[8 * p + r] = l[r];
+            out[8 * p + 4 + r] = l[8 + r];
+        }
+    }
+}
+
+/* part[o][c][kr][j] for NO channels o0.. and NC channels c0.., one kernel
+ * row and component: the sum over rows i and quads q of ady(o, i, q, j)
+ * bx(c, i + kr, q, j), every image in its lane, then the lanes summed.
+ * a: ady at (o0, row 0, quad 0, j); x: bx at (c0, row kr, quad 0, j). */
+#define DEFINE_WTILE(NO, NC)                                                                       \
+    static void wtile_##NO##_##NC(const float *a, int64_t a_o, const float *x, int64_t x_c, int64_t rows, \
+                                  int64_t nq, double *part, int64_t p_o, int64_t p_c)              \
+    {                                                                                              \
+        __m512 acc[24];                                                                            \
+        UNROLL for (int k = 0; k < 24; k++) acc[k] = _mm512_setzero_ps();                          \
+        for (int64_t i = 0; i < rows; i++)                                                         \
+            for (int64_t q = 0; q < nq; q++) {                                                     \
+                const int64_t at = (i * nq + q) * 8 * 16;                                          \
+                __m512 av[NO], xv[NC];                                                             \
+                UNROLL for (int o = 0; o < NO; o++) av[o] = _mm512_loadu_ps(a + o * a_o + at);     \
+                UNROLL for (int c = 0; c < NC; c++) xv[c] = _mm512_loadu_ps(x + c * x_c + at);     \
+                UNROLL for (int o = 0; o < NO; o++)                                                \
+                {                                                                                  \
+                    UNROLL for (int c = 0; c < NC; c++) acc[o * 6 + c] = _mm512_fmadd_ps(av[o], xv[c], acc[o * 6 + c]); \
+                }                                                                                  \
+            }                                                                                      \
+        float s[24];                                                                               \
+        sums24(acc, s);                                                                            \
+        UNROLL for (int o = 0; o < NO; o++)                                                        \
+        {                                                                                          \
+            UNROLL for (int c = 0; c < NC; c++) part[o * p_o + c * p_c] = (double)s[o * 6 + c];    \
+        }                                                                                          \
+    }
+
+#define DEFINE_WTILES(NO)                                                                          \
+    DEFINE_WTILE(NO, 1) DEFINE_WTILE(NO, 2) DEFINE_WTILE(NO, 3) DEFINE_WTILE(NO, 4) DEFINE_WTILE(NO, 5) \
+    DEFINE_WTILE(NO, 6)
+DEFINE_WTILES(1)
+DEFINE_WTILES(2)
+DEFINE_WTILES(3)
+DEFINE_WTILES(4)
+
+typedef void (*wtile_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, double *, int64_t,
+                         int64_t);
+#define WTILE_ROW(NO) {wtile_##NO##_1, wtile_##NO##_2, wtile_##NO##_3, wtile_##NO##_4, wtile_##NO##_5, wtile_##NO##_6}
+static const wtile_fn wtiles[4][6] = {WTILE_ROW(1), WTILE_ROW(2), WTILE_ROW(3), WTILE_ROW(4)};
+
+int cnni_quadimg_weight_block_avx512(const cnni_quadimg_block *b)
+{
+    const int nq = (int)((b->OW + 3) / 4);
+    const int64_t HP = b->OH + b->KR - 1, K8 = b->KR * 8;
+    for (int64_t o = 0; o < b->Og; o++)
+        b->dbpart[o] = 0;
+    dy_transform(b, nq, b->dbpart);
+    x_transform(b, nq);
+    const int64_t a_o = b->OH * nq * 8 * 16, x_c = HP * nq * 8 * 16, x_row = nq * 8 * 16;
+    for (int64_t kr = 0; kr < b->KR; kr++)
+        for (int j = 0; j < 8; j++)
+            for (int64_t o0 = 0; o0 < b->Og; o0 += 4) {
+                const int no = b->Og - o0 < 4 ? (int)(b->Og - o0) : 4;
+                for (int64_t c0 = 0; c0 < b->Cg; c0 += 6) {
+                    const int nc = b->Cg - c0 < 6 ? (int)(b->Cg - c0) : 6;
+                    wtiles[no - 1][nc - 1](b->ady + o0 * a_o + j * 16, a_o, b->bx + c0 * x_c + kr * x_row + j * 16, x_c,
+                                           b->OH, nq, b->part + (o0 * b->Cg + c0) * K8 + kr * 8 + j, b->Cg * K8, K8);
+                }
+            }
+    /* a NaN or an infinity in any sum */
+    int bad = 0;
+    for (int64_t i = 0; i < b->Og * b->Cg * K8; i++)
+        bad |= !(b->part[i] - b->part[i] == 0);
+    for (int64_t o = 0; o < b->Og; o++)
+        bad |= !(b->dbpart[o] - b->dbpart[o] == 0);
+    return bad;
 }

@@ -1,0 +1,258 @@
+/* Driver of the F(4,5) input gradient with images along the lanes; see
+ * conv_quadimg.h. */
+#include "conv_quadimg.h"
+#include "../core/cpu.h"
+#include "../core/pool.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define LANES 16
+
+/* 2-d or 1-d (the leading dim unused), stride and dilation 1, kernels 5
+ * wide, outputs 4 to 12 wide (the padded row fits a vector), at most 64
+ * padded rows (the scratch per thread stays within about a megabyte), and
+ * 12 or more images (the lanes mostly full). */
+int cnni_conv_quadimg_applies(int isa, const cnni_conv_geom *g)
+{
+    for (int i = 0; i < 3; i++)
+        if (g->s[i] != 1 || g->d[i] != 1)
+            return 0;
+    return isa == CNNI_ISA_AVX512 && g->k[0] == 1 && g->in[0] == 1 && g->p[0] == 0 && g->k[2] == 5 &&
+           g->out[2] >= 4 && g->out[2] <= 12 && g->out[1] + g->k[1] - 1 <= 64 && g->N >= 12 && g->G >= 1 &&
+           g->C % g->G == 0 && g->O % g->G == 0 && g->p[1] < g->k[1] && g->p[2] < 5;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+typedef struct {
+    size_t u, ady, m, cols;    /* input gradient, bytes: shared weights; per thread the three buffers */
+    size_t part, bx, tmp;      /* weight gradient: per task its sums; per thread x's transform and the
+                                * reference's sums (with ady) */
+} sizes;
+
+static sizes sizes_of(const cnni_conv_geom *g)
+{
+    const int64_t Og = g->O / g->G, Cg = g->C / g->G, nq = (g->out[2] + 3) / 4, HP = g->out[1] + g->k[1] - 1;
+    const int64_t KR = g->k[1];
+    sizes s;
+    s.u = align64((size_t)(g->G * Og * KR * 8 * Cg) * sizeof(float));
+    s.ady = align64((size_t)(Og * g->out[1] * nq * 8 * LANES) * sizeof(float));
+    s.m = align64((size_t)(Cg * HP * 8 * LANES) * sizeof(float));
+    s.cols = align64((size_t)(Cg * HP * 16 * LANES) * sizeof(float));
+    s.part = align64((size_t)(Og * Cg * KR * 5 + Og) * sizeof(double));
+    s.bx = align64((size_t)(Cg * HP * nq * 8 * LANES) * sizeof(float));
+    s.tmp = align64((size_t)(Og * Cg * KR * 8 + Og) * sizeof(double) + (size_t)(Og * Cg * KR * 5 + Og) * sizeof(float));
+    return s;
+}
+
+static int64_t blocks_of(const cnni_conv_geom *g) { return (g->N + LANES - 1) / LANES; }
+
+size_t cnni_conv_quadimg_data_scratch(int isa, const cnni_conv_geom *g, int threads)
+{
+    if (!cnni_conv_quadimg_applies(isa, g))
+        return 0;
+    const sizes s = sizes_of(g);
+    return 64 + s.u + (size_t)(threads > 0 ? threads : 1) * (s.ady + s.m + s.cols);
+}
+
+size_t cnni_conv_quadimg_weight_scratch(int isa, const cnni_conv_geom *g, int threads)
+{
+    if (!cnni_conv_quadimg_applies(isa, g))
+        return 0;
+    const sizes s = sizes_of(g);
+    return 64 + (size_t)(g->G * blocks_of(g)) * s.part + (size_t)(threads > 0 ? threads : 1) * (s.ady + s.bx + s.tmp);
+}
+
+/* u[grp][o][kr][j][c] = sum_t G[j][t] w[grp*Og + o][c][kr][t]: the
+ * forward's weights, not flipped (the transpose reverses the taps). */
+static void pack(const cnni_conv_geom *g, const float *w, float *u)
+{
+    static const double G[8][5] = {{1, 0, 0, 0, 0},
+                                   {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                   {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
+                                   {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
+                                   {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
+                                   {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
+                                   {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
+                                   {0, 0, 0, 0, 1}};
+    const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1];
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t kr = 0; kr < KR; kr++) {
+                    const float *wt = w + (((grp * Og + o) * Cg + c) * KR + kr) * 5;
+                    float *uk = u + (((grp * Og + o) * KR + kr) * 8) * Cg + c;
+                    /* read once: the stores below may alias w as far as the compiler knows */
+                    const double v0 = wt[0], v1 = wt[1], v2 = wt[2], v3 = wt[3], v4 = wt[4];
+                    for (int j = 0; j < 8; j++)
+                        uk[j * Cg] = (float)(G[j][0] * v0 + G[j][1] * v1 + G[j][2] * v2 + G[j][3] * v3 + G[j][4] * v4);
+                }
+}
+
+typedef struct {
+    const cnni_conv_geom *g;
+    const float *dy, *w, *u;
+    float *dx;
+    char *threads_base;
+    sizes s;
+    int64_t blocks;
+} job;
+
+/* Task (group, block of 16 images). */
+static void task(void *ctx, int64_t t, int thread)
+{
+    const job *j = ctx;
+    const cnni_conv_geom *g = j->g;
+    const int64_t grp = t / j->blocks, n0 = (t % j->blocks) * LANES;
+    const int64_t Og = g->O / g->G, Cg = g->C / g->G, iv = g->in[1] * g->in[2], ov = g->out[1] * g->out[2];
+    char *mine = j->threads_base + (size_t)thread * (j->s.ady + j->s.m + j->s.cols);
+    cnni_quadimg_block b = {.dy = j->dy + (n0 * g->O + grp * Og) * ov,
+                          .u = j->u + grp * Og * g->k[1] * 8 * Cg,
+                          .dx = j->dx + (n0 * g->C + grp * Cg) * iv,
+                          .dy_img = g->O * ov,
+                          .dx_img = g->C * iv,
+                          .nb = (int)(g->N - n0 < LANES ? g->N - n0 : LANES),
+                          .Og = Og,
+                          .Cg = Cg,
+                          .OH = g->out[1],
+                          .OW = g->out[2],
+                          .KR = g->k[1],
+                          .H = g->in[1],
+                          .W = g->in[2],
+                          .p1 = g->p[1],
+                          .p2 = g->p[2],
+                          .ady = (float *)mine,
+                          .m = (float *)(mine + j->s.ady),
+                          .cols = (float *)(mine + j->s.ady + j->s.m)};
+    if (!cnni_quadimg_data_block_avx512(&b))
+        return;
+    /* a NaN or an infinity: these images' group again, directly */
+    cnni_conv_geom one = *g;
+    one.N = 1;
+    one.G = 1;
+    one.C = Cg;
+    one.O = Og;
+    for (int l = 0; l < b.nb; l++)
+        cnni_ref_conv_backward_data_f32(&one, b.dy + l * b.dy_img, j->w + grp * Og * Cg * g->k[1] * 5,
+                                        b.dx + l * b.dx_img);
+}
+
+void cnni_conv_quadimg_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
+                                   const float *w, float *dx, void *scratch)
+{
+    (void)isa;
+    char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    job j = {g, dy, w, (const float *)base, dx, base, sizes_of(g), blocks_of(g)};
+    j.threads_base = base + j.s.u;
+    pack(g, w, (float *)base);
+    cnni_pool_run(pool, task, &j, g->G * j.blocks);
+}
+
+/* ---- weight gradient ---- */
+
+typedef struct {
+    const cnni_conv_geom *g;
+    const float *x, *dy;
+    double *parts;      /* per task: dw's sums [Og][Cg][KR][5], then db's [Og] */
+    char *threads_base;
+    sizes s;
+    int64_t blocks;
+} wjob;
+
+/* dw = G^T m per kernel row (G as in pack). */
+static void g_transpose(const double *m, double *dw)
+{
+    static const double G[8][5] = {{1, 0, 0, 0, 0},
+                                   {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                   {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
+                                   {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
+                                   {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
+                                   {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
+                                   {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
+                                   {0, 0, 0, 0, 1}};
+    for (int t = 0; t < 5; t++) {
+        double v = 0;
+        for (int j = 0; j < 8; j++)
+            v += G[j][t] * m[j];
+        dw[t] = v;
+    }
+}
+
+/* Task (group, block of 16 images): its sums, in the order of dw. */
+static void wtask(void *ctx, int64_t t, int thread)
+{
+    const wjob *j = ctx;
+    const cnni_conv_geom *g = j->g;
+    const int64_t grp = t / j->blocks, n0 = (t % j->blocks) * LANES;
+    const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1], iv = g->in[1] * g->in[2];
+    const int64_t ov = g->out[1] * g->out[2], nk = Og * Cg * KR;
+    char *mine = j->threads_base + (size_t)thread * (j->s.ady + j->s.bx + j->s.tmp);
+    double *m = (double *)(mine + j->s.ady + j->s.bx), *out = j->parts + (size_t)t * (j->s.part / sizeof(double));
+    cnni_quadimg_block b = {.dy = j->dy + (n0 * g->O + grp * Og) * ov,
+                            .dy_img = g->O * ov,
+                            .nb = (int)(g->N - n0 < LANES ? g->N - n0 : LANES),
+                            .Og = Og,
+                            .Cg = Cg,
+                            .OH = g->out[1],
+                            .OW = g->out[2],
+                            .KR = KR,
+                            .H = g->in[1],
+                            .W = g->in[2],
+                            .p1 = g->p[1],
+                            .p2 = g->p[2],
+                            .ady = (float *)mine,
+                            .x = j->x + (n0 * g->C + grp * Cg) * iv,
+                            .x_img = g->C * iv,
+                            .bx = (float *)(mine + j->s.ady),
+                            .part = m,
+                            .dbpart = m + nk * 8};
+    if (!cnni_quadimg_weight_block_avx512(&b)) {
+        for (int64_t k = 0; k < nk; k++)
+            g_transpose(m + k * 8, out + k * 5);
+        for (int64_t o = 0; o < Og; o++)
+            out[nk * 5 + o] = b.dbpart[o];
+        return;
+    }
+    /* a NaN or an infinity: these images again, directly */
+    float *dw = (float *)(m + nk * 8 + Og), *db = dw + nk * 5;
+    memset(dw, 0, sizeof(float) * (size_t)(nk * 5 + Og));
+    cnni_conv_geom one = *g;
+    one.N = 1;
+    one.G = 1;
+    one.C = Cg;
+    one.O = Og;
+    for (int l = 0; l < b.nb; l++)
+        cnni_ref_conv_backward_weight_f32(&one, b.x + l * b.x_img, b.dy + l * b.dy_img, dw, db);
+    for (int64_t k = 0; k < nk * 5 + Og; k++)
+        out[k] = dw[k];
+}
+
+void cnni_conv_quadimg_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                       const float *dy, float *dw, float *db, void *scratch)
+{
+    (void)isa;
+    char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    wjob j = {g, x, dy, (double *)base, NULL, sizes_of(g), blocks_of(g)};
+    const int64_t tasks = g->G * j.blocks, per = (int64_t)(j.s.part / sizeof(double));
+    j.threads_base = base + (size_t)tasks * j.s.part;
+    cnni_pool_run(pool, wtask, &j, tasks);
+    /* each group's blocks added in order */
+    const int64_t Og = g->O / g->G, nk5 = Og * (g->C / g->G) * g->k[1] * 5;
+    for (int64_t grp = 0; grp < g->G; grp++) {
+        const double *p0 = j.parts + grp * j.blocks * per;
+        for (int64_t k = 0; k < nk5; k++) {
+            double v = 0;
+            for (int64_t blk = 0; blk < j.blocks; blk++)
+                v += p0[blk * per + k];
+            dw[grp * nk5 + k] += (float)v;
+        }
+        if (db)
+            for (int64_t o = 0; o < Og; o++) {
+                double v = 0;
+                for (int64_t blk = 0; blk < j.blocks; blk++)
+                    v += p0[blk * per + nk5 + o];
+                db[grp * Og + o] += (float)v;
+            }
+    }
+}

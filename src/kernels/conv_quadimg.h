@@ -1,0 +1,72 @@
+/* The gradients of 2-d (or 1-d) convolutions with kernels 5 wide on narrow
+ * planes (outputs 4 to 12 wide; LeNet's conv2: 6 -> 16 channels, 14 x 14
+ * -> 10 x 10) by Winograd F(4,5) along the rows transposed, with 16 images
+ * along the AVX-512 lanes.
+ *
+ * The forward of such a row is, per quad of outputs and (input channel c,
+ * output channel o, kernel row kr), y = A^T [(G w) . (B^T x)] (the
+ * matrices of conv_direct.h's F(4,5)). Its transposes give the gradients,
+ * each with 8 products per quad and (c, o, kr) against 20 directly:
+ *   input:  dx(8 columns 4q..4q+7) += B [(G w) . (A dy(quad q))]; each
+ *           quad of dy is transformed once, M[c][R][q][j] = sum over o and
+ *           the kernel rows kr that reach padded row R of (G w)[j] (A
+ *           dy(row R - kr))[j], and B M, added where quads overlap, gives
+ *           each row of the zero-padded dx, whose inner part is stored;
+ *   weight: dw[o][c][kr] += G^T m, m[j] = sum over images, rows i and
+ *           quads q of (A dy(o, i, q))[j] (B^T x(c, i + kr, q))[j].
+ * Images along the lanes keep every lane busy for any plane size. Tasks
+ * are (group, block of 16 images); every value is summed in a fixed order
+ * (the weight gradient's blocks in double, in block order), so results do
+ * not depend on the thread count. The transforms can turn an infinity into
+ * a NaN where the direct sums would not: a block whose results are not
+ * finite is computed again by the reference kernel. Stride and dilation
+ * 1, zero padding, any groups. */
+#ifndef CNN_CONV_QUADIMG_H
+#define CNN_CONV_QUADIMG_H
+
+#include "ref/ref.h"
+
+#include <stddef.h>
+
+struct cnni_pool;
+
+/* Whether these kernels serve the gradients of g on isa. */
+int cnni_conv_quadimg_applies(int isa, const cnni_conv_geom *g);
+size_t cnni_conv_quadimg_data_scratch(int isa, const cnni_conv_geom *g, int threads);
+size_t cnni_conv_quadimg_weight_scratch(int isa, const cnni_conv_geom *g, int threads);
+/* dx is overwritten. */
+void cnni_conv_quadimg_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
+                                     const float *w, float *dx, void *scratch);
+/* dw += ...; db += the sums of dy per channel (db may be NULL). */
+void cnni_conv_quadimg_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                       const float *dy, float *dw, float *db, void *scratch);
+
+/* One task's images n0 .. n0 + nb - 1 (nb <= 16) of one group. */
+typedef struct {
+    const float *dy;        /* the group's first dy plane of image n0 */
+    int64_t dy_img;         /* floats from one image to the next */
+    int nb;
+    int64_t Og, Cg;         /* dy and dx (or x) channels of the group */
+    int64_t OH, OW, KR;     /* dy rows and columns, kernel rows */
+    int64_t H, W, p1, p2;   /* dx (or x) rows and columns, padding */
+    float *ady;             /* [Og][OH][nq][8][16] */
+    /* input gradient */
+    const float *u;         /* the group's transformed weights, [o][kr][j][c] */
+    float *dx;              /* the group's first dx plane of image n0 */
+    int64_t dx_img;
+    float *m;               /* [Cg][OH + KR - 1][8][16] */
+    float *cols;            /* [Cg][OH + KR - 1][16][16] */
+    /* weight gradient */
+    const float *x;         /* the group's first x plane of image n0 */
+    int64_t x_img;
+    float *bx;              /* [Cg][OH + KR - 1][nq][8][16] */
+    double *part;           /* [Og][Cg][KR][8]: m of these images */
+    double *dbpart;         /* [Og]: sums of dy */
+} cnni_quadimg_block;
+
+/* Input gradient: returns nonzero when a stored value is NaN or infinite. */
+int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b);
+/* Weight gradient: returns nonzero when a sum is NaN or infinite. */
+int cnni_quadimg_weight_block_avx512(const cnni_quadimg_block *b);
+
+#endif
