@@ -10,17 +10,26 @@
 #define LANES 16
 
 /* 2-d or 1-d (the leading dim unused), stride and dilation 1, kernels 5
- * wide, outputs 4 to 12 wide (the padded row fits a vector), at most 64
- * padded rows (the scratch per thread stays within about a megabyte), and
- * 12 or more images (the lanes mostly full). */
-int cnni_conv_quadimg_applies(int isa, const cnni_conv_geom *g)
+ * wide, at most 64 padded rows, and 12 or more images (the lanes mostly
+ * full); the weight gradient on outputs 4 to 28 wide (a padded row in two
+ * vectors) whose transforms take at most about a megabyte per thread, the
+ * input gradient on outputs 4 to 12 wide (a padded row in one). */
+static int served(int isa, const cnni_conv_geom *g, int64_t widest)
 {
     for (int i = 0; i < 3; i++)
         if (g->s[i] != 1 || g->d[i] != 1)
             return 0;
     return isa == CNNI_ISA_AVX512 && g->k[0] == 1 && g->in[0] == 1 && g->p[0] == 0 && g->k[2] == 5 &&
-           g->out[2] >= 4 && g->out[2] <= 12 && g->out[1] + g->k[1] - 1 <= 64 && g->N >= 12 && g->G >= 1 &&
+           g->out[2] >= 4 && g->out[2] <= widest && g->out[1] + g->k[1] - 1 <= 64 && g->N >= 12 && g->G >= 1 &&
            g->C % g->G == 0 && g->O % g->G == 0 && g->p[1] < g->k[1] && g->p[2] < 5;
+}
+
+int cnni_conv_quadimg_applies(int isa, const cnni_conv_geom *g) { return served(isa, g, 12); }
+
+int cnni_conv_quadimg_applies_weight(int isa, const cnni_conv_geom *g)
+{
+    const int64_t nq = (g->out[2] + 3) / 4, HP = g->out[1] + g->k[1] - 1;
+    return served(isa, g, 28) && (g->O / g->G * g->out[1] + g->C / g->G * HP) * nq <= 2048;
 }
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -58,7 +67,7 @@ size_t cnni_conv_quadimg_data_scratch(int isa, const cnni_conv_geom *g, int thre
 
 size_t cnni_conv_quadimg_weight_scratch(int isa, const cnni_conv_geom *g, int threads)
 {
-    if (!cnni_conv_quadimg_applies(isa, g))
+    if (!cnni_conv_quadimg_applies_weight(isa, g))
         return 0;
     const sizes s = sizes_of(g);
     return 64 + (size_t)(g->G * blocks_of(g)) * s.part + (size_t)(threads > 0 ? threads : 1) * (s.ady + s.bx + s.tmp);

@@ -1,7 +1,8 @@
 /* The gradients of 2-d (or 1-d) convolutions with kernels 5 wide on narrow
- * planes (outputs 4 to 12 wide; LeNet's conv2: 6 -> 16 channels, 14 x 14
- * -> 10 x 10) by Winograd F(4,5) along the rows transposed, with 16 images
- * along the AVX-512 lanes.
+ * planes (LeNet's conv2: 6 -> 16 channels, 14 x 14 -> 10 x 10, and the
+ * weight gradient of its conv1: 1 -> 6, 28 x 28 padded by 2) by Winograd
+ * F(4,5) along the rows transposed, with 16 images along the AVX-512
+ * lanes.
  *
  * The forward of such a row is, per quad of outputs and (input channel c,
  * output channel o, kernel row kr), y = A^T [(G w) . (B^T x)] (the
@@ -30,8 +31,10 @@
 
 struct cnni_pool;
 
-/* Whether these kernels serve the gradients of g on isa. */
+/* Whether these kernels serve the input gradient (outputs 4 to 12 wide),
+ * or the weight gradient (4 to 28 wide), of g on isa. */
 int cnni_conv_quadimg_applies(int isa, const cnni_conv_geom *g);
+int cnni_conv_quadimg_applies_weight(int isa, const cnni_conv_geom *g);
 size_t cnni_conv_quadimg_data_scratch(int isa, const cnni_conv_geom *g, int threads);
 size_t cnni_conv_quadimg_weight_scratch(int isa, const cnni_conv_geom *g, int threads);
 /* dx is overwritten. */
@@ -60,6 +63,7 @@ typedef struct {
     const float *x;         /* the group's first x plane of image n0 */
     int64_t x_img;
     float *bx;              /* [Cg][OH + KR - 1][nq][8][16] */
+    /* (with one or two channels c the weight tiles run over kernel rows) */
     double *part;           /* [Og][Cg][KR][8]: m of these images */
     double *dbpart;         /* [Og]: sums of dy */
 } cnni_quadimg_block;

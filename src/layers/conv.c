@@ -416,11 +416,16 @@ static conv_kernels choose_kernels(int isa, const cnni_conv_geom *g)
     /* The weight gradient: the direct tiles want several taps per pixel,
      * and measured no faster than the GEMM from about 2000 taps on. */
     const int64_t taps = cg * g->k[0] * g->k[1] * g->k[2];
-    if (depthwise)
+    /* F(4,5) with images on the lanes (32 images, 1 thread): LeNet's conv2
+     * 50 us less than the direct F(2,5); its conv1 (one input channel, so
+     * "depthwise" with one group) 0.053-0.055 -> 0.040-0.042 ms at 16 images
+     * against the plane kernels. */
+    const int quadimg_w = cnni_conv_quadimg_applies_weight(isa, g);
+    if (depthwise && !(g->G == 1 && quadimg_w))
         k.weight = KERN_PLANES;
     else if (cnni_conv_winograd_applies_weight(isa, g))
         k.weight = KERN_WINOGRAD;
-    else if (cnni_conv_quadimg_applies(isa, g)) /* LeNet's conv2: 50 us less than the direct F(2,5) */
+    else if (quadimg_w)
         k.weight = KERN_QUADIMG;
     else if (wino_fwd || (cnni_conv_direct_applies(isa, g) && taps >= 32 && taps <= 1152))
         k.weight = KERN_DIRECT;

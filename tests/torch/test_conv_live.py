@@ -42,14 +42,16 @@ def winograd_config(rng):
 
 
 def narrow5_config(rng):
-    """A kernel 5 wide on outputs 4 to 12 wide with 12 to 40 images
-    (LeNet's conv2 and its neighbours): with AVX-512 its input gradient runs
-    as Winograd F(4,5) with the images along the lanes."""
+    """A kernel 5 wide on outputs 4 to 12 wide (or, for the weight gradient,
+    to 28) with 12 to 40 images (LeNet's two layers and their neighbours):
+    with AVX-512 its gradients run as Winograd F(4,5) with the images along
+    the lanes."""
     groups = rng.choice([1, 1, 2])
-    cin, cout = groups * rng.randint(1, 8), groups * rng.randint(1, 20)
+    wide = rng.random() < 0.4
+    cin, cout = groups * (rng.randint(1, 2) if wide else rng.randint(1, 8)), groups * rng.randint(1, 20)
     kh = rng.randint(1, 6)
     ph, pw = rng.randint(0, kh - 1), rng.randint(0, 4)
-    w = rng.randint(max(1, 8 - 2 * pw), 16 - 2 * pw)
+    w = rng.randint(max(1, 17 - 2 * pw), 32 - 2 * pw) if wide else rng.randint(max(1, 8 - 2 * pw), 16 - 2 * pw)
     h = rng.randint(max(1, kh - 2 * ph), 14)
     text = "Conv2d(%d, %d, (%d, 5), padding=(%d, %d), groups=%d)" % (cin, cout, kh, ph, pw, groups)
     return text, "Conv2d", [rng.randint(12, 40), cin, h, w]

@@ -11,11 +11,14 @@
 #include "core/pool.h"
 #include "kernels/conv_quadimg.h"
 
-static void random_geom(cnni_conv_geom *g, int t)
+/* widest: the widest output row (12 for the input gradient, 28 for the
+ * weight's); every third case of a wide one has one or two input channels
+ * a group (the weight gradient's tiles over kernel rows) */
+static void random_geom(cnni_conv_geom *g, int t, int64_t widest)
 {
     memset(g, 0, sizeof *g);
     g->G = t % 4 == 3 ? pick(2, 3) : 1;
-    g->C = g->G * pick(1, 9);
+    g->C = g->G * (widest > 12 && t % 3 == 0 ? pick(1, 2) : pick(1, 9));
     g->O = g->G * pick(1, 20);
     g->N = t % 3 == 0 ? pick(12, 16) : pick(17, 40);
     const int two = t % 5 != 4; /* else 1-d */
@@ -26,7 +29,7 @@ static void random_geom(cnni_conv_geom *g, int t)
     g->k[1] = two ? pick(1, 6) : 1;
     g->p[1] = two ? pick(0, g->k[1] - 1) : 0;
     g->p[2] = pick(0, 4);
-    g->out[2] = pick(4, 12);
+    g->out[2] = widest > 12 && t % 2 ? pick(13, widest) : pick(4, 12);
     g->out[1] = two ? pick(1, 12) : 1;
     g->in[2] = g->out[2] + 4 - 2 * g->p[2];
     g->in[1] = g->out[1] + g->k[1] - 1 - 2 * g->p[1];
@@ -53,7 +56,7 @@ int main(int argc, char **argv)
         TEST("F(4,5) input gradient: not chosen without AVX-512")
         {
             cnni_conv_geom g;
-            random_geom(&g, 0);
+            random_geom(&g, 0, 12);
             CHECK(!cnni_conv_quadimg_applies(CNNI_ISA_AVX2, &g));
         }
         return test_finish();
@@ -67,7 +70,7 @@ int main(int argc, char **argv)
         double worst = 0;
         for (int t = 0; t < 101; t++) {
             cnni_conv_geom g;
-            random_geom(&g, t);
+            random_geom(&g, t, 12);
             if (t == 100) { /* LeNet's conv2 on a part of a batch */
                 memset(&g, 0, sizeof g);
                 g = (cnni_conv_geom){.N = 32, .C = 6, .O = 16, .G = 1, .in = {1, 14, 14}, .out = {1, 10, 10},
@@ -106,13 +109,16 @@ int main(int argc, char **argv)
         double worst = 0;
         for (int t = 0; t < 101; t++) {
             cnni_conv_geom g;
-            random_geom(&g, t + 7);
+            random_geom(&g, t + 7, 28);
             if (t == 100)
                 g = (cnni_conv_geom){.N = 32, .C = 6, .O = 16, .G = 1, .in = {1, 14, 14}, .out = {1, 10, 10},
                                      .k = {1, 5, 5}, .s = {1, 1, 1}, .p = {0, 0, 0}, .d = {1, 1, 1}};
+            if (t == 99) /* LeNet's conv1 */
+                g = (cnni_conv_geom){.N = 32, .C = 1, .O = 6, .G = 1, .in = {1, 28, 28}, .out = {1, 28, 28},
+                                     .k = {1, 5, 5}, .s = {1, 1, 1}, .p = {0, 2, 2}, .d = {1, 1, 1}};
             char desc[200];
             describe(&g, desc, sizeof desc);
-            if (!cnni_conv_quadimg_applies(CNNI_ISA_AVX512, &g)) {
+            if (!cnni_conv_quadimg_applies_weight(CNNI_ISA_AVX512, &g)) {
                 CHECKF(0, "not served: %s", desc);
                 continue;
             }
@@ -156,6 +162,9 @@ int main(int argc, char **argv)
                                 .out = {1, 10, 10}, .k = {1, 5, 5}, .s = {1, 1, 1}, .p = {0, 0, 0}, .d = {1, 1, 1}};
             if (g.G == 2)
                 g.C = 8;
+            if (t >= 12) /* LeNet's conv1: rows 28 wide, padded, one input channel */
+                g = (cnni_conv_geom){.N = 20 + t % 13, .C = 1, .O = 6, .G = 1, .in = {1, 28, 28}, .out = {1, 28, 28},
+                                     .k = {1, 5, 5}, .s = {1, 1, 1}, .p = {0, 2, 2}, .d = {1, 1, 1}};
             const int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
             float *x = rand_f(nx), *dy = rand_f(ny), *w0 = calloc((size_t)nw, 4), *w1 = calloc((size_t)nw, 4);
             float *b0 = calloc((size_t)g.O, 4), *b1 = calloc((size_t)g.O, 4);
@@ -204,6 +213,16 @@ int main(int argc, char **argv)
         h.out[2] = 3;
         h.in[2] = 7;
         CHECK(!cnni_conv_quadimg_applies(CNNI_ISA_AVX512, &h));
+        h = g; /* the weight gradient up to 28 wide, the input's to 12 */
+        h.out[2] = 28;
+        h.in[2] = 32;
+        CHECK(cnni_conv_quadimg_applies_weight(CNNI_ISA_AVX512, &h) && !cnni_conv_quadimg_applies(CNNI_ISA_AVX512, &h));
+        h.out[2] = 29;
+        h.in[2] = 33;
+        CHECK(!cnni_conv_quadimg_applies_weight(CNNI_ISA_AVX512, &h));
+        h = g; /* transforms past a megabyte a thread */
+        h.O = 200;
+        CHECK(!cnni_conv_quadimg_applies_weight(CNNI_ISA_AVX512, &h));
         h = g; /* 3-d */
         h.in[0] = 3;
         h.k[0] = 3;

@@ -3,6 +3,7 @@
 #include "../conv_quadimg.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #include "transpose_avx512.h"
 
@@ -31,15 +32,23 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
 {
     const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c8 = _mm512_set1_ps(8.0f);
     const __m512 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f), h8 = _mm512_set1_ps(0.125f);
-    const __mmask16 m = first_lanes((int)b->OW);
+    /* rows up to 32 wide: two transposes past 16 */
+    const __mmask16 m = first_lanes((int)b->OW), m2 = first_lanes(b->OW > 16 ? (int)b->OW - 16 : 0);
     const int64_t plane = b->OH * b->OW;
     for (int64_t o = 0; o < b->Og; o++)
         for (int64_t i = 0; i < b->OH; i++) {
             const float *src = b->dy + o * plane + i * b->OW;
-            __m512 rows[16], col[16];
+            __m512 rows[16], col[32];
             UNROLL for (int l = 0; l < 16; l++) rows[l] =
                 l < b->nb ? _mm512_maskz_loadu_ps(m, src + l * b->dy_img) : _mm512_setzero_ps();
             transpose16(rows, col);
+            if (b->OW > 16) {
+                UNROLL for (int l = 0; l < 16; l++) rows[l] =
+                    l < b->nb ? _mm512_maskz_loadu_ps(m2, src + l * b->dy_img + 16) : _mm512_setzero_ps();
+                transpose16(rows, col + 16);
+            } else {
+                UNROLL for (int x = 16; x < 32; x++) col[x] = _mm512_setzero_ps();
+            }
             if (sums) { /* the row's values, added in a fixed order */
                 __m512 t = col[0];
                 for (int x = 1; x < b->OW; x++)
@@ -194,32 +203,38 @@ int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b)
 
 /* The input rows' transform, 16 images along the lanes:
  * bx[c][R][q][j] = (B^T x(c, padded row R, columns 4q .. 4q + 7))[j]; rows
- * and columns of the padding read as 0. */
+ * and columns of the padding read as 0. Each image's row is first copied
+ * to its place in a zeroed padded row (up to 32 wide). */
 static void x_transform(const cnni_quadimg_block *b, int nq)
 {
     const __m512 c525 = _mm512_set1_ps(5.25f), c425 = _mm512_set1_ps(4.25f), c25 = _mm512_set1_ps(2.5f),
                  c125 = _mm512_set1_ps(1.25f), c4 = _mm512_set1_ps(4.0f), c2 = _mm512_set1_ps(2.0f),
                  h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f);
-    const int64_t HP = b->OH + b->KR - 1, plane = b->H * b->W;
-    const __mmask16 m = first_lanes((int)b->W);
-    /* columns moved right by the padding: lane i takes lane i - p2 */
-    const __mmask16 inner = (__mmask16)(first_lanes((int)(b->W + b->p2)) & ~first_lanes((int)b->p2));
-    const __m512i shift = _mm512_sub_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                           _mm512_set1_epi32((int)b->p2));
+    const int64_t HP = b->OH + b->KR - 1, plane = b->H * b->W, WP = b->W + 2 * b->p2;
+    const __mmask16 m = first_lanes((int)b->W), m2 = first_lanes(b->W > 16 ? (int)b->W - 16 : 0);
+    float pad[16][48] __attribute__((aligned(64)));
+    memset(pad, 0, sizeof pad);
     for (int64_t c = 0; c < b->Cg; c++)
         for (int64_t R = 0; R < HP; R++) {
             const int64_t r = R - b->p1;
-            __m512 rows[16], v[16];
+            __m512 rows[16], v[32];
             if (r < 0 || r >= b->H) {
-                UNROLL for (int i = 0; i < 16; i++) v[i] = _mm512_setzero_ps();
+                UNROLL for (int i = 0; i < 32; i++) v[i] = _mm512_setzero_ps();
             } else {
                 const float *src = b->x + c * plane + r * b->W;
-                UNROLL for (int l = 0; l < 16; l++)
-                {
-                    __m512 t = l < b->nb ? _mm512_maskz_loadu_ps(m, src + l * b->x_img) : _mm512_setzero_ps();
-                    rows[l] = b->p2 ? _mm512_maskz_permutexvar_ps(inner, shift, t) : t;
+                for (int l = 0; l < b->nb; l++) {
+                    _mm512_mask_storeu_ps(pad[l] + b->p2, m, _mm512_maskz_loadu_ps(m, src + l * b->x_img));
+                    if (b->W > 16)
+                        _mm512_mask_storeu_ps(pad[l] + b->p2 + 16, m2, _mm512_maskz_loadu_ps(m2, src + l * b->x_img + 16));
                 }
+                UNROLL for (int l = 0; l < 16; l++) rows[l] = _mm512_load_ps(pad[l]);
                 transpose16(rows, v);
+                if (WP > 16) {
+                    UNROLL for (int l = 0; l < 16; l++) rows[l] = _mm512_load_ps(pad[l] + 16);
+                    transpose16(rows, v + 16);
+                } else {
+                    UNROLL for (int i = 16; i < 32; i++) v[i] = _mm512_setzero_ps();
+                }
             }
             float *db = b->bx + (c * HP + R) * nq * 8 * 16;
             for (int q = 0; q < nq; q++) {
@@ -307,6 +322,44 @@ DEFINE_WTILES(2)
 DEFINE_WTILES(3)
 DEFINE_WTILES(4)
 
+/* With one or two channels c the tiles run over kernel rows instead:
+ * part[o][c][kr][j] for NO channels o0.. and NK kernel rows kr0.. of one
+ * c. a: ady at (o0, row 0, quad 0, j); x: bx at (c, row kr0, quad 0, j). */
+#define DEFINE_KTILE(NO, NK)                                                                       \
+    static void ktile_##NO##_##NK(const float *a, int64_t a_o, const float *x, int64_t x_row, int64_t rows, \
+                                  int64_t nq, double *part, int64_t p_o)                           \
+    {                                                                                              \
+        __m512 acc[24];                                                                            \
+        UNROLL for (int k = 0; k < 24; k++) acc[k] = _mm512_setzero_ps();                          \
+        for (int64_t i = 0; i < rows; i++)                                                         \
+            for (int64_t q = 0; q < nq; q++) {                                                     \
+                const int64_t at = (i * nq + q) * 8 * 16;                                          \
+                __m512 av[NO];                                                                     \
+                UNROLL for (int o = 0; o < NO; o++) av[o] = _mm512_loadu_ps(a + o * a_o + at);     \
+                UNROLL for (int k = 0; k < NK; k++)                                                \
+                {                                                                                  \
+                    const __m512 xv = _mm512_loadu_ps(x + k * x_row + at);                         \
+                    UNROLL for (int o = 0; o < NO; o++) acc[o * 5 + k] = _mm512_fmadd_ps(av[o], xv, acc[o * 5 + k]); \
+                }                                                                                  \
+            }                                                                                      \
+        float s[24];                                                                               \
+        sums24(acc, s);                                                                            \
+        UNROLL for (int o = 0; o < NO; o++)                                                        \
+        {                                                                                          \
+            UNROLL for (int k = 0; k < NK; k++) part[o * p_o + k * 8] = (double)s[o * 5 + k];      \
+        }                                                                                          \
+    }
+
+#define DEFINE_KTILES(NO)                                                                          \
+    DEFINE_KTILE(NO, 1) DEFINE_KTILE(NO, 2) DEFINE_KTILE(NO, 3) DEFINE_KTILE(NO, 4) DEFINE_KTILE(NO, 5)
+DEFINE_KTILES(1)
+DEFINE_KTILES(2)
+DEFINE_KTILES(3)
+
+typedef void (*ktile_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, double *, int64_t);
+#define KTILE_ROW(NO) {ktile_##NO##_1, ktile_##NO##_2, ktile_##NO##_3, ktile_##NO##_4, ktile_##NO##_5}
+static const ktile_fn ktiles[3][5] = {KTILE_ROW(1), KTILE_ROW(2), KTILE_ROW(3)};
+
 typedef void (*wtile_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, double *, int64_t,
                          int64_t);
 #define WTILE_ROW(NO) {wtile_##NO##_1, wtile_##NO##_2, wtile_##NO##_3, wtile_##NO##_4, wtile_##NO##_5, wtile_##NO##_6}
@@ -321,7 +374,19 @@ int cnni_quadimg_weight_block_avx512(const cnni_quadimg_block *b)
     dy_transform(b, nq, b->dbpart);
     x_transform(b, nq);
     const int64_t a_o = b->OH * nq * 8 * 16, x_c = HP * nq * 8 * 16, x_row = nq * 8 * 16;
-    for (int64_t kr = 0; kr < b->KR; kr++)
+    if (b->Cg < 3) /* tiles over (o, kr): few products per loaded vector otherwise */
+        for (int j = 0; j < 8; j++)
+            for (int64_t c = 0; c < b->Cg; c++)
+                for (int64_t o0 = 0; o0 < b->Og; o0 += 3) {
+                    const int no = b->Og - o0 < 3 ? (int)(b->Og - o0) : 3;
+                    for (int64_t k0 = 0; k0 < b->KR; k0 += 5) {
+                        const int nk = b->KR - k0 < 5 ? (int)(b->KR - k0) : 5;
+                        ktiles[no - 1][nk - 1](b->ady + o0 * a_o + j * 16, a_o, b->bx + c * x_c + k0 * x_row + j * 16,
+                                               x_row, b->OH, nq, b->part + (o0 * b->Cg + c) * K8 + k0 * 8 + j,
+                                               b->Cg * K8);
+                    }
+                }
+    for (int64_t kr = 0; kr < b->KR && b->Cg >= 3; kr++)
         for (int j = 0; j < 8; j++)
             for (int64_t o0 = 0; o0 < b->Og; o0 += 4) {
                 const int no = b->Og - o0 < 4 ? (int)(b->Og - o0) : 4;
