@@ -57,20 +57,28 @@ static sizes sizes_of(const cnni_conv_geom *g)
 
 static int64_t blocks_of(const cnni_conv_geom *g) { return (g->N + LANES - 1) / LANES; }
 
-size_t cnni_conv_quadimg_data_scratch(int isa, const cnni_conv_geom *g, int threads)
+/* Per thread: dy's transform, then for the weight gradient x's transform
+ * and the sums (or the reference's), for the input gradient M and the
+ * columns. */
+static size_t thread_bytes(const sizes *s, int data, int weight)
 {
-    if (!cnni_conv_quadimg_applies(isa, g))
-        return 0;
-    const sizes s = sizes_of(g);
-    return 64 + s.u + (size_t)(threads > 0 ? threads : 1) * (s.ady + s.m + s.cols);
+    return s->ady + (weight ? s->bx + s->tmp : 0) + (data ? s->m + s->cols : 0);
 }
 
-size_t cnni_conv_quadimg_weight_scratch(int isa, const cnni_conv_geom *g, int threads)
+/* Shared: the transformed weights (input gradient), each task's sums
+ * (weight gradient); then the threads' areas. */
+static size_t scratch_bytes(const cnni_conv_geom *g, int threads, int data, int weight)
 {
-    if (!cnni_conv_quadimg_applies_weight(isa, g))
-        return 0;
     const sizes s = sizes_of(g);
-    return 64 + (size_t)(g->G * blocks_of(g)) * s.part + (size_t)(threads > 0 ? threads : 1) * (s.ady + s.bx + s.tmp);
+    return 64 + (data ? s.u : 0) + (weight ? (size_t)(g->G * blocks_of(g)) * s.part : 0) +
+           (size_t)(threads > 0 ? threads : 1) * thread_bytes(&s, data, weight);
+}
+
+size_t cnni_conv_quadimg_scratch(int isa, const cnni_conv_geom *g, int threads, int data, int weight)
+{
+    if ((data && !cnni_conv_quadimg_applies(isa, g)) || (weight && !cnni_conv_quadimg_applies_weight(isa, g)))
+        return 0;
+    return scratch_bytes(g, threads, data, weight);
 }
 
 /* u[grp][o][kr][j][c] = sum_t G[j][t] w[grp*Og + o][c][kr][t]: the
@@ -99,76 +107,6 @@ static void pack(const cnni_conv_geom *g, const float *w, float *u)
                 }
 }
 
-typedef struct {
-    const cnni_conv_geom *g;
-    const float *dy, *w, *u;
-    float *dx;
-    char *threads_base;
-    sizes s;
-    int64_t blocks;
-} job;
-
-/* Task (group, block of 16 images). */
-static void task(void *ctx, int64_t t, int thread)
-{
-    const job *j = ctx;
-    const cnni_conv_geom *g = j->g;
-    const int64_t grp = t / j->blocks, n0 = (t % j->blocks) * LANES;
-    const int64_t Og = g->O / g->G, Cg = g->C / g->G, iv = g->in[1] * g->in[2], ov = g->out[1] * g->out[2];
-    char *mine = j->threads_base + (size_t)thread * (j->s.ady + j->s.m + j->s.cols);
-    cnni_quadimg_block b = {.dy = j->dy + (n0 * g->O + grp * Og) * ov,
-                          .u = j->u + grp * Og * g->k[1] * 8 * Cg,
-                          .dx = j->dx + (n0 * g->C + grp * Cg) * iv,
-                          .dy_img = g->O * ov,
-                          .dx_img = g->C * iv,
-                          .nb = (int)(g->N - n0 < LANES ? g->N - n0 : LANES),
-                          .Og = Og,
-                          .Cg = Cg,
-                          .OH = g->out[1],
-                          .OW = g->out[2],
-                          .KR = g->k[1],
-                          .H = g->in[1],
-                          .W = g->in[2],
-                          .p1 = g->p[1],
-                          .p2 = g->p[2],
-                          .ady = (float *)mine,
-                          .m = (float *)(mine + j->s.ady),
-                          .cols = (float *)(mine + j->s.ady + j->s.m)};
-    if (!cnni_quadimg_data_block_avx512(&b))
-        return;
-    /* a NaN or an infinity: these images' group again, directly */
-    cnni_conv_geom one = *g;
-    one.N = 1;
-    one.G = 1;
-    one.C = Cg;
-    one.O = Og;
-    for (int l = 0; l < b.nb; l++)
-        cnni_ref_conv_backward_data_f32(&one, b.dy + l * b.dy_img, j->w + grp * Og * Cg * g->k[1] * 5,
-                                        b.dx + l * b.dx_img);
-}
-
-void cnni_conv_quadimg_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
-                                   const float *w, float *dx, void *scratch)
-{
-    (void)isa;
-    char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    job j = {g, dy, w, (const float *)base, dx, base, sizes_of(g), blocks_of(g)};
-    j.threads_base = base + j.s.u;
-    pack(g, w, (float *)base);
-    cnni_pool_run(pool, task, &j, g->G * j.blocks);
-}
-
-/* ---- weight gradient ---- */
-
-typedef struct {
-    const cnni_conv_geom *g;
-    const float *x, *dy;
-    double *parts;      /* per task: dw's sums [Og][Cg][KR][5], then db's [Og] */
-    char *threads_base;
-    sizes s;
-    int64_t blocks;
-} wjob;
-
 /* dw = G^T m per kernel row (G as in pack). */
 static void g_transpose(const double *m, double *dw)
 {
@@ -188,16 +126,27 @@ static void g_transpose(const double *m, double *dw)
     }
 }
 
-/* Task (group, block of 16 images): its sums, in the order of dw. */
-static void wtask(void *ctx, int64_t t, int thread)
+typedef struct {
+    const cnni_conv_geom *g;
+    const float *x, *dy, *w, *u;
+    float *dx;          /* NULL: no input gradient */
+    double *parts;      /* NULL: no weight gradient; else per task dw's sums [Og][Cg][KR][5], db's [Og] */
+    char *threads_base;
+    size_t thread_bytes;
+    sizes s;
+    int64_t blocks;
+} job;
+
+/* Task (group, block of 16 images): dy transformed once, then the weight
+ * gradient's sums (in the order of dw) and the input gradient. */
+static void task(void *ctx, int64_t t, int thread)
 {
-    const wjob *j = ctx;
+    const job *j = ctx;
     const cnni_conv_geom *g = j->g;
     const int64_t grp = t / j->blocks, n0 = (t % j->blocks) * LANES;
     const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1], iv = g->in[1] * g->in[2];
     const int64_t ov = g->out[1] * g->out[2], nk = Og * Cg * KR;
-    char *mine = j->threads_base + (size_t)thread * (j->s.ady + j->s.bx + j->s.tmp);
-    double *m = (double *)(mine + j->s.ady + j->s.bx), *out = j->parts + (size_t)t * (j->s.part / sizeof(double));
+    char *mine = j->threads_base + (size_t)thread * j->thread_bytes, *next = mine + j->s.ady;
     cnni_quadimg_block b = {.dy = j->dy + (n0 * g->O + grp * Og) * ov,
                             .dy_img = g->O * ov,
                             .nb = (int)(g->N - n0 < LANES ? g->N - n0 : LANES),
@@ -210,42 +159,71 @@ static void wtask(void *ctx, int64_t t, int thread)
                             .W = g->in[2],
                             .p1 = g->p[1],
                             .p2 = g->p[2],
-                            .ady = (float *)mine,
-                            .x = j->x + (n0 * g->C + grp * Cg) * iv,
-                            .x_img = g->C * iv,
-                            .bx = (float *)(mine + j->s.ady),
-                            .part = m,
-                            .dbpart = m + nk * 8};
-    if (!cnni_quadimg_weight_block_avx512(&b)) {
-        for (int64_t k = 0; k < nk; k++)
-            g_transpose(m + k * 8, out + k * 5);
-        for (int64_t o = 0; o < Og; o++)
-            out[nk * 5 + o] = b.dbpart[o];
-        return;
-    }
-    /* a NaN or an infinity: these images again, directly */
-    float *dw = (float *)(m + nk * 8 + Og), *db = dw + nk * 5;
-    memset(dw, 0, sizeof(float) * (size_t)(nk * 5 + Og));
-    cnni_conv_geom one = *g;
+                            .ady = (float *)mine};
+    cnni_conv_geom one = *g; /* an image's group, for the reference kernels */
     one.N = 1;
     one.G = 1;
     one.C = Cg;
     one.O = Og;
+    if (j->parts) {
+        double *m = (double *)(next + j->s.bx), *out = j->parts + (size_t)t * (j->s.part / sizeof(double));
+        b.x = j->x + (n0 * g->C + grp * Cg) * iv;
+        b.x_img = g->C * iv;
+        b.bx = (float *)next;
+        b.part = m;
+        b.dbpart = m + nk * 8;
+        next += j->s.bx + j->s.tmp;
+        if (!cnni_quadimg_weight_block_avx512(&b)) {
+            for (int64_t k = 0; k < nk; k++)
+                g_transpose(m + k * 8, out + k * 5);
+            for (int64_t o = 0; o < Og; o++)
+                out[nk * 5 + o] = b.dbpart[o];
+        } else {
+            /* a NaN or an infinity: these images again, directly */
+            float *dw = (float *)(m + nk * 8 + Og), *db = dw + nk * 5;
+            memset(dw, 0, sizeof(float) * (size_t)(nk * 5 + Og));
+            for (int l = 0; l < b.nb; l++)
+                cnni_ref_conv_backward_weight_f32(&one, b.x + l * b.x_img, b.dy + l * b.dy_img, dw, db);
+            for (int64_t k = 0; k < nk * 5 + Og; k++)
+                out[k] = dw[k];
+        }
+        b.ady_ready = 1;
+    }
+    if (!j->dx)
+        return;
+    b.u = j->u + grp * Og * KR * 8 * Cg;
+    b.dx = j->dx + (n0 * g->C + grp * Cg) * iv;
+    b.dx_img = g->C * iv;
+    b.m = (float *)next;
+    b.cols = (float *)(next + j->s.m);
+    if (!cnni_quadimg_data_block_avx512(&b))
+        return;
+    /* a NaN or an infinity: these images' group again, directly */
     for (int l = 0; l < b.nb; l++)
-        cnni_ref_conv_backward_weight_f32(&one, b.x + l * b.x_img, b.dy + l * b.dy_img, dw, db);
-    for (int64_t k = 0; k < nk * 5 + Og; k++)
-        out[k] = dw[k];
+        cnni_ref_conv_backward_data_f32(&one, b.dy + l * b.dy_img, j->w + grp * Og * Cg * KR * 5, b.dx + l * b.dx_img);
 }
 
-void cnni_conv_quadimg_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
-                                       const float *dy, float *dw, float *db, void *scratch)
+void cnni_conv_quadimg_backward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                const float *dy, const float *w, float *dx, float *dw, float *db, void *scratch)
 {
     (void)isa;
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    wjob j = {g, x, dy, (double *)base, NULL, sizes_of(g), blocks_of(g)};
+    job j = {g, x, dy, w, NULL, dx, NULL, NULL, 0, sizes_of(g), blocks_of(g)};
     const int64_t tasks = g->G * j.blocks, per = (int64_t)(j.s.part / sizeof(double));
-    j.threads_base = base + (size_t)tasks * j.s.part;
-    cnni_pool_run(pool, wtask, &j, tasks);
+    if (dx) {
+        pack(g, w, (float *)base);
+        j.u = (const float *)base;
+        base += j.s.u;
+    }
+    if (dw) {
+        j.parts = (double *)base;
+        base += (size_t)tasks * j.s.part;
+    }
+    j.threads_base = base;
+    j.thread_bytes = thread_bytes(&j.s, dx != NULL, dw != NULL);
+    cnni_pool_run(pool, task, &j, tasks);
+    if (!dw)
+        return;
     /* each group's blocks added in order */
     const int64_t Og = g->O / g->G, nk5 = Og * (g->C / g->G) * g->k[1] * 5;
     for (int64_t grp = 0; grp < g->G; grp++) {

@@ -35,14 +35,14 @@ struct cnni_pool;
  * or the weight gradient (4 to 28 wide), of g on isa. */
 int cnni_conv_quadimg_applies(int isa, const cnni_conv_geom *g);
 int cnni_conv_quadimg_applies_weight(int isa, const cnni_conv_geom *g);
-size_t cnni_conv_quadimg_data_scratch(int isa, const cnni_conv_geom *g, int threads);
-size_t cnni_conv_quadimg_weight_scratch(int isa, const cnni_conv_geom *g, int threads);
-/* dx is overwritten. */
-void cnni_conv_quadimg_backward_data(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *dy,
-                                     const float *w, float *dx, void *scratch);
-/* dw += ...; db += the sums of dy per channel (db may be NULL). */
-void cnni_conv_quadimg_backward_weight(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
-                                       const float *dy, float *dw, float *db, void *scratch);
+/* Scratch bytes for the input gradient (data), the weight gradient
+ * (weight) or both in one call, run with `threads` threads. */
+size_t cnni_conv_quadimg_scratch(int isa, const cnni_conv_geom *g, int threads, int data, int weight);
+/* Either gradient or both (dy transformed once for both): dx (NULL: not
+ * wanted) is overwritten; dw (NULL: not wanted) += ..., db (may be NULL)
+ * += the sums of dy per channel. */
+void cnni_conv_quadimg_backward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                const float *dy, const float *w, float *dx, float *dw, float *db, void *scratch);
 
 /* One task's images n0 .. n0 + nb - 1 (nb <= 16) of one group. */
 typedef struct {
@@ -53,6 +53,7 @@ typedef struct {
     int64_t OH, OW, KR;     /* dy rows and columns, kernel rows */
     int64_t H, W, p1, p2;   /* dx (or x) rows and columns, padding */
     float *ady;             /* [Og][OH][nq][8][16] */
+    int ady_ready;          /* the input gradient: ady holds dy's transform already */
     /* input gradient */
     const float *u;         /* the group's transformed weights, [o][kr][j][c] */
     float *dx;              /* the group's first dx plane of image n0 */

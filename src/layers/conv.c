@@ -492,9 +492,9 @@ static cnn_status conv_infer(const cnni_node *n, cnni_infer *inf, cnn_err *e)
                        : cnni_conv_direct_scratch(inf->isa, &g, inf->threads);
         else if (pass[i] == KERN_POINTWISE)
             s = cnni_conv_pointwise_scratch(inf->isa, &g, inf->threads);
-        else if (pass[i] == KERN_QUADIMG)
-            s = i == 2 ? cnni_conv_quadimg_weight_scratch(inf->isa, &g, inf->threads)
-                       : cnni_conv_quadimg_data_scratch(inf->isa, &g, inf->threads);
+        else if (pass[i] == KERN_QUADIMG) /* both gradients in one call when both are these */
+            s = cnni_conv_quadimg_scratch(inf->isa, &g, inf->threads, ks.data == KERN_QUADIMG,
+                                          ks.weight == KERN_QUADIMG);
         else
             s = cnni_conv_dw_scratch(&g, inf->threads, planes);
         scratch = s > scratch ? s : scratch;
@@ -595,14 +595,22 @@ static cnn_status conv_backward(const cnni_exec *x)
     const float *xin = zeros ? in : x->saved;
     float *dxg = zeros ? dx : x->work;
     conv_kernels ks = choose_kernels(x->isa, &g);
-    if (ks.weight == KERN_PLANES)
+    if (ks.weight == KERN_QUADIMG) {
+        /* with the input gradient too when it runs these kernels (dy's
+         * transform then serves both) */
+        const int both = dx && ks.data == KERN_QUADIMG;
+        cnni_conv_quadimg_backward(x->isa, x->pool, &g, xin, dy, w, both ? dxg : NULL, dw, db, scratch);
+        if (both) {
+            if (!zeros)
+                unpad(o, x, dxg, dx);
+            return CNN_OK;
+        }
+    } else if (ks.weight == KERN_PLANES)
         cnni_conv_dw_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
     else if (ks.weight == KERN_WINOGRAD)
         cnni_conv_winograd_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
     else if (ks.weight == KERN_DIRECT)
         cnni_conv_direct_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
-    else if (ks.weight == KERN_QUADIMG)
-        cnni_conv_quadimg_backward_weight(x->isa, x->pool, &g, xin, dy, dw, db, scratch);
     else
         cnni_conv_fast_backward_weight(k, x->pool, &g, xin, dy, dw, db, scratch);
     if (!dx)
@@ -616,7 +624,7 @@ static cnn_status conv_backward(const cnni_exec *x)
     else if (ks.data == KERN_POINTWISE)
         cnni_conv_pointwise_backward_data(x->isa, x->pool, &g, dy, w, dxg, scratch);
     else if (ks.data == KERN_QUADIMG)
-        cnni_conv_quadimg_backward_data(x->isa, x->pool, &g, dy, w, dxg, scratch);
+        cnni_conv_quadimg_backward(x->isa, x->pool, &g, xin, dy, w, dxg, NULL, NULL, scratch);
     else
         cnni_conv_fast_backward_data(k, x->pool, &g, dy, w, dxg, scratch);
     if (!zeros)

@@ -84,14 +84,14 @@ int main(int argc, char **argv)
             }
             const int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
             float *dy = rand_f(ny), *w = rand_f(nw), *d0 = malloc(4 * (size_t)nx), *d[3];
-            void *scr = malloc(cnni_conv_quadimg_data_scratch(CNNI_ISA_AVX512, &g, 3));
+            void *scr = malloc(cnni_conv_quadimg_scratch(CNNI_ISA_AVX512, &g, 3, 1, 0));
             cnni_ref_conv_backward_data_f32(&g, dy, w, d0);
             cnni_pool *pools[3] = {p1, p2, p3};
             for (int k = 0; k < 3; k++) {
                 d[k] = malloc(4 * (size_t)nx);
                 for (int64_t i = 0; i < nx; i++)
                     d[k][i] = NAN; /* an output left unwritten fails */
-                cnni_conv_quadimg_backward_data(CNNI_ISA_AVX512, pools[k], &g, dy, w, d[k], scr);
+                cnni_conv_quadimg_backward(CNNI_ISA_AVX512, pools[k], &g, NULL, dy, w, d[k], NULL, NULL, scr);
             }
             const double e = rel(d[0], d0, nx);
             CHECKF(e < 1e-5, "%s: error %.3g", desc, e);
@@ -124,7 +124,7 @@ int main(int argc, char **argv)
             }
             const int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
             float *x = rand_f(nx), *dy = rand_f(ny), *w0 = rand_f(nw), *b0 = rand_f(g.O), *w[3], *b[3];
-            void *scr = malloc(cnni_conv_quadimg_weight_scratch(CNNI_ISA_AVX512, &g, 3));
+            void *scr = malloc(cnni_conv_quadimg_scratch(CNNI_ISA_AVX512, &g, 3, cnni_conv_quadimg_applies(CNNI_ISA_AVX512, &g), 1));
             float *wr = malloc(4 * (size_t)nw), *br = malloc(4 * (size_t)g.O);
             memcpy(wr, w0, 4 * (size_t)nw);
             memcpy(br, b0, 4 * (size_t)g.O);
@@ -135,8 +135,22 @@ int main(int argc, char **argv)
                 b[k] = malloc(4 * (size_t)g.O);
                 memcpy(w[k], w0, 4 * (size_t)nw);
                 memcpy(b[k], b0, 4 * (size_t)g.O);
-                cnni_conv_quadimg_backward_weight(CNNI_ISA_AVX512, pools[k], &g, x, dy, w[k], t % 4 == 1 ? NULL : b[k],
-                                                  scr);
+                cnni_conv_quadimg_backward(CNNI_ISA_AVX512, pools[k], &g, x, dy, NULL, NULL, w[k],
+                                           t % 4 == 1 ? NULL : b[k], scr);
+            }
+            if (cnni_conv_quadimg_applies(CNNI_ISA_AVX512, &g)) {
+                /* both gradients in one call (dy transformed once): the same bits */
+                const int64_t nx1 = g.N * g.C * vol(g.in);
+                float *wt = rand_f(nw), *d1 = malloc(4 * (size_t)nx1), *d2 = malloc(4 * (size_t)nx1);
+                float *w1 = malloc(4 * (size_t)nw), *b1 = malloc(4 * (size_t)g.O);
+                memcpy(w1, w0, 4 * (size_t)nw);
+                memcpy(b1, b0, 4 * (size_t)g.O);
+                cnni_conv_quadimg_backward(CNNI_ISA_AVX512, p2, &g, NULL, dy, wt, d1, NULL, NULL, scr);
+                cnni_conv_quadimg_backward(CNNI_ISA_AVX512, p2, &g, x, dy, wt, d2, w1, t % 4 == 1 ? NULL : b1, scr);
+                CHECKF(!memcmp(d1, d2, 4 * (size_t)nx1) && !memcmp(w1, w[0], 4 * (size_t)nw) &&
+                           !memcmp(b1, b[0], 4 * (size_t)g.O),
+                       "%s: both gradients in one call differ from each alone", desc);
+                free(wt), free(d1), free(d2), free(w1), free(b1);
             }
             /* (against float64, LeNet's conv2 gives 7e-7 here and the
              * direct F(2,5) kernels 7e-7 to 1e-6) */
@@ -179,9 +193,9 @@ int main(int argc, char **argv)
             else
                 for (int64_t i = 0; i < g.O * vol(g.out); i++)
                     dy[i] = v;
-            void *scr = malloc(cnni_conv_quadimg_weight_scratch(CNNI_ISA_AVX512, &g, 2));
+            void *scr = malloc(cnni_conv_quadimg_scratch(CNNI_ISA_AVX512, &g, 2, 0, 1));
             cnni_ref_conv_backward_weight_f32(&g, x, dy, w0, b0);
-            cnni_conv_quadimg_backward_weight(CNNI_ISA_AVX512, p2, &g, x, dy, w1, b1, scr);
+            cnni_conv_quadimg_backward(CNNI_ISA_AVX512, p2, &g, x, dy, NULL, NULL, w1, b1, scr);
             const double e = rel(w1, w0, nw), eb = rel(b1, b0, g.O);
             CHECKF(e < 1e-4 && eb < 1e-4, "case %d (%g): error %.3g, bias %.3g", t, (double)v, e, eb);
             free(x), free(dy), free(w0), free(w1), free(b0), free(b1), free(scr);
@@ -244,9 +258,9 @@ int main(int argc, char **argv)
             else /* a whole image's gradient 3e38 or infinite: sums overflow */
                 for (int64_t i = 0; i < g.O * vol(g.out); i++)
                     dy[(g.N - 1) * g.O * vol(g.out) + i] = v;
-            void *scr = malloc(cnni_conv_quadimg_data_scratch(CNNI_ISA_AVX512, &g, 2));
+            void *scr = malloc(cnni_conv_quadimg_scratch(CNNI_ISA_AVX512, &g, 2, 1, 0));
             cnni_ref_conv_backward_data_f32(&g, dy, w, d0);
-            cnni_conv_quadimg_backward_data(CNNI_ISA_AVX512, p2, &g, dy, w, d1, scr);
+            cnni_conv_quadimg_backward(CNNI_ISA_AVX512, p2, &g, NULL, dy, w, d1, NULL, NULL, scr);
             const double e = rel(d1, d0, nx);
             CHECKF(e < 1e-5, "case %d (%g): error %.3g", t, (double)v, e);
             free(dy), free(w), free(d0), free(d1), free(scr);

@@ -160,7 +160,8 @@ int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b)
 {
     const int nq = (int)((b->OW + 3) / 4), ncols = 4 * nq + 4;
     const int64_t HP = b->OH + b->KR - 1;
-    dy_transform(b, nq, NULL);
+    if (!b->ady_ready)
+        dy_transform(b, nq, NULL);
     const int64_t a_o = b->OH * nq * 8 * 16, a_row = nq * 8 * 16, u_kr = 8 * b->Cg, u_o = b->KR * u_kr;
     for (int q = 0; q < nq; q++) {
         for (int jh = 0; jh < 2; jh++)
