@@ -32,6 +32,23 @@ int cnni_conv_quadimg_applies_weight(int isa, const cnni_conv_geom *g)
     return served(isa, g, 28) && (g->O / g->G * g->out[1] + g->C / g->G * HP) * nq <= 2048;
 }
 
+int cnni_conv_quadimg_applies_forward(int isa, const cnni_conv_geom *g)
+{
+    const int64_t nq = (g->out[2] + 3) / 4, HP = g->out[1] + g->k[1] - 1;
+    return served(isa, g, 28) && g->C / g->G <= 2 && g->C / g->G * HP * nq <= 2048;
+}
+
+/* F(4,5)'s weight transform (conv_direct.c's, for the points 0, +-1,
+ * +-2, +-1/2 and infinity): (G w)[j] = sum_t G5[j][t] w[t]. */
+static const double G5[8][5] = {{1, 0, 0, 0, 0},
+                                {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
+                                {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
+                                {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
+                                {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
+                                {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
+                                {0, 0, 0, 0, 1}};
+
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 typedef struct {
@@ -81,18 +98,10 @@ size_t cnni_conv_quadimg_scratch(int isa, const cnni_conv_geom *g, int threads, 
     return scratch_bytes(g, threads, data, weight);
 }
 
-/* u[grp][o][kr][j][c] = sum_t G[j][t] w[grp*Og + o][c][kr][t]: the
+/* u[grp][o][kr][j][c] = sum_t G5[j][t] w[grp*Og + o][c][kr][t]: the
  * forward's weights, not flipped (the transpose reverses the taps). */
 static void pack(const cnni_conv_geom *g, const float *w, float *u)
 {
-    static const double G[8][5] = {{1, 0, 0, 0, 0},
-                                   {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
-                                   {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
-                                   {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
-                                   {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
-                                   {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
-                                   {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
-                                   {0, 0, 0, 0, 1}};
     const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1];
     for (int64_t grp = 0; grp < g->G; grp++)
         for (int64_t o = 0; o < Og; o++)
@@ -103,25 +112,17 @@ static void pack(const cnni_conv_geom *g, const float *w, float *u)
                     /* read once: the stores below may alias w as far as the compiler knows */
                     const double v0 = wt[0], v1 = wt[1], v2 = wt[2], v3 = wt[3], v4 = wt[4];
                     for (int j = 0; j < 8; j++)
-                        uk[j * Cg] = (float)(G[j][0] * v0 + G[j][1] * v1 + G[j][2] * v2 + G[j][3] * v3 + G[j][4] * v4);
+                        uk[j * Cg] = (float)(G5[j][0] * v0 + G5[j][1] * v1 + G5[j][2] * v2 + G5[j][3] * v3 + G5[j][4] * v4);
                 }
 }
 
 /* dw = G^T m per kernel row (G as in pack). */
 static void g_transpose(const double *m, double *dw)
 {
-    static const double G[8][5] = {{1, 0, 0, 0, 0},
-                                   {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
-                                   {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
-                                   {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
-                                   {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
-                                   {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
-                                   {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
-                                   {0, 0, 0, 0, 1}};
     for (int t = 0; t < 5; t++) {
         double v = 0;
         for (int j = 0; j < 8; j++)
-            v += G[j][t] * m[j];
+            v += G5[j][t] * m[j];
         dw[t] = v;
     }
 }
@@ -242,4 +243,87 @@ void cnni_conv_quadimg_backward(int isa, struct cnni_pool *pool, const cnni_conv
                 db[grp * Og + o] += (float)v;
             }
     }
+}
+
+/* ---- forward ---- */
+
+/* The forward's weights: uf[grp][c][kr][jh][o][jj] = (G w[grp*Og + o][c][kr])[jh*4 + jj]. */
+static void pack_forward(const cnni_conv_geom *g, const float *w, float *uf)
+{
+    const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1];
+    for (int64_t grp = 0; grp < g->G; grp++)
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t kr = 0; kr < KR; kr++) {
+                    const float *wt = w + (((grp * Og + o) * Cg + c) * KR + kr) * 5;
+                    const double v0 = wt[0], v1 = wt[1], v2 = wt[2], v3 = wt[3], v4 = wt[4];
+                    float *uk = uf + ((grp * Cg + c) * KR + kr) * 2 * Og * 4 + o * 4;
+                    for (int j = 0; j < 8; j++)
+                        uk[(j / 4) * Og * 4 + j % 4] = (float)(G5[j][0] * v0 + G5[j][1] * v1 + G5[j][2] * v2 +
+                                                               G5[j][3] * v3 + G5[j][4] * v4);
+                }
+}
+
+typedef struct {
+    const cnni_conv_geom *g;
+    const float *x, *w, *b, *u;
+    float *y;
+    char *threads_base;
+    size_t thread_bytes;
+    int64_t blocks;
+} fjob;
+
+size_t cnni_conv_quadimg_forward_scratch(int isa, const cnni_conv_geom *g, int threads)
+{
+    if (!cnni_conv_quadimg_applies_forward(isa, g))
+        return 0;
+    const sizes s = sizes_of(g);
+    return 64 + s.u + (size_t)(threads > 0 ? threads : 1) * s.bx;
+}
+
+static void ftask(void *ctx, int64_t t, int thread)
+{
+    const fjob *j = ctx;
+    const cnni_conv_geom *g = j->g;
+    const int64_t grp = t / j->blocks, n0 = (t % j->blocks) * LANES;
+    const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1], iv = g->in[1] * g->in[2];
+    const int64_t ov = g->out[1] * g->out[2];
+    cnni_quadimg_block b = {.nb = (int)(g->N - n0 < LANES ? g->N - n0 : LANES),
+                            .Og = Og,
+                            .Cg = Cg,
+                            .OH = g->out[1],
+                            .OW = g->out[2],
+                            .KR = KR,
+                            .H = g->in[1],
+                            .W = g->in[2],
+                            .p1 = g->p[1],
+                            .p2 = g->p[2],
+                            .u = j->u + grp * Cg * KR * 8 * Og,
+                            .x = j->x + (n0 * g->C + grp * Cg) * iv,
+                            .x_img = g->C * iv,
+                            .bx = (float *)(j->threads_base + (size_t)thread * j->thread_bytes),
+                            .y = j->y + (n0 * g->O + grp * Og) * ov,
+                            .y_img = g->O * ov,
+                            .bias = j->b ? j->b + grp * Og : NULL};
+    if (!cnni_quadimg_forward_block_avx512(&b))
+        return;
+    /* a NaN or an infinity: these images' group again, directly */
+    cnni_conv_geom one = *g;
+    one.N = 1;
+    one.G = 1;
+    one.C = Cg;
+    one.O = Og;
+    for (int l = 0; l < b.nb; l++)
+        cnni_ref_conv_forward_f32(&one, b.x + l * b.x_img, j->w + grp * Og * Cg * KR * 5, b.bias, b.y + l * b.y_img);
+}
+
+void cnni_conv_quadimg_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                               const float *w, const float *b, float *y, void *scratch)
+{
+    (void)isa;
+    char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    const sizes s = sizes_of(g);
+    fjob j = {g, x, w, b, (const float *)base, y, base + s.u, s.bx, blocks_of(g)};
+    pack_forward(g, w, (float *)base);
+    cnni_pool_run(pool, ftask, &j, g->G * j.blocks);
 }

@@ -35,6 +35,15 @@ struct cnni_pool;
  * or the weight gradient (4 to 28 wide), of g on isa. */
 int cnni_conv_quadimg_applies(int isa, const cnni_conv_geom *g);
 int cnni_conv_quadimg_applies_weight(int isa, const cnni_conv_geom *g);
+/* The forward of layers with one or two input channels a group (LeNet's
+ * conv1), outputs 4 to 28 wide: M[o][i][q][j] = sum over c and kr of
+ * (G w)[o][c][kr][j] (B^T x(c, i + kr, q))[j], y = A^T M + b, images on the
+ * lanes and transposed back to rows. */
+int cnni_conv_quadimg_applies_forward(int isa, const cnni_conv_geom *g);
+size_t cnni_conv_quadimg_forward_scratch(int isa, const cnni_conv_geom *g, int threads);
+void cnni_conv_quadimg_forward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                               const float *w, const float *b, float *y, void *scratch);
+
 /* Scratch bytes for the input gradient (data), the weight gradient
  * (weight) or both in one call, run with `threads` threads. */
 size_t cnni_conv_quadimg_scratch(int isa, const cnni_conv_geom *g, int threads, int data, int weight);
@@ -67,8 +76,14 @@ typedef struct {
     /* (with one or two channels c the weight tiles run over kernel rows) */
     double *part;           /* [Og][Cg][KR][8]: m of these images */
     double *dbpart;         /* [Og]: sums of dy */
+    /* forward (reads x, u, bx; dy, ady unused; u as for the input gradient) */
+    float *y;               /* the group's first y plane of image n0 */
+    int64_t y_img;
+    const float *bias;      /* the group's, or NULL */
 } cnni_quadimg_block;
 
+/* Forward: returns nonzero when a stored value is NaN or infinite. */
+int cnni_quadimg_forward_block_avx512(const cnni_quadimg_block *b);
 /* Input gradient: returns nonzero when a stored value is NaN or infinite. */
 int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b);
 /* Weight gradient: returns nonzero when a sum is NaN or infinite. */

@@ -31,6 +31,11 @@ static void random_geom(cnni_conv_geom *g, int t, int64_t widest)
     g->p[2] = pick(0, 4);
     g->out[2] = widest > 12 && t % 2 ? pick(13, widest) : pick(4, 12);
     g->out[1] = two ? pick(1, 12) : 1;
+    /* wide rows: channels within the weight gradient's transforms' megabyte */
+    while (widest > 12 && !cnni_conv_quadimg_applies_weight(CNNI_ISA_AVX512, &(cnni_conv_geom){
+               .N = g->N, .C = g->C, .O = g->O, .G = g->G, .in = {1, 1, 1}, .out = {1, g->out[1], g->out[2]},
+               .k = {1, g->k[1], 5}, .s = {1, 1, 1}, .p = {0, 0, 0}, .d = {1, 1, 1}}) && g->O > g->G)
+        g->O -= g->G;
     g->in[2] = g->out[2] + 4 - 2 * g->p[2];
     g->in[1] = g->out[1] + g->k[1] - 1 - 2 * g->p[1];
     if (g->in[2] < 1 || g->in[1] < 1) { /* padding past the input: less of it */
@@ -103,6 +108,66 @@ int main(int argc, char **argv)
                 free(d[k]);
         }
         printf("  worst relative error %.3g\n", worst);
+    }
+    TEST("F(4,5) forward, images along the lanes (avx512) vs reference, threads bitwise equal")
+    {
+        double worst = 0;
+        for (int t = 0; t < 60; t++) {
+            cnni_conv_geom g;
+            random_geom(&g, 3 * t, 28); /* every third: one or two channels a group */
+            if (t == 59) /* LeNet's conv1 */
+                g = (cnni_conv_geom){.N = 32, .C = 1, .O = 6, .G = 1, .in = {1, 28, 28}, .out = {1, 28, 28},
+                                     .k = {1, 5, 5}, .s = {1, 1, 1}, .p = {0, 2, 2}, .d = {1, 1, 1}};
+            char desc[200];
+            describe(&g, desc, sizeof desc);
+            if (!cnni_conv_quadimg_applies_forward(CNNI_ISA_AVX512, &g)) {
+                CHECKF(0, "not served: %s", desc);
+                continue;
+            }
+            const int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
+            float *x = rand_f(nx), *w = rand_f(nw), *b = t % 3 == 1 ? NULL : rand_f(g.O), *y0 = malloc(4 * (size_t)ny);
+            float *y[3];
+            void *scr = malloc(cnni_conv_quadimg_forward_scratch(CNNI_ISA_AVX512, &g, 3));
+            cnni_ref_conv_forward_f32(&g, x, w, b, y0);
+            cnni_pool *pools[3] = {p1, p2, p3};
+            for (int k = 0; k < 3; k++) {
+                y[k] = malloc(4 * (size_t)ny);
+                for (int64_t i = 0; i < ny; i++)
+                    y[k][i] = NAN; /* an output left unwritten fails */
+                cnni_conv_quadimg_forward(CNNI_ISA_AVX512, pools[k], &g, x, w, b, y[k], scr);
+            }
+            const double e = rel(y[0], y0, ny);
+            CHECKF(e < 5e-6, "%s: error %.3g", desc, e);
+            CHECKF(!memcmp(y[0], y[1], 4 * (size_t)ny) && !memcmp(y[0], y[2], 4 * (size_t)ny), "%s: threads differ",
+                   desc);
+            worst = fmax(worst, e);
+            free(x), free(w), free(b), free(y0), free(scr);
+            for (int k = 0; k < 3; k++)
+                free(y[k]);
+        }
+        printf("  worst relative error %.3g\n", worst);
+    }
+    TEST("F(4,5) forward with NaN, infinities or 3e38 in x: the reference's NaN, infinities, values")
+    {
+        static const float special[3] = {NAN, INFINITY, 3e38f};
+        for (int t = 0; t < 12; t++) {
+            cnni_conv_geom g = {.N = 20 + t % 13, .C = 1, .O = 6, .G = 1, .in = {1, 28, 28}, .out = {1, 28, 28},
+                                .k = {1, 5, 5}, .s = {1, 1, 1}, .p = {0, 2, 2}, .d = {1, 1, 1}};
+            const int64_t nx = g.N * g.C * vol(g.in), ny = g.N * g.O * vol(g.out), nw = g.O * (g.C / g.G) * vol(g.k);
+            float *x = rand_f(nx), *w = rand_f(nw), *b = rand_f(g.O), *y0 = malloc(4 * (size_t)ny), *y1 = malloc(4 * (size_t)ny);
+            const float v = special[t % 3];
+            if (t % 2)
+                x[pick(0, nx - 1)] = -v;
+            else /* a whole image */
+                for (int64_t i = 0; i < g.C * vol(g.in); i++)
+                    x[(g.N - 1) * g.C * vol(g.in) + i] = v;
+            void *scr = malloc(cnni_conv_quadimg_forward_scratch(CNNI_ISA_AVX512, &g, 2));
+            cnni_ref_conv_forward_f32(&g, x, w, b, y0);
+            cnni_conv_quadimg_forward(CNNI_ISA_AVX512, p2, &g, x, w, b, y1, scr);
+            const double e = rel(y1, y0, ny);
+            CHECKF(e < 5e-6, "case %d (%g): error %.3g", t, (double)v, e);
+            free(x), free(w), free(b), free(y0), free(y1), free(scr);
+        }
     }
     TEST("F(4,5) weight gradient, images along the lanes (avx512) vs reference, threads bitwise equal")
     {
@@ -237,6 +302,10 @@ int main(int argc, char **argv)
         h = g; /* transforms past a megabyte a thread */
         h.O = 200;
         CHECK(!cnni_conv_quadimg_applies_weight(CNNI_ISA_AVX512, &h));
+        h = g; /* the forward: one or two input channels a group */
+        CHECK(!cnni_conv_quadimg_applies_forward(CNNI_ISA_AVX512, &h));
+        h.C = 2;
+        CHECK(cnni_conv_quadimg_applies_forward(CNNI_ISA_AVX512, &h));
         h = g; /* 3-d */
         h.in[0] = 3;
         h.k[0] = 3;

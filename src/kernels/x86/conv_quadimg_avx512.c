@@ -13,6 +13,28 @@
 #define UNROLL _Pragma("GCC unroll 16")
 #endif
 
+/* A NaN or an infinity among the stored values: each times 0 (NaN for
+ * those, +-0 otherwise) ORed into one vector, which is then NaN in some
+ * lane; one OR a vector, so no long chain of dependent operations. */
+static inline __attribute__((always_inline)) __m512 note_finite(__m512 acc, __mmask16 m, __m512 v)
+{
+    return _mm512_or_ps(acc, _mm512_maskz_mul_ps(m, v, _mm512_setzero_ps()));
+}
+/* A row of up to 16 values: rows are stored in order within each plane,
+ * so where a whole vector stays in the plane (whole), its lanes past the
+ * row land on rows stored later and a plain store serves; masked stores,
+ * one per row of each of 16 images, ran at a fraction of plain ones on
+ * Zen 4. */
+static inline __attribute__((always_inline)) void store_row(float *d, __mmask16 m, __m512 v, int whole)
+{
+    if (whole)
+        _mm512_storeu_ps(d, v);
+    else
+        _mm512_mask_storeu_ps(d, m, v);
+}
+
+static inline int any_not_finite(__m512 acc) { return _mm512_cmp_ps_mask(acc, acc, _CMP_UNORD_Q) != 0; }
+
 static inline __mmask16 first_lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 /* acc += v * broadcast(*u) as one instruction, the broadcast from memory
@@ -181,7 +203,7 @@ int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b)
     const __mmask16 keep = first_lanes((int)b->W);
     const __m512i shift = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                            _mm512_set1_epi32((int)b->p2));
-    __m512 sum = _mm512_setzero_ps();
+    __m512 nf = _mm512_setzero_ps(); /* see note_finite */
     for (int64_t c = 0; c < b->Cg; c++)
         for (int64_t r = 0; r < b->H; r++) {
             const float *src = b->cols + (c * HP + r + b->p1) * 16 * 16;
@@ -189,15 +211,14 @@ int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b)
             UNROLL for (int x = 0; x < 16; x++) col[x] = x < ncols ? _mm512_loadu_ps(src + x * 16) : _mm512_setzero_ps();
             transpose16(col, rows);
             float *dst = b->dx + c * b->H * b->W + r * b->W;
+            const int whole = r * b->W + 16 <= b->H * b->W; /* see store_row */
             for (int l = 0; l < b->nb; l++) {
                 const __m512 v = b->p2 ? _mm512_permutexvar_ps(shift, rows[l]) : rows[l];
-                _mm512_mask_storeu_ps(dst + l * b->dx_img, keep, v);
-                sum = _mm512_mask_add_ps(sum, keep, sum, v);
+                store_row(dst + l * b->dx_img, keep, v, whole);
+                nf = note_finite(nf, keep, v);
             }
         }
-    /* the sum is NaN or infinite when a stored value is (or, harmlessly, when it overflows) */
-    sum = _mm512_sub_ps(sum, sum);
-    return _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q) != 0;
+    return any_not_finite(nf);
 }
 
 /* ---- weight gradient ---- */
@@ -404,4 +425,105 @@ int cnni_quadimg_weight_block_avx512(const cnni_quadimg_block *b)
     for (int64_t o = 0; o < b->Og; o++)
         bad |= !(b->dbpart[o] - b->dbpart[o] == 0);
     return bad;
+}
+
+/* ---- forward (few input channels) ---- */
+
+/* M[o][jh*4 + jj] for NO channels o of one quad, one half of the
+ * components: the sum over c and kr of bx(c, i + kr, q, j) u(c, kr, j, o).
+ * x: bx at (c 0, row i, quad q, jh*4); u: the forward's weights at (c 0,
+ * kr 0, jh, o0), [c][kr][jh][o][jj], so the 4 x NO broadcasts of a (c, kr)
+ * are one block at fixed offsets (with 24 addresses apart the compiler
+ * ran out of registers for them). */
+#define DEFINE_FTILE(NO)                                                                           \
+    static void ftile_##NO(const float *x, int64_t x_c, int64_t x_row, int64_t Cg, int64_t KR, const float *u, \
+                           int64_t u_ck, float *m)                                                 \
+    {                                                                                              \
+        __m512 acc[NO][4];                                                                         \
+        UNROLL for (int o = 0; o < NO; o++)                                                        \
+        {                                                                                          \
+            UNROLL for (int j = 0; j < 4; j++) acc[o][j] = _mm512_setzero_ps();                    \
+        }                                                                                          \
+        for (int64_t c = 0; c < Cg; c++)                                                           \
+            for (int64_t kr = 0; kr < KR; kr++) {                                                  \
+                const float *xk = x + c * x_c + kr * x_row, *uk = u + (c * KR + kr) * u_ck;        \
+                __m512 v[4];                                                                       \
+                UNROLL for (int j = 0; j < 4; j++) v[j] = _mm512_loadu_ps(xk + j * 16);            \
+                UNROLL for (int o = 0; o < NO; o++)                                                \
+                {                                                                                  \
+                    UNROLL for (int j = 0; j < 4; j++) fma_bcast(&acc[o][j], v[j], uk + o * 4 + j); \
+                }                                                                                  \
+            }                                                                                      \
+        UNROLL for (int o = 0; o < NO; o++)                                                        \
+        {                                                                                          \
+            UNROLL for (int j = 0; j < 4; j++) _mm512_storeu_ps(m + (o * 8 + j) * 16, acc[o][j]);  \
+        }                                                                                          \
+    }
+
+DEFINE_FTILE(1)
+DEFINE_FTILE(2)
+DEFINE_FTILE(3)
+DEFINE_FTILE(4)
+DEFINE_FTILE(5)
+DEFINE_FTILE(6)
+
+typedef void (*ftile_fn)(const float *, int64_t, int64_t, int64_t, int64_t, const float *, int64_t, float *);
+static const ftile_fn ftiles[7] = {NULL, ftile_1, ftile_2, ftile_3, ftile_4, ftile_5, ftile_6};
+
+int cnni_quadimg_forward_block_avx512(const cnni_quadimg_block *b)
+{
+    const int nq = (int)((b->OW + 3) / 4);
+    const int64_t HP = b->OH + b->KR - 1, x_c = HP * nq * 8 * 16, x_row = nq * 8 * 16, u_ck = 2 * b->Og * 4;
+    x_transform(b, nq);
+    const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c8 = _mm512_set1_ps(8.0f);
+    const __m512 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f), h8 = _mm512_set1_ps(0.125f);
+    const __mmask16 m1 = first_lanes((int)b->OW), m2 = first_lanes(b->OW > 16 ? (int)b->OW - 16 : 0);
+    __m512 nf = _mm512_setzero_ps(); /* see note_finite */
+    float mq[6 * 8 * 16] __attribute__((aligned(64)));
+    for (int64_t o0 = 0; o0 < b->Og; o0 += 6) {
+        const int no = b->Og - o0 < 6 ? (int)(b->Og - o0) : 6;
+        for (int64_t i = 0; i < b->OH; i++) {
+            __m512 yv[6][32]; /* each channel's row: columns over the images */
+            for (int q = 0; q < nq; q++) {
+                for (int jh = 0; jh < 2; jh++)
+                    ftiles[no](b->bx + (i * nq + q) * 8 * 16 + jh * 4 * 16, x_c, x_row, b->Cg, b->KR,
+                               b->u + jh * b->Og * 4 + o0 * 4, u_ck, mq + jh * 4 * 16);
+                for (int o = 0; o < no; o++) {
+                    const float *mo = mq + o * 8 * 16;
+                    __m512 M[8];
+                    UNROLL for (int j = 0; j < 8; j++) M[j] = _mm512_load_ps(mo + j * 16);
+                    const __m512 s12 = _mm512_add_ps(M[1], M[2]), t12 = _mm512_sub_ps(M[1], M[2]);
+                    const __m512 s34 = _mm512_add_ps(M[3], M[4]), t34 = _mm512_sub_ps(M[3], M[4]);
+                    const __m512 s56 = _mm512_add_ps(M[5], M[6]), t56 = _mm512_sub_ps(M[5], M[6]);
+                    const __m512 bv = b->bias ? _mm512_set1_ps(b->bias[o0 + o]) : _mm512_setzero_ps();
+                    yv[o][4 * q] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(M[0], s12), _mm512_add_ps(s34, s56)), bv);
+                    yv[o][4 * q + 1] = _mm512_add_ps(_mm512_fmadd_ps(c2, t34, _mm512_fmadd_ps(h2, t56, t12)), bv);
+                    yv[o][4 * q + 2] = _mm512_add_ps(_mm512_fmadd_ps(c4, s34, _mm512_fmadd_ps(h4, s56, s12)), bv);
+                    yv[o][4 * q + 3] =
+                        _mm512_add_ps(_mm512_add_ps(_mm512_fmadd_ps(c8, t34, _mm512_fmadd_ps(h8, t56, t12)), M[7]), bv);
+                }
+            }
+            /* back to image rows */
+            for (int o = 0; o < no; o++) {
+                for (int x = 4 * nq; x < 32; x++)
+                    yv[o][x] = _mm512_setzero_ps();
+                __m512 rows[16];
+                float *dst = b->y + (o0 + o) * b->OH * b->OW + i * b->OW;
+                transpose16(yv[o], rows);
+                const int whole = i * b->OW + 16 <= b->OH * b->OW, whole2 = i * b->OW + 32 <= b->OH * b->OW;
+                for (int l = 0; l < b->nb; l++) {
+                    store_row(dst + l * b->y_img, m1, rows[l], whole);
+                    nf = note_finite(nf, m1, rows[l]);
+                }
+                if (b->OW > 16) {
+                    transpose16(yv[o] + 16, rows);
+                    for (int l = 0; l < b->nb; l++) {
+                        store_row(dst + l * b->y_img + 16, m2, rows[l], whole2);
+                        nf = note_finite(nf, m2, rows[l]);
+                    }
+                }
+            }
+        }
+    }
+    return any_not_finite(nf);
 }
