@@ -221,7 +221,12 @@ int main(int argc, char **argv)
                 const int bias = t % 2;
                 errs e = run_case(isa, pools, &g, bias);
                 double m = fmax(fmax(e.fwd, e.bwd), e.wgt);
-                CHECKF(m < 1e-5,
+                /* the weight gradient (and the bias's) sums N * out values:
+                 * its rounding grows with their square root (seed
+                 * 1795559348, generic: N=2 C=49 O=1, 598 values a sum,
+                 * 1.44e-5 against the float reference) */
+                const double wtol = 1e-5 * fmax(1.0, sqrt((double)(g.N * g.out[1] * g.out[2]) / 100.0));
+                CHECKF(fmax(e.fwd, e.bwd) < 1e-5 && e.wgt < wtol,
                        "N=%lld C=%lld O=%lld in %lldx%lld out %lldx%lld pad %lld,%lld bias %d: error fwd %.3g bwd %.3g "
                        "weight %.3g",
                        (long long)g.N, (long long)g.C, (long long)g.O, (long long)g.in[1], (long long)g.in[2],
