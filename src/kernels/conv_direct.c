@@ -475,19 +475,21 @@ static void pack_wino(const cnni_conv_geom *g, const float *w, int flip, float *
                 off[(c * g->k[0] + t0) * g->k[1] + t1] = ((c * pd[0] + t0 * g->d[0]) * pd[1] + t1 * g->d[1]) * WROW;
 }
 
+const double cnni_f45_weight[8][5] = {{1, 0, 0, 0, 0},
+                                      {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+                                      {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
+                                      {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
+                                      {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
+                                      {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
+                                      {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
+                                      {0, 0, 0, 0, 1}};
+
 /* The F(4,5) weights: u[grp][c, t0, t1][j][o] = sum_t2 G[j][t2] w'[o][c][t0][t1][t2]
  * (w' as in pack), and the offsets of the (channel, kernel row) pairs in
  * the rows' transform. */
 static void pack_quad(const cnni_conv_geom *g, const float *w, int flip, float *u, int64_t *off)
 {
-    static const double G[8][5] = {{1, 0, 0, 0, 0},
-                                   {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
-                                   {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
-                                   {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
-                                   {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
-                                   {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
-                                   {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
-                                   {0, 0, 0, 0, 1}};
+    const double(*G)[5] = cnni_f45_weight;
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, kv = vol3(g->k), K = Cg * g->k[0] * g->k[1];
     /* 16 channels side by side: independent sums, not one long chain */
     for (int64_t grp = 0; grp < g->G; grp++)

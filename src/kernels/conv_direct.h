@@ -59,6 +59,9 @@ void cnni_direct_wino_input(int isa, const float *x, int64_t width, int64_t rows
  * gives the tile for rows of nq quads: all of them, or 2 of 4; it stores
  * nout (<= 4 x its quads) outputs and returns nonzero when one of them is
  * NaN or infinite. */
+/* F(4,5)'s weight transform for those points: (G w)[j] = sum_t G[j][t] w[t]
+ * (a constant table, shared with conv_quadimg.c). */
+extern const double cnni_f45_weight[8][5];
 typedef int (*cnni_direct_quad_fn)(int64_t K, const int64_t *off, const float *base, int64_t ld, const float *u,
                                    float *y, int64_t ldy, int nout, int nvalid, const float *bias);
 cnni_direct_quad_fn cnni_direct_quad_for(int isa, int nq);

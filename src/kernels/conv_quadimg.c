@@ -1,6 +1,7 @@
 /* Driver of the F(4,5) input gradient with images along the lanes; see
  * conv_quadimg.h. */
 #include "conv_quadimg.h"
+#include "conv_direct.h"
 #include "../core/cpu.h"
 #include "../core/pool.h"
 
@@ -38,16 +39,8 @@ int cnni_conv_quadimg_applies_forward(int isa, const cnni_conv_geom *g)
     return served(isa, g, 28) && g->C / g->G <= 2 && g->C / g->G * HP * nq <= 2048;
 }
 
-/* F(4,5)'s weight transform (conv_direct.c's, for the points 0, +-1,
- * +-2, +-1/2 and infinity): (G w)[j] = sum_t G5[j][t] w[t]. */
-static const double G5[8][5] = {{1, 0, 0, 0, 0},
-                                {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
-                                {-2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9},
-                                {1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45, 8.0 / 45},
-                                {1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45, 8.0 / 45},
-                                {32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45},
-                                {32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45, 2.0 / 45},
-                                {0, 0, 0, 0, 1}};
+/* F(4,5)'s weight transform (conv_direct.h) */
+#define G5 cnni_f45_weight
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
@@ -73,6 +66,34 @@ static sizes sizes_of(const cnni_conv_geom *g)
 }
 
 static int64_t blocks_of(const cnni_conv_geom *g) { return (g->N + LANES - 1) / LANES; }
+
+/* A task's block of images from n0: the geometry's fields (the caller
+ * adds the pointers). */
+static cnni_quadimg_block block_of(const cnni_conv_geom *g, int64_t n0)
+{
+    return (cnni_quadimg_block){.nb = (int)(g->N - n0 < LANES ? g->N - n0 : LANES),
+                                .Og = g->O / g->G,
+                                .Cg = g->C / g->G,
+                                .OH = g->out[1],
+                                .OW = g->out[2],
+                                .KR = g->k[1],
+                                .H = g->in[1],
+                                .W = g->in[2],
+                                .p1 = g->p[1],
+                                .p2 = g->p[2]};
+}
+
+/* One image's group as a convolution of its own, for the reference
+ * kernels that take a block whose sums are not finite. */
+static cnni_conv_geom one_group(const cnni_conv_geom *g)
+{
+    cnni_conv_geom one = *g;
+    one.N = 1;
+    one.G = 1;
+    one.C = g->C / g->G;
+    one.O = g->O / g->G;
+    return one;
+}
 
 /* Per thread: dy's transform, then for the weight gradient x's transform
  * and the sums (or the reference's), for the input gradient M and the
@@ -148,24 +169,11 @@ static void task(void *ctx, int64_t t, int thread)
     const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1], iv = g->in[1] * g->in[2];
     const int64_t ov = g->out[1] * g->out[2], nk = Og * Cg * KR;
     char *mine = j->threads_base + (size_t)thread * j->thread_bytes, *next = mine + j->s.ady;
-    cnni_quadimg_block b = {.dy = j->dy + (n0 * g->O + grp * Og) * ov,
-                            .dy_img = g->O * ov,
-                            .nb = (int)(g->N - n0 < LANES ? g->N - n0 : LANES),
-                            .Og = Og,
-                            .Cg = Cg,
-                            .OH = g->out[1],
-                            .OW = g->out[2],
-                            .KR = KR,
-                            .H = g->in[1],
-                            .W = g->in[2],
-                            .p1 = g->p[1],
-                            .p2 = g->p[2],
-                            .ady = (float *)mine};
-    cnni_conv_geom one = *g; /* an image's group, for the reference kernels */
-    one.N = 1;
-    one.G = 1;
-    one.C = Cg;
-    one.O = Og;
+    cnni_quadimg_block b = block_of(g, n0);
+    b.dy = j->dy + (n0 * g->O + grp * Og) * ov;
+    b.dy_img = g->O * ov;
+    b.ady = (float *)mine;
+    const cnni_conv_geom one = one_group(g);
     if (j->parts) {
         double *m = (double *)(next + j->s.bx), *out = j->parts + (size_t)t * (j->s.part / sizeof(double));
         b.x = j->x + (n0 * g->C + grp * Cg) * iv;
@@ -288,31 +296,18 @@ static void ftask(void *ctx, int64_t t, int thread)
     const int64_t grp = t / j->blocks, n0 = (t % j->blocks) * LANES;
     const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1], iv = g->in[1] * g->in[2];
     const int64_t ov = g->out[1] * g->out[2];
-    cnni_quadimg_block b = {.nb = (int)(g->N - n0 < LANES ? g->N - n0 : LANES),
-                            .Og = Og,
-                            .Cg = Cg,
-                            .OH = g->out[1],
-                            .OW = g->out[2],
-                            .KR = KR,
-                            .H = g->in[1],
-                            .W = g->in[2],
-                            .p1 = g->p[1],
-                            .p2 = g->p[2],
-                            .u = j->u + grp * Cg * KR * 8 * Og,
-                            .x = j->x + (n0 * g->C + grp * Cg) * iv,
-                            .x_img = g->C * iv,
-                            .bx = (float *)(j->threads_base + (size_t)thread * j->thread_bytes),
-                            .y = j->y + (n0 * g->O + grp * Og) * ov,
-                            .y_img = g->O * ov,
-                            .bias = j->b ? j->b + grp * Og : NULL};
+    cnni_quadimg_block b = block_of(g, n0);
+    b.u = j->u + grp * Cg * KR * 8 * Og;
+    b.x = j->x + (n0 * g->C + grp * Cg) * iv;
+    b.x_img = g->C * iv;
+    b.bx = (float *)(j->threads_base + (size_t)thread * j->thread_bytes);
+    b.y = j->y + (n0 * g->O + grp * Og) * ov;
+    b.y_img = g->O * ov;
+    b.bias = j->b ? j->b + grp * Og : NULL;
     if (!cnni_quadimg_forward_block_avx512(&b))
         return;
     /* a NaN or an infinity: these images' group again, directly */
-    cnni_conv_geom one = *g;
-    one.N = 1;
-    one.G = 1;
-    one.C = Cg;
-    one.O = Og;
+    const cnni_conv_geom one = one_group(g);
     for (int l = 0; l < b.nb; l++)
         cnni_ref_conv_forward_f32(&one, b.x + l * b.x_img, j->w + grp * Og * Cg * KR * 5, b.bias, b.y + l * b.y_img);
 }

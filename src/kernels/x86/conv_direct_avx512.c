@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 
+#include "f45_avx512.h"
 #include "transpose_avx512.h"
 
 #if defined(__clang__)
@@ -253,15 +254,11 @@ cnni_direct_wino_fn cnni_direct_wino_avx512(int np)
  *   d[(c*8nq + j*nq + q)*ld + r] = sum_i BT[j][i] x[(c*rows + r)*width + 4q + i]
  * for channels c, rows r < rows, quads q < nq (x past the row read as 0),
  * ld = rows rounded up to 16. Blocks of 16 rows are transposed in
- * registers so that each column is a vector, then BT's rows are the sums
- * below, the points +-1 (j = 1, 2), +-1/2 (3, 4) and +-2 (5, 6) taken in
- * pairs of the even and odd taps. */
+ * registers so that each column is a vector, then BT's rows are taken
+ * (f45_avx512.h). */
 void cnni_direct_quad_input_avx512(const float *x, int64_t width, int64_t rows, int64_t channels, int nq, float *d);
 void cnni_direct_quad_input_avx512(const float *x, int64_t width, int64_t rows, int64_t channels, int nq, float *d)
 {
-    const __m512 c525 = _mm512_set1_ps(5.25f), c425 = _mm512_set1_ps(4.25f), c25 = _mm512_set1_ps(2.5f),
-                 c125 = _mm512_set1_ps(1.25f), c4 = _mm512_set1_ps(4.0f), c2 = _mm512_set1_ps(2.0f),
-                 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f);
     const int64_t ld = (rows + 15) & ~(int64_t)15;
     const __mmask16 lo = first_lanes(width < 16 ? (int)width : 16), hi = first_lanes(width > 16 ? (int)width - 16 : 0);
     const int cols = 4 * nq + 4; /* the columns the quads read: 8 to 20 */
@@ -279,34 +276,9 @@ void cnni_direct_quad_input_avx512(const float *x, int64_t width, int64_t rows, 
                 transpose16(in, col + 16);
             }
             float *db = d + c * 8 * nq * ld + r0;
-            for (int q = 0; q < nq; q++) {
-                const __m512 *v = col + 4 * q;
-                const __m512 a1 = _mm512_fnmadd_ps(c425, v[4], _mm512_add_ps(v[2], v[6]));
-                const __m512 b1 = _mm512_fnmadd_ps(c425, v[3], _mm512_add_ps(v[1], v[5]));
-                const __m512 a3 = _mm512_fnmadd_ps(c125, v[4], _mm512_fmadd_ps(h4, v[2], v[6]));
-                const __m512 b3 = _mm512_fnmadd_ps(c25, v[3], _mm512_fmadd_ps(h2, v[1], _mm512_add_ps(v[5], v[5])));
-                const __m512 a5 = _mm512_fmadd_ps(c4, _mm512_fnmadd_ps(c125, v[4], v[2]), v[6]);
-                const __m512 b5 = _mm512_fnmadd_ps(c25, v[3], _mm512_fmadd_ps(c2, v[1], _mm512_mul_ps(h2, v[5])));
-                float *dq = db + q * ld;
-                _mm512_storeu_ps(dq, _mm512_fmadd_ps(c525, _mm512_sub_ps(v[4], v[2]), _mm512_sub_ps(v[0], v[6])));
-                _mm512_storeu_ps(dq + 1 * nq * ld, _mm512_add_ps(a1, b1));
-                _mm512_storeu_ps(dq + 2 * nq * ld, _mm512_sub_ps(a1, b1));
-                _mm512_storeu_ps(dq + 3 * nq * ld, _mm512_add_ps(a3, b3));
-                _mm512_storeu_ps(dq + 4 * nq * ld, _mm512_sub_ps(a3, b3));
-                _mm512_storeu_ps(dq + 5 * nq * ld, _mm512_add_ps(a5, b5));
-                _mm512_storeu_ps(dq + 6 * nq * ld, _mm512_sub_ps(a5, b5));
-                _mm512_storeu_ps(dq + 7 * nq * ld,
-                                 _mm512_fmadd_ps(c525, _mm512_sub_ps(v[3], v[5]), _mm512_sub_ps(v[7], v[1])));
-            }
+            for (int q = 0; q < nq; q++)
+                f45_input(col + 4 * q, db + q * ld, nq * ld);
         }
-}
-
-/* acc += u * broadcast(*x) as one instruction with the broadcast from
- * memory: left to itself, GCC keeps the broadcasts in registers and
- * reloads u for every product, one 64-byte load per FMA. */
-static inline __attribute__((always_inline)) void fma_bcast(__m512 *acc, __m512 u, const float *x)
-{
-    __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(*acc) : "v"(u), "m"(*x));
 }
 
 /* NQ quads of outputs x 16 channels: M[q][j] = sum_k d(base + off[k])[(j*S + q)*ld] u[k][j] (S = nq),
@@ -330,7 +302,7 @@ static inline __attribute__((always_inline)) void fma_bcast(__m512 *acc, __m512 
             UNROLL for (int j = 0; j < 8; j++)                                                     \
             {                                                                                      \
                 const __m512 uj = _mm512_loadu_ps(u + (k * 8 + j) * 16);                            \
-                UNROLL for (int q = 0; q < NQ; q++) fma_bcast(&m[q][j], uj, r + (j * S + q) * ld);  \
+                UNROLL for (int q = 0; q < NQ; q++) f45_fma_bcast(&m[q][j], uj, r + (j * S + q) * ld);  \
             }                                                                                      \
         }                                                                                          \
         __m512 px[16]; /* store16 reads up to nout of them */                                      \

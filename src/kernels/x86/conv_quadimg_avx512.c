@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "f45_avx512.h"
 #include "transpose_avx512.h"
 
 #if defined(__clang__)
@@ -36,13 +37,6 @@ static inline __attribute__((always_inline)) void store_row(float *d, __mmask16 
 static inline int any_not_finite(__m512 acc) { return _mm512_cmp_ps_mask(acc, acc, _CMP_UNORD_Q) != 0; }
 
 static inline __mmask16 first_lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
-
-/* acc += v * broadcast(*u) as one instruction, the broadcast from memory
- * (left to itself the compiler loads each weight into a register first). */
-static inline __attribute__((always_inline)) void fma_bcast(__m512 *acc, __m512 v, const float *u)
-{
-    __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(*acc) : "v"(v), "m"(*u));
-}
 
 /* Step 1: ady[o][i][q][j] = (A dy)[j] of quad q of dy row i, images along
  * the lanes: each row of 16 images transposed so that each column is a
@@ -116,7 +110,7 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
                 UNROLL for (int j = 0; j < 4; j++) v[j] = _mm512_loadu_ps(ak + j * 16);            \
                 UNROLL for (int c = 0; c < NC; c++)                                                \
                 {                                                                                  \
-                    UNROLL for (int j = 0; j < 4; j++) fma_bcast(&acc[c][j], v[j], uk + j * Cg + c); \
+                    UNROLL for (int j = 0; j < 4; j++) f45_fma_bcast(&acc[c][j], v[j], uk + j * Cg + c); \
                 }                                                                                  \
             }                                                                                      \
         UNROLL for (int c = 0; c < NC; c++)                                                        \
@@ -229,9 +223,6 @@ int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b)
  * to its place in a zeroed padded row (up to 32 wide). */
 static void x_transform(const cnni_quadimg_block *b, int nq)
 {
-    const __m512 c525 = _mm512_set1_ps(5.25f), c425 = _mm512_set1_ps(4.25f), c25 = _mm512_set1_ps(2.5f),
-                 c125 = _mm512_set1_ps(1.25f), c4 = _mm512_set1_ps(4.0f), c2 = _mm512_set1_ps(2.0f),
-                 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f);
     const int64_t HP = b->OH + b->KR - 1, plane = b->H * b->W, WP = b->W + 2 * b->p2;
     const __mmask16 m = first_lanes((int)b->W), m2 = first_lanes(b->W > 16 ? (int)b->W - 16 : 0);
     float pad[16][48] __attribute__((aligned(64)));
@@ -259,24 +250,8 @@ static void x_transform(const cnni_quadimg_block *b, int nq)
                 }
             }
             float *db = b->bx + (c * HP + R) * nq * 8 * 16;
-            for (int q = 0; q < nq; q++) {
-                const __m512 *w = v + 4 * q;
-                const __m512 a1 = _mm512_fnmadd_ps(c425, w[4], _mm512_add_ps(w[2], w[6]));
-                const __m512 b1 = _mm512_fnmadd_ps(c425, w[3], _mm512_add_ps(w[1], w[5]));
-                const __m512 a3 = _mm512_fnmadd_ps(c125, w[4], _mm512_fmadd_ps(h4, w[2], w[6]));
-                const __m512 b3 = _mm512_fnmadd_ps(c25, w[3], _mm512_fmadd_ps(h2, w[1], _mm512_add_ps(w[5], w[5])));
-                const __m512 a5 = _mm512_fmadd_ps(c4, _mm512_fnmadd_ps(c125, w[4], w[2]), w[6]);
-                const __m512 b5 = _mm512_fnmadd_ps(c25, w[3], _mm512_fmadd_ps(c2, w[1], _mm512_mul_ps(h2, w[5])));
-                float *dq = db + q * 8 * 16;
-                _mm512_storeu_ps(dq, _mm512_fmadd_ps(c525, _mm512_sub_ps(w[4], w[2]), _mm512_sub_ps(w[0], w[6])));
-                _mm512_storeu_ps(dq + 16, _mm512_add_ps(a1, b1));
-                _mm512_storeu_ps(dq + 32, _mm512_sub_ps(a1, b1));
-                _mm512_storeu_ps(dq + 48, _mm512_add_ps(a3, b3));
-                _mm512_storeu_ps(dq + 64, _mm512_sub_ps(a3, b3));
-                _mm512_storeu_ps(dq + 80, _mm512_add_ps(a5, b5));
-                _mm512_storeu_ps(dq + 96, _mm512_sub_ps(a5, b5));
-                _mm512_storeu_ps(dq + 112, _mm512_fmadd_ps(c525, _mm512_sub_ps(w[3], w[5]), _mm512_sub_ps(w[7], w[1])));
-            }
+            for (int q = 0; q < nq; q++)
+                f45_input(v + 4 * q, db + q * 8 * 16, 16);
         }
 }
 
@@ -451,7 +426,7 @@ int cnni_quadimg_weight_block_avx512(const cnni_quadimg_block *b)
                 UNROLL for (int j = 0; j < 4; j++) v[j] = _mm512_loadu_ps(xk + j * 16);            \
                 UNROLL for (int o = 0; o < NO; o++)                                                \
                 {                                                                                  \
-                    UNROLL for (int j = 0; j < 4; j++) fma_bcast(&acc[o][j], v[j], uk + o * 4 + j); \
+                    UNROLL for (int j = 0; j < 4; j++) f45_fma_bcast(&acc[o][j], v[j], uk + o * 4 + j); \
                 }                                                                                  \
             }                                                                                      \
         UNROLL for (int o = 0; o < NO; o++)                                                        \
