@@ -106,7 +106,7 @@ test-tsan:
 	$(Q)$(MAKE) --no-print-directory CC=$(CLANG) BUILD=build-tsan CFLAGS="$(TSAN_FLAGS)" \
 	    LDFLAGS="-fsanitize=thread" build-tsan/cnn build-tsan/tests/test_conv_fast \
 	    build-tsan/tests/test_linear_fast build-tsan/tests/test_thread_pool build-tsan/tests/test_norm_fast \
-	    build-tsan/tests/test_adapt \
+	    build-tsan/tests/test_adapt build-tsan/tests/test_shard build-tsan/tests/test_conv_quadimg \
 	    build-tsan/reliability/train_threads
 	@rm -rf $(SAN_LOGS_TSAN) && mkdir -p $(SAN_LOGS_TSAN)
 	@TSAN_OPTIONS="halt_on_error=1:exitcode=86:log_path=$(SAN_LOGS_TSAN)/tsan" BUILD=build-tsan \
