@@ -191,5 +191,48 @@ int main(void)
             }
         }
     }
+    TEST("a plan without backward: the forward in halves, the same bits on 1 and 2 threads, close to the whole batch")
+    {
+        const shard_case *sc = &cases[0]; /* LeNet-5 */
+        cnn_shape xs = {sc->ndim, {0}};
+        for (int i = 0; i < sc->ndim; i++)
+            xs.dims[i] = sc->dims[i];
+        const int64_t n = numel(&xs);
+        float *x = malloc(sizeof(float) * (size_t)n), *outs[3] = {NULL, NULL, NULL};
+        for (int64_t i = 0; i < n; i++)
+            x[i] = (float)cos(0.7 * (double)i);
+        int64_t ny = 0;
+        for (int k = 0; k < 3; k++) { /* 1 thread, 2 threads, 2 threads whole */
+            cnn_graph *g;
+            cnn_graph_create(&g);
+            if (cnn_graph_parse(g, sc->text, "shard.txt") || cnn_graph_reset_parameters(g, 11) ||
+                cnn_graph_set_threads(g, k ? 2 : 1) || cnn_graph_plan(g, 1, &xs, NULL, 0)) {
+                CHECKF(0, "%s", cnn_graph_errmsg(g));
+                cnn_graph_destroy(g);
+                continue;
+            }
+            CHECKF(g->shard_end == sc->shard_end && !g->shard_grad, "%d nodes sharded, gradient copy %p", g->shard_end,
+                   (void *)g->shard_grad);
+            if (k == 2)
+                g->shard_end = 0;
+            memcpy(cnn_graph_input_data(g, 0), x, sizeof(float) * (size_t)n);
+            CHECKF(cnn_graph_forward(g, 0) == CNN_OK, "%s", cnn_graph_errmsg(g));
+            void *y;
+            cnn_shape ys;
+            cnn_graph_output(g, 0, &y, &ys, NULL);
+            ny = numel(&ys);
+            outs[k] = malloc(sizeof(float) * (size_t)ny);
+            memcpy(outs[k], y, sizeof(float) * (size_t)ny);
+            CHECK(cnn_graph_backward(g) == CNN_ERR_STATE); /* not planned for it */
+            cnn_graph_destroy(g);
+        }
+        if (outs[0] && outs[1] && outs[2]) {
+            compare("output (1 and 2 threads)", outs[0], outs[1], ny, 0);
+            compare("output", outs[1], outs[2], ny, 1e-5);
+        }
+        for (int k = 0; k < 3; k++)
+            free(outs[k]);
+        free(x);
+    }
     return test_finish();
 }
