@@ -173,7 +173,7 @@ static void plan_shards(cnn_graph *g, int backward)
     const int64_t batch = cnni_graph_batch(g);
     if (g->n_inputs < 1 || batch < CNNI_SHARD_MIN_BATCH)
         return;
-    int end = 0, works = 0;
+    int end = 0;
     for (int i = 0; i < g->n_nodes; i++, end++) {
         const cnni_node *n = &g->nodes[i];
         const cnni_nodeplan *np = &g->np[i];
@@ -182,16 +182,7 @@ static void plan_shards(cnn_graph *g, int backward)
             !n->op->per_sample(n, &g->vals[n->in[0]].t.shape) || np->saved_bytes || np->relu_node >= 0 ||
             np->wgrad_node >= 0 || np->bgrad_node >= 0 || np->wgrad_into >= 0 || np->bgrad_into >= 0)
             break;
-        works |= !n->op->view;
     }
-    /* an activation pooling in its own passes keeps its pooling in the chain */
-    for (int i = 0; i < end; i++)
-        if (g->np[i].pool_node >= end) {
-            end = i;
-            break;
-        }
-    if (!works || end == 0)
-        return;
     /* each node's scratch for the largest part on one thread */
     int64_t lo, hi;
     cnni_split(batch, CNNI_SHARDS, 0, &lo, &hi);
@@ -212,11 +203,18 @@ static void plan_shards(cnn_graph *g, int backward)
             most = inf.work_bytes;
     }
     g->threads = threads;
-    for (int i = 0; i < end; i++)
-        if (g->np[i].pool_node >= end)
+    /* an activation pooling in its own passes keeps its pooling in the
+     * chain; a chain of views alone is not worth it */
+    int works = 0;
+    for (int i = 0; i < end; i++) {
+        if (g->np[i].pool_node >= end) {
             end = i;
-    g->shard_end = end;
-    g->shard_work_bytes = most;
+            break;
+        }
+        works |= !g->nodes[i].op->view;
+    }
+    g->shard_end = works ? end : 0;
+    g->shard_work_bytes = works ? most : 0;
 }
 
 cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
