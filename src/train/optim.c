@@ -277,8 +277,13 @@ VECTORISE static void sgd_step(cnn_optimizer *o, float *p, const float *gr, size
     const float wd = (float)o->weight_decay, mom = (float)o->momentum;
     const float damp1 = (float)(1 - o->dampening), neg_lr = (float)-o->lr;
     const int first = o->step == 0, decay = o->weight_decay != 0, momentum = o->momentum != 0;
-    if (!o->maximize && !decay && momentum && !o->nesterov && !first)
-        sgd_loop(p, gr, o->s1, n, 0, 0, 1, 0, 0, wd, mom, damp1, neg_lr);
+    if (!o->maximize && !decay && momentum && !o->nesterov && !first) {
+        const int isa = o->g->isa;
+        size_t done = isa == CNNI_ISA_AVX512 ? cnni_sgd_momentum_avx512(p, gr, o->s1, n, mom, damp1, neg_lr)
+                      : isa == CNNI_ISA_AVX2 ? cnni_sgd_momentum_avx2(p, gr, o->s1, n, mom, damp1, neg_lr)
+                                             : 0;
+        sgd_loop(p + done, gr + done, o->s1 + done, n - done, 0, 0, 1, 0, 0, wd, mom, damp1, neg_lr);
+    }
     else if (!o->maximize && !decay && !momentum)
         sgd_loop(p, gr, o->s1, n, 0, 0, 0, 0, 0, wd, mom, damp1, neg_lr);
     else

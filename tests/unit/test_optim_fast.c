@@ -17,6 +17,9 @@ static const char *const specs[] = {
     "Adam(lr=0.002, weight_decay=0.1)",   /* L2 decay: the portable loop on every set */
     "Adam(lr=0.002, amsgrad=True)",       /* likewise */
     "AdamW(lr=0.001, maximize=True)",     /* likewise */
+    "SGD(lr=0.05, momentum=0.9)",
+    "SGD(lr=0.1, momentum=0.5, dampening=0.3)",
+    "SGD(lr=0.1, momentum=0.9, nesterov=True)", /* the portable loop on every set */
 };
 
 /* Runs 5 steps from the same parameters and gradients; p receives the

@@ -25,3 +25,17 @@ size_t cnni_adam_avx2(float *p, const float *g, float *m, float *v, size_t n, co
     }
     return i;
 }
+
+/* SGD with momentum (no weight decay, dampening d, not Nesterov, not the
+ * first step), as optim.c's loop: b = b mom + (1 - d) g; p = p + (-lr) b. */
+size_t cnni_sgd_momentum_avx2(float *p, const float *g, float *buf, size_t n, float mom, float damp1, float neg_lr)
+{
+    const __m256 vm = _mm256_set1_ps(mom), vd = _mm256_set1_ps(damp1), vl = _mm256_set1_ps(neg_lr);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 b = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(buf + i), vm), _mm256_mul_ps(vd, _mm256_loadu_ps(g + i)));
+        _mm256_storeu_ps(buf + i, b);
+        _mm256_storeu_ps(p + i, _mm256_add_ps(_mm256_loadu_ps(p + i), _mm256_mul_ps(vl, b)));
+    }
+    return i;
+}

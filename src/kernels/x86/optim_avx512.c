@@ -25,3 +25,17 @@ size_t cnni_adam_avx512(float *p, const float *g, float *m, float *v, size_t n, 
     }
     return i;
 }
+
+/* SGD with momentum (no weight decay, dampening d, not Nesterov, not the
+ * first step), as optim.c's loop: b = b mom + (1 - d) g; p = p + (-lr) b. */
+size_t cnni_sgd_momentum_avx512(float *p, const float *g, float *buf, size_t n, float mom, float damp1, float neg_lr)
+{
+    const __m512 vm = _mm512_set1_ps(mom), vd = _mm512_set1_ps(damp1), vl = _mm512_set1_ps(neg_lr);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 b = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(buf + i), vm), _mm512_mul_ps(vd, _mm512_loadu_ps(g + i)));
+        _mm512_storeu_ps(buf + i, b);
+        _mm512_storeu_ps(p + i, _mm512_add_ps(_mm512_loadu_ps(p + i), _mm512_mul_ps(vl, b)));
+    }
+    return i;
+}
