@@ -508,10 +508,23 @@ const float *cnn_graph_input_grad(cnn_graph *g, int i)
     return g->vals[g->inputs[i]].grad;
 }
 
+/* Zeroes a block of SHARD_SUM_BLOCK of the p_len gradients in use. They
+ * were last written by both threads (the kernels and the shards' sum):
+ * each clears its share rather than one thread fetching them all. */
+static void zero_grad_task(void *ctx, int64_t t, int thread)
+{
+    (void)thread;
+    cnn_graph *g = ctx;
+    const size_t lo = (size_t)t * SHARD_SUM_BLOCK, hi = lo + SHARD_SUM_BLOCK < g->p_len ? lo + SHARD_SUM_BLOCK : g->p_len;
+    memset(g->pgrad + lo, 0, (hi - lo) * sizeof(float));
+}
+
 void cnn_graph_zero_grad(cnn_graph *g)
 {
-    if (g && g->pgrad)
-        memset(g->pgrad, 0, g->p_cap * sizeof(float));
+    if (g && g->pgrad) {
+        const int64_t blocks = (int64_t)((g->p_len + SHARD_SUM_BLOCK - 1) / SHARD_SUM_BLOCK);
+        cnni_pool_run_blocked(blocks >= 4 ? g->pool : NULL, zero_grad_task, g, blocks);
+    }
 }
 
 cnn_status cnni_graph_materialize(cnn_graph *g, int i)

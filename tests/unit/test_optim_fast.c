@@ -4,7 +4,8 @@
  * of all magnitudes (and signs, zeros, -0), on a parameter count that
  * leaves a tail for each vector width. And on a model large enough for the
  * update to be shared out in chunks, SGD with momentum and Adam against a
- * plain loop over every parameter here, for 1 and 2 threads. */
+ * plain loop over every parameter here, for 1 and 2 threads, and the
+ * gradients all zero after cnn_graph_zero_grad. */
 #include "test.h"
 #include "core/cpu.h"
 
@@ -143,11 +144,14 @@ static long large_model(int adam, int threads)
             break;
         }
     }
+    /* and cnn_graph_zero_grad (in blocks shared out to the threads) clears
+     * every gradient: the parameters' bits then count as wrong if not */
+    cnn_graph_zero_grad(g);
     for (int i = 0; i < np && i < 8; i++) {
         cnn_param_info pi;
         cnn_graph_param(g, i, &pi);
         for (int64_t j = 0; bad >= 0 && j < len[i]; j++)
-            bad += memcmp((const float *)pi.data + j, &want[i][j], sizeof(float)) != 0;
+            bad += memcmp((const float *)pi.data + j, &want[i][j], sizeof(float)) != 0 || pi.grad[j] != 0.0f;
         free(want[i]);
         free(m[i]);
         free(v[i]);
