@@ -64,6 +64,10 @@ void cnni_free(void *p);
 /* 64-byte aligned; free with cnni_afree. */
 void *cnni_amalloc(size_t n);
 void cnni_afree(void *p);
+/* As cnni_amalloc; a block of several MB read at random places (a data
+ * set) is aligned to 2 MB and asks the kernel for huge pages, so that
+ * reading it does not miss the TLB at every sample. Free with cnni_afree. */
+void *cnni_amalloc_large(size_t n);
 char *cnni_strdup(const char *s);
 char *cnni_strndup(const char *s, size_t n);
 

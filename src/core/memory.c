@@ -5,6 +5,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #ifdef CNN_FAULT_INJECTION
 /* Test-build only: which allocation fails next (0 = none). Deliberately a
@@ -71,6 +74,25 @@ void *cnni_amalloc(size_t n)
 }
 
 void cnni_afree(void *p) { free(p); }
+
+void *cnni_amalloc_large(size_t n)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const size_t huge = (size_t)2 << 20;
+    if (n < 2 * huge)
+        return cnni_amalloc(n);
+    if (should_fail())
+        return NULL;
+    const size_t rounded = (n + huge - 1) & ~(huge - 1);
+    void *p = NULL;
+    if (rounded < n || posix_memalign(&p, huge, rounded) != 0)
+        return NULL;
+    (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: 4 KB pages serve if refused */
+    return p;
+#else
+    return cnni_amalloc(n);
+#endif
+}
 
 char *cnni_strndup(const char *s, size_t n)
 {

@@ -139,7 +139,7 @@ cnn_status cnni_cifar_load(cnni_ds *d, const char *dir, int split, cnn_err *e)
     if (!st && !cnni_mul_ok(total, CIFAR_PIXELS, &xbytes))
         st = cnni_fail(e, CNN_ERR_OVERFLOW, "%s: %lld records are too many", dir, (long long)total);
     if (!st) {
-        d->x = cnni_amalloc((size_t)xbytes);
+        d->x = cnni_amalloc_large((size_t)xbytes);
         d->y = cnni_amalloc((size_t)total * sizeof(int64_t));
         if (!d->x || !d->y)
             st = cnni_fail(e, CNN_ERR_NOMEM, "%s: out of memory for %lld images", dir,

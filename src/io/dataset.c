@@ -561,7 +561,7 @@ static cnn_status load_images(cnni_ds *d, const char *root, cnn_err *e)
                            (long long)n, (long long)per);
     }
     if (!st) {
-        d->x = cnni_amalloc((size_t)total);
+        d->x = cnni_amalloc_large((size_t)total);
         d->y = cnni_amalloc((size_t)n * sizeof(int64_t));
         if (!d->x || !d->y)
             st = cnni_fail(e, CNN_ERR_NOMEM, "%s: out of memory for %lld images (%lld bytes)", root,

@@ -317,7 +317,7 @@ static cnn_status load_images(cnni_ds *d, const char *path, cnn_err *e)
         return st;
     st = read_header(&s, 3, "images", "count x rows x columns", &h, e);
     if (!st) {
-        d->x = cnni_amalloc((size_t)h.data_bytes);
+        d->x = cnni_amalloc_large((size_t)h.data_bytes);
         if (!d->x)
             st = cnni_fail(e, CNN_ERR_NOMEM, "%s: out of memory for %lld bytes of images", path,
                            (long long)h.data_bytes);
@@ -353,7 +353,7 @@ static cnn_status load_labels(cnni_ds *d, const char *path, const char *images_p
                        path, (long long)h.dims[0], images_path, (long long)d->n);
     if (!st) {
         raw = cnni_malloc((size_t)h.data_bytes);
-        d->y = cnni_amalloc((size_t)h.data_bytes * sizeof(int64_t));
+        d->y = cnni_amalloc_large((size_t)h.data_bytes * sizeof(int64_t));
         if (!raw || !d->y)
             st = cnni_fail(e, CNN_ERR_NOMEM, "%s: out of memory for %lld labels", path,
                            (long long)h.dims[0]);
