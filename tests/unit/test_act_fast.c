@@ -98,6 +98,51 @@ int main(int argc, char **argv)
             free(xs), free(ys);
         }
     }
+    /* sigmoid over its whole float range, against double: relative to the
+     * result, so the tiny values far below 0 keep their precision; 0 below
+     * -88.72284, 1 for +inf, 0 for -inf, NaN kept. */
+    for (int isa = 0; isa <= (int)cnni_cpu_best_isa(); isa++) {
+        char name[96];
+        snprintf(name, sizeof name, "sigmoid within 4 ulp on [-88.7, 20] (%s)", cnni_isa_name((cnni_isa)isa));
+        TEST(name)
+        {
+            const int64_t m = 400000;
+            float *xs = malloc(sizeof(float) * (m + 16)), *ys = malloc(sizeof(float) * (m + 16));
+            for (int64_t i = 0; i < m; i++)
+                xs[i] = (float)(-88.7 + 108.7 * (double)i / (double)(m - 1));
+            const float edge[16] = {-88.72283f, -88.7228394f, -88.8f, -100.0f, -INFINITY, INFINITY, NAN, 87.0f,
+                                    87.5f,      88.8f,        1e30f,  -1e30f,  0.0f,      -0.0f,    30.0f, -30.0f};
+            memcpy(xs + m, edge, sizeof edge);
+            const cnni_act t = {CNNI_ACT_SIGMOID, 0, 0};
+            cnni_act_fast_forward(isa, NULL, &t, m + 16, xs, ys);
+            double worst = 0, at = 0;
+            for (int64_t i = 0; i < m; i++) {
+                const double want = 1.0 / (1.0 + exp(-(double)xs[i]));
+                const float w = (float)want;
+                const double ulp = (double)nextafterf(fabsf(w), INFINITY) - fabs((double)w);
+                const double e = fabs((double)ys[i] - want) / ulp;
+                if (e > worst)
+                    worst = e, at = xs[i];
+            }
+            CHECKF(worst <= 4.0, "worst %.2f ulp at x = %.9g", worst, at);
+            printf("  %s: worst %.2f ulp at x = %.6g\n", cnni_isa_name((cnni_isa)isa), worst, at);
+            const float *ye = ys + m;
+            CHECKF(ye[0] > 0 && ye[0] < 1e-38f, "sigmoid(-88.72283) = %g", (double)ye[0]);
+            /* the vector kernels give PyTorch's 0; the portable one libm's
+             * denormal (the true value, within 3e-39 of 0) */
+            const float tiny = isa == CNNI_ISA_GENERIC ? 3e-39f : 0.0f;
+            CHECKF(ye[2] <= tiny && ye[3] <= tiny && ye[4] == 0 && ye[11] == 0 && ye[2] >= 0 && ye[3] >= 0,
+                   "below -88.72284: %g %g %g %g", (double)ye[2], (double)ye[3], (double)ye[4], (double)ye[11]);
+            CHECKF(ye[5] == 1 && ye[7] == 1 && ye[8] == 1 && ye[9] == 1 && ye[10] == 1 && ye[14] == 1,
+                   "large x: %g %g %g %g %g %g", (double)ye[5], (double)ye[7], (double)ye[8], (double)ye[9],
+                   (double)ye[10], (double)ye[14]);
+            CHECKF(ye[6] != ye[6], "sigmoid(NaN) = %g", (double)ye[6]);
+            CHECKF(ye[12] == 0.5f && ye[13] == 0.5f, "sigmoid(0) = %g, sigmoid(-0) = %g", (double)ye[12],
+                   (double)ye[13]);
+            CHECKF(fabs(ye[15] - 9.35762297e-14) < 4 * 1e-20, "sigmoid(-30) = %.9g", (double)ye[15]);
+            free(xs), free(ys);
+        }
+    }
     free(x), free(dy), free(y0), free(y1), free(d0), free(d1);
     return test_finish();
 }

@@ -50,14 +50,18 @@ static inline V vexpm1(V x)
 
 /* sigmoid(x) = 1 / (1 + e^-x), accurate for either sign (e^-x carries its
  * own relative error into the sum and the reciprocal, nothing cancels).
- * The reciprocal is VRECIP: a division, or where the instruction set has
- * a 14-bit estimate, that and a Newton step, within about 1 ulp. Where
- * e^-x overflows float (x <= -88.72284) the result is 0, as PyTorch's. */
+ * The reciprocal is VRECIP (a division); an instruction set may define
+ * VSIGMOID, its own form, instead. Where e^-x overflows float
+ * (x <= -88.72284) the result is 0, as PyTorch's. */
+#ifdef VSIGMOID
+#define vsigmoid VSIGMOID /* the instruction set's own, shorter form */
+#else
 static inline V vsigmoid(V x)
 {
     const V s = VRECIP(VADD(VSET(1.0f), vexp(VNEG(x))));
     return VBLEND_LT(x, VSET(-88.72283172607422f), VSET(0.0f), s);
 }
+#endif
 
 /* tanh(x) = sign(x) t(|x|). Below atanh(1/2) = 0.5493, t = a + a z P(z),
  * z = a^2, a degree-4 P fitted here for relative error (5e-9 before
@@ -157,3 +161,4 @@ static void BWD_NAME(const cnni_act *a, int64_t n, const float *x, const float *
 #undef EXP_LO
 #undef EXP_HI
 #undef CLAMP
+#undef vsigmoid
