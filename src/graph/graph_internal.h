@@ -65,6 +65,12 @@ typedef struct cnni_nodeplan {
      * convolution's index on the BatchNorm, bgrad_into the BatchNorm's on
      * the convolution (whose backward then skips its bias). */
     int bgrad_node, bgrad_into;
+    /* A convolution whose output only a sigmoid or tanh reads, whose output
+     * only a 2x2 average pooling run with it reads, takes that
+     * activation's backward (plan.c, cnni_exec's agrad_act): agrad_node is
+     * the activation's index on the convolution, agrad_into the
+     * convolution's on the activation (whose backward is skipped). */
+    int agrad_node, agrad_into;
 } cnni_nodeplan;
 
 struct cnni_pool;

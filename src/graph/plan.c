@@ -5,6 +5,8 @@
 #include "../core/pool.h"
 #include "../core/cpu.h"
 #include "../kernels/norm_fast.h"
+#include "../kernels/pool_fast.h"
+#include "../kernels/ref/activation_ref.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -312,6 +314,7 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
         g->np[i].relu_node = g->np[i].fused_into = g->np[i].pool_node = -1;
         g->np[i].wgrad_node = g->np[i].wgrad_into = -1;
         g->np[i].bgrad_node = g->np[i].bgrad_into = -1;
+        g->np[i].agrad_node = g->np[i].agrad_into = -1;
         g->np[i].unwritten = 0;
     }
     for (int j = 0; j < g->n_nodes; j++) {
@@ -421,6 +424,33 @@ cnn_status cnn_graph_plan(cnn_graph *g, int n_inputs, const cnn_shape *shapes,
             S *= s->dims[d];
         cnni_norm_geom ng = {.N = s->dims[0], .G = s->dims[1], .Cg = 1, .S = S, .across_batch = 1};
         g->np[i].work_bytes += cnni_norm_fast_wgrad_scratch(&ng, NULL);
+    }
+
+    /* A sigmoid or tanh run with its 2x2 average pooling, whose input only
+     * it reads, made by a convolution whose backward kernels can make
+     * that input's gradient as they read it (cnni_conv_act_fusable): the
+     * convolution takes the activation's backward, and the gradient
+     * between them is not written to memory and read back. */
+    for (int j = 0; backward && j < g->n_nodes; j++) {
+        const cnni_act *act;
+        const int k = g->np[j].pool_node;
+        if (k < 0 || g->np[j].relu_node >= 0 || !g->np[j].run_backward || g->nodes[j].n_in != 1 ||
+            !cnni_act_grad_from_output(&g->nodes[j], &act) || !cnni_pool_fast_two_by_two(&g->np[k].pool_geom))
+            continue;
+        const int v = g->nodes[j].in[0], c = g->vals[v].producer;
+        int is_output = 0;
+        for (int q = 0; q < g->n_outputs; q++)
+            is_output |= g->outputs[q] == v;
+        if (c < 0 || is_output || sole_reader(g, v) != j || g->vals[v].producer_out != 0 ||
+            g->vals[v].t.dtype != CNN_F32 || !g->vals[v].requires_grad || g->nodes[c].n_in != 1 ||
+            g->nodes[c].n_out != 1 || !g->np[c].run_backward || g->np[c].fused_into >= 0 ||
+            g->np[c].wgrad_into >= 0 || g->np[c].bgrad_into >= 0)
+            continue;
+        const cnni_val *xin = &g->vals[g->nodes[c].in[0]];
+        if (xin->t.dtype != CNN_F32 || !cnni_conv_act_fusable(&g->nodes[c], &xin->t.shape, g->isa, xin->requires_grad))
+            continue;
+        g->np[c].agrad_node = j;
+        g->np[j].agrad_into = c;
     }
 
     plan_shards(g, backward);

@@ -65,6 +65,29 @@ static cnn_status node_failed(cnn_graph *g, int i, cnn_status st)
 
 /* ---- Shards (see cnn_graph): nodes [0, shard_end) on parts of the batch ---- */
 
+static cnni_tensor rows_of(const cnni_tensor *t, int64_t batch, int64_t r0, int64_t r1);
+
+/* A convolution's exec taking activation a's backward (cnni_exec's
+ * agrad_act): the whole batch (batch 0), or rows [r0, r1) of it; *pg
+ * receives the pooling's geometry for them. */
+static void agrad_of(cnn_graph *g, int a, cnni_exec *x, cnni_pool_geom *pg, int64_t batch, int64_t r0, int64_t r1)
+{
+    const int k = g->np[a].pool_node;
+    const cnni_val *pv = &g->vals[g->nodes[k].out[0]];
+    cnni_tensor y = g->np[a].out[0], dp = pv->t;
+    dp.data = pv->grad;
+    *pg = g->np[k].pool_geom;
+    if (batch > 0) {
+        y = rows_of(&y, batch, r0, r1);
+        dp = rows_of(&dp, batch, r0, r1);
+        pg->NC = pg->NC / batch * (r1 - r0);
+    }
+    cnni_act_grad_from_output(&g->nodes[a], &x->agrad_act);
+    x->agrad_geom = pg;
+    x->agrad_y = y.data;
+    x->agrad_dp = dp.data;
+}
+
 /* Rows [r0, r1) of batch-major tensor t (of `batch` rows). */
 static cnni_tensor rows_of(const cnni_tensor *t, int64_t batch, int64_t r0, int64_t r1)
 {
@@ -123,6 +146,10 @@ static cnn_status shard_node(shard_job *j, int i, int s)
     }
     if (!j->backward)
         return g->nodes[i].op->forward(&x);
+    const int ak = g->fused_run ? np->agrad_node : -1;
+    cnni_pool_geom ag;
+    if (ak >= 0)
+        agrad_of(g, ak, &x, &ag, batch, r0, r1);
     din = rows_of(&np->din[0], batch, r0, r1);
     dout = rows_of(&np->dout[0], batch, r0, r1);
     x.din = &din;
@@ -136,6 +163,8 @@ static int shard_runs(const cnn_graph *g, int i, int backward)
 {
     if (g->fused_run && g->np[i].fused_into >= 0)
         return 0;
+    if (backward && g->fused_run && g->np[i].agrad_into >= 0)
+        return 0; /* taken by its convolution */
     return !backward || g->np[i].run_backward;
 }
 
@@ -262,7 +291,9 @@ static cnn_status backward_shards(cnn_graph *g)
         int in_chain = 0;
         for (int c = i + 1; c < end; c++)
             in_chain |= g->nodes[c].in[0] == vi && shard_runs(g, c, 1);
-        if (v->grad && !g->written[vi] && !in_chain) {
+        /* (nor the gradient its activation's backward, taken by the
+         * convolution, would have written) */
+        if (v->grad && !g->written[vi] && !in_chain && !(g->fused_run && np->agrad_node >= 0)) {
             memset(v->grad, 0, (size_t)cnni_numel(&v->t.shape) * sizeof(float));
             g->written[vi] = 1;
         }
@@ -383,8 +414,9 @@ cnn_status cnn_graph_backward(cnn_graph *g)
     for (int i = g->n_nodes - 1; i >= g->shard_end; i--) {
         cnni_node *n = &g->nodes[i];
         cnni_nodeplan *np = &g->np[i];
-        if (!np->run_backward || (g->fused_run && (np->fused_into >= 0 || np->wgrad_into >= 0)))
-            continue; /* a fused ReLU's gradient, or a convolution's, is taken by its BatchNorm */
+        if (!np->run_backward || (g->fused_run && (np->fused_into >= 0 || np->wgrad_into >= 0 || np->agrad_into >= 0)))
+            continue; /* a fused ReLU's gradient, or a convolution's, is taken by its BatchNorm; an
+                         activation's by its convolution */
         const int relu = g->fused_run ? np->relu_node : -1, pk = g->fused_run ? np->pool_node : -1;
         for (int k = 0; k < n->n_out; k++) {
             /* fused: the gradient that arrives is the ReLU output's, or the pooling's */
@@ -394,7 +426,7 @@ cnn_status cnn_graph_backward(cnn_graph *g)
             np->dout[k] = v->t;
             np->dout[k].data = v->grad;
             const int vi = (int)(v - g->vals);
-            if (v->grad && !g->written[vi]) {
+            if (v->grad && !g->written[vi] && !(g->fused_run && np->agrad_node >= 0)) {
                 /* Nothing downstream used this output: its gradient is zero. */
                 memset(v->grad, 0, (size_t)cnni_numel(&v->t.shape) * sizeof(float));
                 g->written[vi] = 1;
@@ -451,6 +483,9 @@ cnn_status cnn_graph_backward(cnn_graph *g)
             x.wgrad_db = cgrad[1];
         }
         x.bias_grad_taken = g->fused_run && np->bgrad_into >= 0;
+        cnni_pool_geom ag;
+        if (g->fused_run && np->agrad_node >= 0)
+            agrad_of(g, np->agrad_node, &x, &ag, 0, 0, 0);
         double t0 = g->profiling ? seconds() : 0;
         cnn_status st = n->op->backward(&x);
         if (st)

@@ -151,6 +151,7 @@ static void g_transpose(const double *m, double *dw)
 typedef struct {
     const cnni_conv_geom *g;
     const float *x, *dy, *w, *u;
+    const cnni_quadimg_act *act; /* dy made as read; then dy is written only for the reference */
     float *dx;          /* NULL: no input gradient */
     double *parts;      /* NULL: no weight gradient; else per task dw's sums [Og][Cg][KR][5], db's [Og] */
     char *threads_base;
@@ -158,6 +159,16 @@ typedef struct {
     sizes s;
     int64_t blocks;
 } job;
+
+/* Where dy is made as it is read, the block's dy written for the
+ * reference kernels (once). */
+static void write_dy(const job *j, cnni_quadimg_block *b)
+{
+    if (!b->ay)
+        return;
+    cnni_quadimg_dy_rows_avx512(b, (float *)(uintptr_t)b->dy); /* the caller's writable dy */
+    b->ay = NULL;
+}
 
 /* Task (group, block of 16 images): dy transformed once, then the weight
  * gradient's sums (in the order of dw) and the input gradient. */
@@ -173,6 +184,12 @@ static void task(void *ctx, int64_t t, int thread)
     b.dy = j->dy + (n0 * g->O + grp * Og) * ov;
     b.dy_img = g->O * ov;
     b.ady = (float *)mine;
+    if (j->act) {
+        b.ay = j->act->y + (n0 * g->O + grp * Og) * ov;
+        b.dp = j->act->dp + (n0 * g->O + grp * Og) * (ov / 4);
+        b.dp_img = g->O * (ov / 4);
+        b.act_tanh = j->act->tanh_;
+    }
     const cnni_conv_geom one = one_group(g);
     if (j->parts) {
         double *m = (double *)(next + j->s.bx), *out = j->parts + (size_t)t * (j->s.part / sizeof(double));
@@ -189,6 +206,7 @@ static void task(void *ctx, int64_t t, int thread)
                 out[nk * 5 + o] = b.dbpart[o];
         } else {
             /* a NaN or an infinity: these images again, directly */
+            write_dy(j, &b);
             float *dw = (float *)(m + nk * 8 + Og), *db = dw + nk * 5;
             memset(dw, 0, sizeof(float) * (size_t)(nk * 5 + Og));
             for (int l = 0; l < b.nb; l++)
@@ -208,16 +226,16 @@ static void task(void *ctx, int64_t t, int thread)
     if (!cnni_quadimg_data_block_avx512(&b))
         return;
     /* a NaN or an infinity: these images' group again, directly */
+    write_dy(j, &b);
     for (int l = 0; l < b.nb; l++)
         cnni_ref_conv_backward_data_f32(&one, b.dy + l * b.dy_img, j->w + grp * Og * Cg * KR * 5, b.dx + l * b.dx_img);
 }
 
-void cnni_conv_quadimg_backward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
-                                const float *dy, const float *w, float *dx, float *dw, float *db, void *scratch)
+static void backward(struct cnni_pool *pool, const cnni_conv_geom *g, const float *x, const float *dy,
+                     const cnni_quadimg_act *act, const float *w, float *dx, float *dw, float *db, void *scratch)
 {
-    (void)isa;
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    job j = {g, x, dy, w, NULL, dx, NULL, NULL, 0, sizes_of(g), blocks_of(g)};
+    job j = {g, x, dy, w, NULL, act, dx, NULL, NULL, 0, sizes_of(g), blocks_of(g)};
     const int64_t tasks = g->G * j.blocks, per = (int64_t)(j.s.part / sizeof(double));
     if (dx) {
         pack(g, w, (float *)base);
@@ -251,6 +269,27 @@ void cnni_conv_quadimg_backward(int isa, struct cnni_pool *pool, const cnni_conv
                 db[grp * Og + o] += (float)v;
             }
     }
+}
+
+void cnni_conv_quadimg_backward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                const float *dy, const float *w, float *dx, float *dw, float *db, void *scratch)
+{
+    (void)isa;
+    backward(pool, g, x, dy, NULL, w, dx, dw, db, scratch);
+}
+
+int cnni_conv_quadimg_act_applies(int isa, const cnni_conv_geom *g, int data, int weight)
+{
+    return weight && cnni_conv_quadimg_applies_weight(isa, g) && (!data || cnni_conv_quadimg_applies(isa, g)) &&
+           g->out[1] % 2 == 0 && g->out[2] % 2 == 0;
+}
+
+void cnni_conv_quadimg_backward_act(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                    const cnni_quadimg_act *act, float *dy, const float *w, float *dx, float *dw,
+                                    float *db, void *scratch)
+{
+    (void)isa;
+    backward(pool, g, x, dy, act, w, dx, dw, db, scratch);
 }
 
 /* ---- forward ---- */

@@ -53,10 +53,37 @@ size_t cnni_conv_quadimg_scratch(int isa, const cnni_conv_geom *g, int threads, 
 void cnni_conv_quadimg_backward(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
                                 const float *dy, const float *w, float *dx, float *dw, float *db, void *scratch);
 
+/* The same where the convolution's output y alone feeds a sigmoid (tanh_
+ * 0) or a tanh whose output alone feeds a 2x2, stride-2 average pooling:
+ * dy is made as it is read, from the activation's output y and the
+ * pooling's output gradient dp, bit for bit as the two layers' backward
+ * would write it, and is not written (save where a block's sums are not
+ * finite and the reference kernels take it: dy is where they find it).
+ * Applies (cnni_conv_quadimg_act_applies) to 2-d layers with even output
+ * planes whose weight gradient, and input gradient if wanted (data), these
+ * kernels serve. */
+typedef struct {
+    const float *dp, *y;
+    int tanh_;
+} cnni_quadimg_act;
+int cnni_conv_quadimg_act_applies(int isa, const cnni_conv_geom *g, int data, int weight);
+void cnni_conv_quadimg_backward_act(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
+                                    const cnni_quadimg_act *act, float *dy, const float *w, float *dx, float *dw,
+                                    float *db, void *scratch);
+
 /* One task's images n0 .. n0 + nb - 1 (nb <= 16) of one group. */
 typedef struct {
     const float *dy;        /* the group's first dy plane of image n0 */
     int64_t dy_img;         /* floats from one image to the next */
+    /* With ay set, dy is made as it is read (dy is then only where the
+     * reference kernels find it, once cnni_quadimg_dy_rows_avx512 wrote
+     * it): the gradient of a sigmoid (act_tanh 0) or tanh whose output y
+     * (ay, laid out as dy) a 2x2 average pooling alone reads, from that
+     * pooling's output gradient dp (planes of OH/2 x OW/2, dp_img floats
+     * from one image to the next); OH and OW even. */
+    const float *ay, *dp;
+    int64_t dp_img;
+    int act_tanh;
     int nb;
     int64_t Og, Cg;         /* dy and dx (or x) channels of the group */
     int64_t OH, OW, KR;     /* dy rows and columns, kernel rows */
@@ -82,6 +109,8 @@ typedef struct {
     const float *bias;      /* the group's, or NULL */
 } cnni_quadimg_block;
 
+/* Writes the block's dy (made from ay and dp) to dy, laid out as b->dy. */
+void cnni_quadimg_dy_rows_avx512(const cnni_quadimg_block *b, float *dy);
 /* Forward: returns nonzero when a stored value is NaN or infinite. */
 int cnni_quadimg_forward_block_avx512(const cnni_quadimg_block *b);
 /* Input gradient: returns nonzero when a stored value is NaN or infinite. */

@@ -135,6 +135,17 @@ int cnni_act_pool_fusable(const cnni_node *n)
     return !o->inplace && cnni_act_fast_supported(&o->act);
 }
 
+int cnni_act_grad_from_output(const cnni_node *n, const cnni_act **act)
+{
+    if (n->op->forward != elem_forward)
+        return 0;
+    const elem_opts *o = n->opts;
+    if (o->inplace || (o->act.kind != CNNI_ACT_SIGMOID && o->act.kind != CNNI_ACT_TANH))
+        return 0;
+    *act = &o->act;
+    return 1;
+}
+
 static cnn_status simple_configure(cnni_node *n, cnni_act_kind kind, double a, double b)
 {
     elem_opts *o = n->opts;

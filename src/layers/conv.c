@@ -12,6 +12,7 @@
 #include "../kernels/conv_winograd.h"
 #include "../kernels/conv_pointwise.h"
 #include "../kernels/conv_quadimg.h"
+#include "../kernels/act_fast.h"
 #include "../kernels/conv_fast.h"
 #include "../kernels/conv_wgrad_plane.h"
 #include "../core/cpu.h"
@@ -605,6 +606,19 @@ static cnn_status conv_backward(const cnni_exec *x)
     const float *xin = zeros ? in : x->saved;
     float *dxg = zeros ? dx : x->work;
     conv_kernels ks = choose_kernels(x->isa, &g);
+    if (x->agrad_act) {
+        /* the activation's (and its pooling's) backward: made as the
+         * kernels read it where they serve this batch, else written here */
+        float *dz = x->dout[0].data;
+        if (zeros && ks.weight == KERN_QUADIMG && (!dx || ks.data == KERN_QUADIMG) &&
+            cnni_conv_quadimg_act_applies(x->isa, &g, dx != NULL, 1)) {
+            const cnni_quadimg_act qa = {x->agrad_dp, x->agrad_y, x->agrad_act->kind == CNNI_ACT_TANH};
+            cnni_conv_quadimg_backward_act(x->isa, x->pool, &g, xin, &qa, dz, w, dx, dw, db, scratch);
+            return CNN_OK;
+        }
+        cnni_act_fast_backward_avgpool(x->isa, x->pool, x->agrad_act, x->agrad_geom, x->out[0].data, x->agrad_y,
+                                       x->agrad_dp, dz);
+    }
     if (ks.weight == KERN_QUADIMG) {
         /* with the input gradient too when it runs these kernels (dy's
          * transform then serves both) */
@@ -705,6 +719,23 @@ int cnni_conv_wgrad_fusable(const cnni_node *n, const cnn_shape *in, int isa, cn
                                   .OW = y.dims[3], .KH = o->k[0], .KW = o->k[1], .ph = o->pad_lo[0],
                                   .pw = o->pad_lo[1]};
     return cnni_wgrad_plane_fast(wg);
+}
+
+int cnni_conv_act_fusable(const cnni_node *n, const cnn_shape *in, int isa, int data)
+{
+    if (n->op != &cnni_op_Conv2d)
+        return 0;
+    const conv_opts *o = n->opts;
+    cnni_conv_geom g;
+    cnn_shape y;
+    int64_t padded[3];
+    cnn_err e;
+    memset(&e, 0, sizeof e);
+    if (o->mode != CNNI_PAD_ZEROS || in->ndim != 4 || make_geom(o, in, &g, &y, padded, &e) != CNN_OK)
+        return 0;
+    const conv_kernels ks = choose_kernels(isa, &g);
+    return ks.weight == KERN_QUADIMG && (!data || ks.data == KERN_QUADIMG) &&
+           cnni_conv_quadimg_act_applies(isa, &g, data, 1);
 }
 
 int cnni_conv_bias_from_channels(const cnni_node *n, const cnn_shape *out)

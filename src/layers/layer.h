@@ -122,6 +122,17 @@ typedef struct cnni_exec {
     const float *wgrad_x;
     float *wgrad_dw, *wgrad_db;
     int bias_grad_taken;
+    /* Backward of a convolution whose output alone feeds a sigmoid or tanh
+     * (agrad_act) whose output alone feeds a 2x2 average pooling run with
+     * it (agrad_geom, for this call's batch): the convolution takes that
+     * activation's backward (and the pooling's), from the activation's
+     * output agrad_y and the pooling output's gradient agrad_dp; dout[0],
+     * its own output's gradient, is then not written by them and serves
+     * the convolution as a place to write it where it must. The graph
+     * skips the activation's backward. */
+    const struct cnni_act *agrad_act;
+    const struct cnni_pool_geom *agrad_geom;
+    const float *agrad_y, *agrad_dp;
 } cnni_exec;
 
 struct cnni_op {
@@ -180,6 +191,13 @@ int cnni_act_pool_fusable(const cnni_node *n);
  * with vector kernels on instruction set isa (stride 1, no dilation, one
  * group, zero padding, at most 4 input channels, a 3x3 or 5x5 kernel) on
  * an input of shape in; g receives its geometry. */
+/* Whether node n is a sigmoid or tanh whose gradient comes from its output
+ * alone (*act: its kind), and whether convolution n (input shape in) takes
+ * such an activation's backward on isa (data: its input gradient wanted);
+ * see cnni_exec's agrad_act. */
+struct cnni_act;
+int cnni_act_grad_from_output(const cnni_node *n, const struct cnni_act **act);
+int cnni_conv_act_fusable(const cnni_node *n, const cnn_shape *in, int isa, int data);
 struct cnni_wgrad_plane_geom;
 int cnni_conv_wgrad_fusable(const cnni_node *n, const cnn_shape *in, int isa, struct cnni_wgrad_plane_geom *g);
 /* Whether n is a convolution (any kind) with a bias whose output, of shape

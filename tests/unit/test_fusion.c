@@ -22,7 +22,10 @@
  * has its bias gradient summed by the BatchNorm from the input gradient it
  * writes (every instruction set): that bias gradient is held to the same
  * tolerance, every other value must still be identical. In eval mode the
- * sum does not cancel, so a sum over the wrong planes or none fails. */
+ * sum does not cancel, so a sum over the wrong planes or none fails.
+ *
+ * And a convolution whose output only a sigmoid or tanh reads, run with
+ * its 2x2 average pooling, takes their backward (act_taken_cases). */
 #include "test.h"
 #include "graph/graph_internal.h"
 #include "core/cpu.h"
@@ -215,8 +218,145 @@ static int count_bias_taken(const cnn_graph *g)
     return taken;
 }
 
+/* A convolution taking its sigmoid's or tanh's backward (the activation
+ * run with its 2x2 average pooling; AVX-512): dy made as the kernels read
+ * it. Each model runs fused and with the plan's links between the
+ * convolutions and their activations undone (every other fusion kept), on
+ * 2 threads; every output and gradient must be the same bits. */
+typedef struct {
+    const char *name, *text;
+    int64_t dims[4];
+    int input_grad;
+    int taken;     /* activations taken by their convolution, on AVX-512 */
+    int poison;    /* NaN and infinity in the input: the reference kernels' path */
+    int force;     /* the links set by hand where the kernels do not serve the batch */
+} act_case;
+
+static const char lenet[] = "Conv2d(1, 6, 5, padding=2)\nSigmoid()\nAvgPool2d(kernel_size=2, stride=2)\n"
+                            "Conv2d(6, 16, 5)\nSigmoid()\nAvgPool2d(kernel_size=2, stride=2)\nFlatten()\n"
+                            "Linear(16 * 5 * 5, 120)\nSigmoid()\nLinear(120, 10)\n";
+
+static const act_case act_cases[] = {
+    {"LeNet-5, 70 images (halves of 35 on the two threads)", lenet, {70, 1, 28, 28}, 0, 2, 0, 0},
+    {"LeNet-5 with the input gradient: conv2 only (conv1's input gradient runs other kernels)", lenet,
+     {40, 1, 28, 28}, 1, 1, 0, 0},
+    {"LeNet-5, NaN and infinity in two images", lenet, {37, 1, 28, 28}, 0, 2, 1, 0},
+    {"Tanh, 2 -> 4 -> 6 channels (groups 2), with the input gradient, 20 images (one batch)",
+     "Conv2d(2, 4, 5)\nTanh()\nAvgPool2d(2)\nConv2d(4, 6, 5, padding=2, groups=2)\nTanh()\nAvgPool2d(2)\nFlatten()\n",
+     {20, 2, 16, 16}, 1, 2, 0, 0},
+    {"not taken: odd planes (13 x 13, the pooling's last row and column in no window)",
+     "Conv2d(1, 3, 5, padding=2)\nSigmoid()\nAvgPool2d(2)\nFlatten()\n", {16, 1, 13, 13}, 0, 0, 0, 0},
+    {"not taken: 3x3 windows, a second reader, ReLU, a model output; taken: the pooling a model output",
+     "d = Conv2d(1, 2, 5, padding=2)(input)\ne = Sigmoid()(d)\nf = AvgPool2d(3)(e)\n"
+     "g = Conv2d(1, 2, 5, padding=2)(input)\nh = Tanh()(g)\ni = AvgPool2d(2)(h)\nj = Add()(g, g)\n"
+     "k = Conv2d(1, 2, 5, padding=2)(input)\nl = ReLU()(k)\nm = AvgPool2d(2)(l)\n"
+     "n = Conv2d(1, 2, 5, padding=2)(input)\no = Sigmoid()(n)\np = AvgPool2d(2)(o)\n"
+     "q = Conv2d(1, 2, 5, padding=2)(input)\nr = Sigmoid()(q)\ns = AvgPool2d(2)(r)\n"
+     "outputs = (f, i, j, m, p, n, s)\n",
+     {16, 1, 12, 12}, 0, 1, 0, 0},
+    {"8 images (too few for the kernels), linked by hand: the convolution writes the gradient itself", lenet,
+     {8, 1, 28, 28}, 0, 2, 0, 1},
+};
+
+static cnn_graph *build_act(const act_case *ac, int undo, const char *isa)
+{
+    cnn_graph *g;
+    cnn_graph_create(&g);
+    cnn_shape xs = {4, {ac->dims[0], ac->dims[1], ac->dims[2], ac->dims[3]}};
+    const unsigned fl = CNN_PLAN_BACKWARD | (ac->input_grad ? CNN_PLAN_INPUT_GRAD : 0);
+    if (cnn_graph_parse(g, ac->text, "act.txt") || cnn_graph_reset_parameters(g, 11) || cnn_graph_set_threads(g, 2) ||
+        cnn_graph_set_isa(g, isa) || cnn_graph_plan(g, 1, &xs, NULL, fl)) {
+        CHECKF(0, "%s: %s", ac->name, cnn_graph_errmsg(g));
+        cnn_graph_destroy(g);
+        return NULL;
+    }
+    for (int i = 0; undo && i < g->n_nodes; i++)
+        g->np[i].agrad_node = g->np[i].agrad_into = -1;
+    for (int j = 0; ac->force && !undo && j < g->n_nodes; j++)
+        if (g->np[j].pool_node >= 0 && g->np[j].relu_node < 0) { /* LeNet's: conv, activation, pooling */
+            const int c = g->vals[g->nodes[j].in[0]].producer;
+            CHECK(g->np[c].agrad_node < 0);
+            g->np[c].agrad_node = j;
+            g->np[j].agrad_into = c;
+        }
+    float *x = cnn_graph_input_data(g, 0);
+    const int64_t n = numel(&xs);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)(1.5 * cos(1.3 * (double)i) + 0.3 * sin(0.05 * (double)i));
+    if (ac->poison) {
+        x[n / 3] = NAN;               /* an image of one block */
+        x[n - 100] = INFINITY;        /* of the last, partial block */
+    }
+    CHECKF(cnn_graph_forward(g, 1) == CNN_OK, "%s: %s", ac->name, cnn_graph_errmsg(g));
+    for (int k = 0; k < cnn_graph_output_count(g); k++) {
+        cnn_shape ys;
+        cnn_graph_output(g, k, NULL, &ys, NULL);
+        float *gy = cnn_graph_output_grad(g, k);
+        for (int64_t i = 0; i < numel(&ys); i++)
+            gy[i] = (float)sin(0.7 * (double)i + k) + (i % 5 == 0 ? 0.0f : 0.25f);
+    }
+    CHECKF(cnn_graph_backward(g) == CNN_OK, "%s: %s", ac->name, cnn_graph_errmsg(g));
+    return g;
+}
+
+static void act_taken_cases(void)
+{
+    static const char *const isas[] = {"generic", "avx2", "avx512"};
+    for (size_t c = 0; c < sizeof act_cases / sizeof act_cases[0]; c++) {
+        const act_case *ac = &act_cases[c];
+        for (int k = 0; k <= (int)cnni_cpu_best_isa(); k++) {
+            char name[300];
+            snprintf(name, sizeof name, "activation's backward taken by its convolution: %s (%s)", ac->name, isas[k]);
+            TEST(name)
+            {
+                cnn_graph *a = build_act(ac, 0, isas[k]), *b = build_act(ac, 1, isas[k]);
+                if (a && b) {
+                    int taken = 0, nonfinite = 0;
+                    for (int i = 0; i < a->n_nodes; i++)
+                        if (a->np[i].agrad_node >= 0) {
+                            taken++;
+                            CHECK(a->np[a->np[i].agrad_node].agrad_into == i);
+                        }
+                    const int want = k == CNNI_ISA_AVX512 || ac->force ? ac->taken : 0;
+                    CHECKF(taken == want, "%d activations taken, expected %d", taken, want);
+                    const int nl = cnn_graph_layer_count(a);
+                    for (int l = 0; l < nl; l++) {
+                        void *da, *db;
+                        cnn_shape sa;
+                        cnn_dtype ta;
+                        if (cnn_graph_layer_output(a, l, 0, &da, &sa, &ta) ||
+                            cnn_graph_layer_output(b, l, 0, &db, NULL, NULL))
+                            continue;
+                        CHECKF(same(da, db, (size_t)numel(&sa) * cnn_dtype_size(ta)), "layer %d's output differs", l);
+                    }
+                    if (ac->input_grad)
+                        CHECKF(same(cnn_graph_input_grad(a, 0), cnn_graph_input_grad(b, 0),
+                                    sizeof(float) * (size_t)(ac->dims[0] * ac->dims[1] * ac->dims[2] * ac->dims[3])),
+                               "input gradient differs");
+                    for (int p = 0; p < cnn_graph_param_count(a); p++) {
+                        cnn_param_info pa, pb;
+                        cnn_graph_param(a, p, &pa);
+                        cnn_graph_param(b, p, &pb);
+                        if (pa.kind != CNN_PARAM)
+                            continue;
+                        const int64_t m = numel(&pa.shape);
+                        CHECKF(same(pa.grad, pb.grad, (size_t)m * sizeof(float)), "gradient of %s differs", pa.name);
+                        for (int64_t i = 0; i < m; i++)
+                            nonfinite += !isfinite(pa.grad[i]);
+                    }
+                    /* the poisoned input reaches the convolutions' gradients */
+                    CHECKF(!ac->poison || nonfinite > 0, "%d gradients not finite", nonfinite);
+                }
+                cnn_graph_destroy(a);
+                cnn_graph_destroy(b);
+            }
+        }
+    }
+}
+
 int main(void)
 {
+    act_taken_cases();
     static const char *const isas[] = {"generic", "avx2", "avx512"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const model_case *mc = &cases[c];

@@ -38,6 +38,46 @@ static inline int any_not_finite(__m512 acc) { return _mm512_cmp_ps_mask(acc, ac
 
 static inline __mmask16 first_lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
+/* The backward of a sigmoid (tanh_ 0) or tanh: (g (1 - y)) y or
+ * g (1 - y y), the activation kernels' operations (act_simd.h). */
+static inline __m512 act_grad(int tanh_, __m512 g, __m512 y)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return tanh_ ? _mm512_mul_ps(g, _mm512_sub_ps(one, _mm512_mul_ps(y, y)))
+                 : _mm512_mul_ps(_mm512_mul_ps(g, _mm512_sub_ps(one, y)), y);
+}
+
+/* dy's columns x0 .. x0 + 15 of row i, channel o, image l (m: those in the
+ * row). With b->ay set, dy is made here as the activation's and the
+ * pooling's backward would write it: g = dp / 4 spread over each 2x2
+ * window (dp times 0.25, then copied), then act_grad; the same bits. */
+static inline __attribute__((always_inline)) __m512 dy_cols(const cnni_quadimg_block *b, int64_t o, int64_t i,
+                                                            int l, int x0, __mmask16 m)
+{
+    const int64_t at = l * b->dy_img + (o * b->OH + i) * b->OW + x0;
+    if (!b->ay)
+        return _mm512_maskz_loadu_ps(m, b->dy + at);
+    const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const int64_t PW = b->OW / 2, left = PW - x0 / 2;
+    const float *dp = b->dp + l * b->dp_img + (o * (b->OH / 2) + i / 2) * PW + x0 / 2;
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(first_lanes(left < 8 ? (int)left : 8), dp),
+                                   _mm512_set1_ps(0.25f));
+    return act_grad(b->act_tanh, _mm512_permutexvar_ps(pairs, v), _mm512_maskz_loadu_ps(m, b->ay + at));
+}
+
+void cnni_quadimg_dy_rows_avx512(const cnni_quadimg_block *b, float *dy)
+{
+    const __mmask16 m = first_lanes((int)b->OW), m2 = first_lanes(b->OW > 16 ? (int)b->OW - 16 : 0);
+    for (int l = 0; l < b->nb; l++)
+        for (int64_t o = 0; o < b->Og; o++)
+            for (int64_t i = 0; i < b->OH; i++) {
+                float *d = dy + l * b->dy_img + (o * b->OH + i) * b->OW;
+                _mm512_mask_storeu_ps(d, m, dy_cols(b, o, i, l, 0, m));
+                if (b->OW > 16)
+                    _mm512_mask_storeu_ps(d + 16, m2, dy_cols(b, o, i, l, 16, m2));
+            }
+}
+
 /* Step 1: ady[o][i][q][j] = (A dy)[j] of quad q of dy row i, images along
  * the lanes: each row of 16 images transposed so that each column is a
  * vector, then
@@ -50,17 +90,14 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
     const __m512 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f), h8 = _mm512_set1_ps(0.125f);
     /* rows up to 32 wide: two transposes past 16 */
     const __mmask16 m = first_lanes((int)b->OW), m2 = first_lanes(b->OW > 16 ? (int)b->OW - 16 : 0);
-    const int64_t plane = b->OH * b->OW;
     for (int64_t o = 0; o < b->Og; o++)
         for (int64_t i = 0; i < b->OH; i++) {
-            const float *src = b->dy + o * plane + i * b->OW;
             __m512 rows[16], col[32];
-            UNROLL for (int l = 0; l < 16; l++) rows[l] =
-                l < b->nb ? _mm512_maskz_loadu_ps(m, src + l * b->dy_img) : _mm512_setzero_ps();
+            UNROLL for (int l = 0; l < 16; l++) rows[l] = l < b->nb ? dy_cols(b, o, i, l, 0, m) : _mm512_setzero_ps();
             transpose16(rows, col);
             if (b->OW > 16) {
                 UNROLL for (int l = 0; l < 16; l++) rows[l] =
-                    l < b->nb ? _mm512_maskz_loadu_ps(m2, src + l * b->dy_img + 16) : _mm512_setzero_ps();
+                    l < b->nb ? dy_cols(b, o, i, l, 16, m2) : _mm512_setzero_ps();
                 transpose16(rows, col + 16);
             } else {
                 UNROLL for (int x = 16; x < 32; x++) col[x] = _mm512_setzero_ps();
