@@ -48,15 +48,12 @@ static inline __m512 act_grad(int tanh_, __m512 g, __m512 y)
 }
 
 /* dy's columns x0 .. x0 + 15 of row i, channel o, image l (m: those in the
- * row). With b->ay set, dy is made here as the activation's and the
- * pooling's backward would write it: g = dp / 4 spread over each 2x2
- * window (dp times 0.25, then copied), then act_grad; the same bits. */
-static inline __attribute__((always_inline)) __m512 dy_cols(const cnni_quadimg_block *b, int64_t o, int64_t i,
-                                                            int l, int x0, __mmask16 m)
+ * row), made from y and dp as the pooling's and the activation's backward
+ * would write them: g = dp * 0.25 spread over each 2x2 window, then
+ * act_grad; the same bits as dy_transform's columns. */
+static inline __m512 made_dy(const cnni_quadimg_block *b, int64_t o, int64_t i, int l, int x0, __mmask16 m)
 {
     const int64_t at = l * b->dy_img + (o * b->OH + i) * b->OW + x0;
-    if (!b->ay)
-        return _mm512_maskz_loadu_ps(m, b->dy + at);
     const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     const int64_t PW = b->OW / 2, left = PW - x0 / 2;
     const float *dp = b->dp + l * b->dp_img + (o * (b->OH / 2) + i / 2) * PW + x0 / 2;
@@ -72,9 +69,9 @@ void cnni_quadimg_dy_rows_avx512(const cnni_quadimg_block *b, float *dy)
         for (int64_t o = 0; o < b->Og; o++)
             for (int64_t i = 0; i < b->OH; i++) {
                 float *d = dy + l * b->dy_img + (o * b->OH + i) * b->OW;
-                _mm512_mask_storeu_ps(d, m, dy_cols(b, o, i, l, 0, m));
+                _mm512_mask_storeu_ps(d, m, made_dy(b, o, i, l, 0, m));
                 if (b->OW > 16)
-                    _mm512_mask_storeu_ps(d + 16, m2, dy_cols(b, o, i, l, 16, m2));
+                    _mm512_mask_storeu_ps(d + 16, m2, made_dy(b, o, i, l, 16, m2));
             }
 }
 
@@ -90,18 +87,38 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
     const __m512 h2 = _mm512_set1_ps(0.5f), h4 = _mm512_set1_ps(0.25f), h8 = _mm512_set1_ps(0.125f);
     /* rows up to 32 wide: two transposes past 16 */
     const __mmask16 m = first_lanes((int)b->OW), m2 = first_lanes(b->OW > 16 ? (int)b->OW - 16 : 0);
+    /* dy made from y and dp (b->ay set): y's rows are transposed as dy's
+     * would be, and dp's (a row for two of y's) likewise, then each column
+     * is the pooling's and the activation's backward of its images */
+    const float *src = b->ay ? b->ay : b->dy;
+    const int64_t PW = b->OW / 2;
+    const __mmask16 md = first_lanes(b->ay ? (int)PW : 0);
+    __m512 dpc[16];
     for (int64_t o = 0; o < b->Og; o++)
         for (int64_t i = 0; i < b->OH; i++) {
             __m512 rows[16], col[32];
-            UNROLL for (int l = 0; l < 16; l++) rows[l] = l < b->nb ? dy_cols(b, o, i, l, 0, m) : _mm512_setzero_ps();
+            const float *r = src + (o * b->OH + i) * b->OW;
+            if (b->ay && i % 2 == 0) {
+                const float *d = b->dp + (o * (b->OH / 2) + i / 2) * PW;
+                UNROLL for (int l = 0; l < 16; l++) rows[l] =
+                    l < b->nb ? _mm512_maskz_loadu_ps(md, d + l * b->dp_img) : _mm512_setzero_ps();
+                transpose16(rows, dpc);
+                for (int64_t x = 0; x < PW; x++)
+                    dpc[x] = _mm512_mul_ps(dpc[x], h4);
+            }
+            UNROLL for (int l = 0; l < 16; l++) rows[l] =
+                l < b->nb ? _mm512_maskz_loadu_ps(m, r + l * b->dy_img) : _mm512_setzero_ps();
             transpose16(rows, col);
             if (b->OW > 16) {
                 UNROLL for (int l = 0; l < 16; l++) rows[l] =
-                    l < b->nb ? dy_cols(b, o, i, l, 16, m2) : _mm512_setzero_ps();
+                    l < b->nb ? _mm512_maskz_loadu_ps(m2, r + l * b->dy_img + 16) : _mm512_setzero_ps();
                 transpose16(rows, col + 16);
             } else {
                 UNROLL for (int x = 16; x < 32; x++) col[x] = _mm512_setzero_ps();
             }
+            if (b->ay)
+                for (int64_t x = 0; x < b->OW; x++)
+                    col[x] = act_grad(b->act_tanh, dpc[x / 2], col[x]);
             if (sums) { /* the row's values, added in a fixed order */
                 __m512 t = col[0];
                 for (int x = 1; x < b->OW; x++)
