@@ -273,12 +273,40 @@ static void shard_sum(cnn_graph *g)
  * would set them (a chain node's input gradient is its input's own, the
  * value read by it alone), then the shards, then their parameter
  * gradients summed. */
+static int in_chain_reader(const cnn_graph *g, int i, int vi);
+
+/* The gradient of node k's output zeroed where nothing wrote it (nor will
+ * a reader in the chain): what the skipped backward of an activation taken
+ * by its convolution would have done with the gradient reaching it. */
+static void zero_unwritten(cnn_graph *g, int k)
+{
+    cnni_val *v = &g->vals[g->nodes[k].out[0]];
+    const int vi = (int)(v - g->vals);
+    if (v->grad && !g->written[vi] && !in_chain_reader(g, k, vi)) {
+        memset(v->grad, 0, (size_t)cnni_numel(&v->t.shape) * sizeof(float));
+        g->written[vi] = 1;
+    }
+}
+
+/* Whether a node of the chain after node i reads value vi and runs its backward there. */
+static int in_chain_reader(const cnn_graph *g, int i, int vi)
+{
+    int in_chain = 0;
+    for (int c = i + 1; c < g->shard_end; c++)
+        in_chain |= g->nodes[c].in[0] == vi && shard_runs(g, c, 1);
+    return in_chain;
+}
+
 static cnn_status backward_shards(cnn_graph *g)
 {
     const int end = g->shard_end;
     for (int i = end - 1; i >= 0; i--) {
         cnni_node *n = &g->nodes[i];
         cnni_nodeplan *np = &g->np[i];
+        if (g->fused_run && np->agrad_into >= 0 && np->run_backward) {
+            zero_unwritten(g, np->pool_node);
+            continue;
+        }
         if (!shard_runs(g, i, 1))
             continue;
         const int pk = g->fused_run ? np->pool_node : -1;
@@ -288,9 +316,7 @@ static cnn_status backward_shards(cnn_graph *g)
         const int vi = (int)(v - g->vals);
         /* a gradient that neither a node after the chain wrote nor its
          * reader in the chain will write is zero */
-        int in_chain = 0;
-        for (int c = i + 1; c < end; c++)
-            in_chain |= g->nodes[c].in[0] == vi && shard_runs(g, c, 1);
+        const int in_chain = in_chain_reader(g, i, vi);
         /* (nor the gradient its activation's backward, taken by the
          * convolution, would have written) */
         if (v->grad && !g->written[vi] && !in_chain && !(g->fused_run && np->agrad_node >= 0)) {
@@ -414,9 +440,14 @@ cnn_status cnn_graph_backward(cnn_graph *g)
     for (int i = g->n_nodes - 1; i >= g->shard_end; i--) {
         cnni_node *n = &g->nodes[i];
         cnni_nodeplan *np = &g->np[i];
-        if (!np->run_backward || (g->fused_run && (np->fused_into >= 0 || np->wgrad_into >= 0 || np->agrad_into >= 0)))
-            continue; /* a fused ReLU's gradient, or a convolution's, is taken by its BatchNorm; an
-                         activation's by its convolution */
+        if (np->run_backward && g->fused_run && np->agrad_into >= 0) {
+            /* an activation's gradient is taken by its convolution, which
+             * reads the one that arrives here: zero if nothing wrote it */
+            zero_unwritten(g, np->pool_node);
+            continue;
+        }
+        if (!np->run_backward || (g->fused_run && (np->fused_into >= 0 || np->wgrad_into >= 0)))
+            continue; /* a fused ReLU's gradient, or a convolution's, is taken by its BatchNorm */
         const int relu = g->fused_run ? np->relu_node : -1, pk = g->fused_run ? np->pool_node : -1;
         for (int k = 0; k < n->n_out; k++) {
             /* fused: the gradient that arrives is the ReLU output's, or the pooling's */

@@ -230,6 +230,7 @@ typedef struct {
     int taken;     /* activations taken by their convolution, on AVX-512 */
     int poison;    /* NaN and infinity in the input: the reference kernels' path */
     int force;     /* the links set by hand where the kernels do not serve the batch */
+    int no_out_grad; /* no gradient given for the outputs (then zero) */
 } act_case;
 
 static const char lenet[] = "Conv2d(1, 6, 5, padding=2)\nSigmoid()\nAvgPool2d(kernel_size=2, stride=2)\n"
@@ -237,16 +238,16 @@ static const char lenet[] = "Conv2d(1, 6, 5, padding=2)\nSigmoid()\nAvgPool2d(ke
                             "Linear(16 * 5 * 5, 120)\nSigmoid()\nLinear(120, 10)\n";
 
 static const act_case act_cases[] = {
-    {"LeNet-5, 70 images (halves of 35 on the two threads)", lenet, {70, 1, 28, 28}, 0, 2, 0, 0},
+    {"LeNet-5, 70 images (halves of 35 on the two threads)", lenet, {70, 1, 28, 28}, 0, 2, 0, 0, 0},
     {"LeNet-5 with the input gradient: conv2 only (conv1's input gradient runs other kernels)", lenet,
-     {40, 1, 28, 28}, 1, 1, 0, 0},
+     {40, 1, 28, 28}, 1, 1, 0, 0, 0},
     {"LeNet-5, NaN and infinity in two images, with the input gradient (the other images' stays finite)", lenet,
-     {37, 1, 28, 28}, 1, 1, 1, 0},
+     {37, 1, 28, 28}, 1, 1, 1, 0, 0},
     {"Tanh, 2 -> 4 -> 6 channels (groups 2), with the input gradient, 20 images (one batch)",
      "Conv2d(2, 4, 5)\nTanh()\nAvgPool2d(2)\nConv2d(4, 6, 5, padding=2, groups=2)\nTanh()\nAvgPool2d(2)\nFlatten()\n",
-     {20, 2, 16, 16}, 1, 2, 0, 0},
+     {20, 2, 16, 16}, 1, 2, 0, 0, 0},
     {"not taken: odd planes (13 x 13, the pooling's last row and column in no window)",
-     "Conv2d(1, 3, 5, padding=2)\nSigmoid()\nAvgPool2d(2)\nFlatten()\n", {16, 1, 13, 13}, 0, 0, 0, 0},
+     "Conv2d(1, 3, 5, padding=2)\nSigmoid()\nAvgPool2d(2)\nFlatten()\n", {16, 1, 13, 13}, 0, 0, 0, 0, 0},
     {"not taken: 3x3 windows, a second reader, ReLU, a model output; taken: the pooling a model output",
      "d = Conv2d(1, 2, 5, padding=2)(input)\ne = Sigmoid()(d)\nf = AvgPool2d(3)(e)\n"
      "g = Conv2d(1, 2, 5, padding=2)(input)\nh = Tanh()(g)\ni = AvgPool2d(2)(h)\nj = Add()(g, g)\n"
@@ -254,9 +255,15 @@ static const act_case act_cases[] = {
      "n = Conv2d(1, 2, 5, padding=2)(input)\no = Sigmoid()(n)\np = AvgPool2d(2)(o)\n"
      "q = Conv2d(1, 2, 5, padding=2)(input)\nr = Sigmoid()(q)\ns = AvgPool2d(2)(r)\n"
      "outputs = (f, i, j, m, p, n, s)\n",
-     {16, 1, 12, 12}, 0, 1, 0, 0},
+     {16, 1, 12, 12}, 0, 1, 0, 0, 0},
+    {"the pooled value read by nothing (its gradient zero, written by no layer); the one beside it an output",
+     "a = Conv2d(1, 2, 5, padding=2)(input)\nb = Sigmoid()(a)\nc = AvgPool2d(2)(b)\n"
+     "d = Conv2d(1, 2, 5, padding=2)(input)\ne = Tanh()(d)\noutput = AvgPool2d(2)(e)\n",
+     {16, 1, 12, 12}, 0, 2, 0, 0, 0},
     {"8 images (too few for the kernels), linked by hand: the convolution writes the gradient itself", lenet,
-     {8, 1, 28, 28}, 0, 2, 0, 1},
+     {8, 1, 28, 28}, 0, 2, 0, 1, 0},
+    {"Sequential, 40 images (sharded), no gradient given for the pooled output: the convolution reads zeros",
+     "Conv2d(1, 2, 5, padding=2)\nSigmoid()\nAvgPool2d(2)\n", {40, 1, 12, 12}, 0, 1, 0, 0, 1},
 };
 
 static cnn_graph *build_act(const act_case *ac, int undo, const char *isa)
@@ -289,7 +296,13 @@ static cnn_graph *build_act(const act_case *ac, int undo, const char *isa)
         x[n - 100] = INFINITY;        /* of the last, partial block */
     }
     CHECKF(cnn_graph_forward(g, 1) == CNN_OK, "%s: %s", ac->name, cnn_graph_errmsg(g));
-    for (int k = 0; k < cnn_graph_output_count(g); k++) {
+    /* every value's gradient holds NaN, as an arena reused at other offsets
+     * holds stale bytes: a gradient read before it is written shows */
+    for (int i = 0; i < g->n_vals; i++)
+        if (g->vals[i].grad)
+            for (int64_t e = 0; e < numel(&g->vals[i].t.shape); e++)
+                g->vals[i].grad[e] = NAN;
+    for (int k = 0; k < cnn_graph_output_count(g) && !ac->no_out_grad; k++) {
         cnn_shape ys;
         cnn_graph_output(g, k, NULL, &ys, NULL);
         float *gy = cnn_graph_output_grad(g, k);
