@@ -75,7 +75,7 @@ static void decide(cnni_adapt *a)
          * past the jump before it could win, and a rise past the jump
          * calls a probe at once: the periodic ones are only a backstop. */
         if (!a->single && a->probe_best > CNNI_ADAPT_JUMP * a->reference / CNNI_ADAPT_MARGIN)
-            a->interval = most;
+            a->interval = CNNI_ADAPT_BACKSTOP;
     }
     a->since = 0;
 }

@@ -18,7 +18,7 @@
  * confirms the current mode doubles the interval (up to a maximum), a swap
  * resets it, so a steady machine pays about 1% in probes. A probe that finds
  * one thread slower than the wide mode by more than the jump and the margin
- * together sets the maximum at once: the wide steps would have to rise past
+ * together sets a longer interval at once (CNNI_ADAPT_BACKSTOP): the wide steps would have to rise past
  * the jump before one thread could win, and that rise calls a probe anyway.
  * The rise that calls a probe at once is what a wide mode sees when the
  * second core goes; a single thread's steps do not slow when it comes back,
@@ -40,6 +40,11 @@
  * mode from one thread little, and it is what finds the second core back */
 #define CNNI_ADAPT_MAX_INTERVAL 256
 #define CNNI_ADAPT_MAX_INTERVAL_SINGLE 64
+/* the wide mode's interval once one thread measured slower by more than
+ * the jump and the margin together: the periodic probe is then only a
+ * backstop (LeNet-5's epoch on two free cores took 8 of its 938 steps on
+ * one thread for the probes every 256, about 1% of its time) */
+#define CNNI_ADAPT_BACKSTOP 1024
 /* the other mode must be this much faster to be taken */
 #define CNNI_ADAPT_MARGIN 0.92
 /* a rise of the current mode's median that calls a probe at once */

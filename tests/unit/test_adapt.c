@@ -52,7 +52,7 @@ static void controller_tests(void)
         CHECK(a.switches == 0);
     }
     TEST("two free cores (wide 17 us, single 30 us): stays wide; after the first probe, one every "
-         "256 steps (the jump would call one sooner)")
+         "1024 steps (the jump would call one sooner)")
     {
         noise_state = 1;
         cnni_adapt a;
@@ -60,10 +60,13 @@ static void controller_tests(void)
         run_stats s = {0, 0, -1, -1};
         run_phase(&a, 0, 1000, 17, 30, &s);
         CHECKF(a.switches == 0, "%lld switches", (long long)a.switches);
-        /* probes at steps 19, 277, 535 and 793 */
-        CHECKF(s.single_steps == 4 * CNNI_ADAPT_PROBE, "%lld single steps", (long long)s.single_steps);
-        CHECK(a.interval == CNNI_ADAPT_MAX_INTERVAL);
-        CHECK(a.steps[0] + a.steps[1] == 1000 && a.steps[1] == s.single_steps);
+        /* probes at steps 19 and then 1045 (1024 + the probe's 2 apart), 2071 */
+        CHECKF(s.single_steps == 1 * CNNI_ADAPT_PROBE, "%lld single steps", (long long)s.single_steps);
+        CHECK(a.interval == CNNI_ADAPT_BACKSTOP);
+        run_phase(&a, 1000, 2070, 17, 30, &s);
+        CHECKF(s.single_steps == 2 * CNNI_ADAPT_PROBE && a.switches == 0, "%lld single steps by step 2070",
+               (long long)s.single_steps);
+        CHECK(a.steps[0] + a.steps[1] == 2070 && a.steps[1] == s.single_steps);
         /* the first probe: after the warm-up and one interval */
         CHECKF(s.first_single == CNNI_ADAPT_WARMUP + CNNI_ADAPT_MIN_INTERVAL, "first single step %lld",
                (long long)s.first_single);
