@@ -119,6 +119,16 @@ size_t cnni_conv_quadimg_scratch(int isa, const cnni_conv_geom *g, int threads, 
     return scratch_bytes(g, threads, data, weight);
 }
 
+/* gw[j] = sum_t G5[j][t] wt[t]: one kernel row's transform, in double,
+ * for both packings below (wt read once: their stores may alias w as far
+ * as the compiler knows). */
+static inline void g_row(const float *wt, float gw[8])
+{
+    const double v0 = wt[0], v1 = wt[1], v2 = wt[2], v3 = wt[3], v4 = wt[4];
+    for (int j = 0; j < 8; j++)
+        gw[j] = (float)(G5[j][0] * v0 + G5[j][1] * v1 + G5[j][2] * v2 + G5[j][3] * v3 + G5[j][4] * v4);
+}
+
 /* u[grp][o][kr][j][c] = sum_t G5[j][t] w[grp*Og + o][c][kr][t]: the
  * forward's weights, not flipped (the transpose reverses the taps). */
 static void pack(const cnni_conv_geom *g, const float *w, float *u)
@@ -129,11 +139,10 @@ static void pack(const cnni_conv_geom *g, const float *w, float *u)
             for (int64_t c = 0; c < Cg; c++)
                 for (int64_t kr = 0; kr < KR; kr++) {
                     const float *wt = w + (((grp * Og + o) * Cg + c) * KR + kr) * 5;
-                    float *uk = u + (((grp * Og + o) * KR + kr) * 8) * Cg + c;
-                    /* read once: the stores below may alias w as far as the compiler knows */
-                    const double v0 = wt[0], v1 = wt[1], v2 = wt[2], v3 = wt[3], v4 = wt[4];
+                    float *uk = u + (((grp * Og + o) * KR + kr) * 8) * Cg + c, gw[8];
+                    g_row(wt, gw);
                     for (int j = 0; j < 8; j++)
-                        uk[j * Cg] = (float)(G5[j][0] * v0 + G5[j][1] * v1 + G5[j][2] * v2 + G5[j][3] * v3 + G5[j][4] * v4);
+                        uk[j * Cg] = gw[j];
                 }
 }
 
@@ -278,9 +287,9 @@ void cnni_conv_quadimg_backward(int isa, struct cnni_pool *pool, const cnni_conv
     backward(pool, g, x, dy, NULL, w, dx, dw, db, scratch);
 }
 
-int cnni_conv_quadimg_act_applies(int isa, const cnni_conv_geom *g, int data, int weight)
+int cnni_conv_quadimg_act_applies(int isa, const cnni_conv_geom *g, int data)
 {
-    return weight && cnni_conv_quadimg_applies_weight(isa, g) && (!data || cnni_conv_quadimg_applies(isa, g)) &&
+    return cnni_conv_quadimg_applies_weight(isa, g) && (!data || cnni_conv_quadimg_applies(isa, g)) &&
            g->out[1] % 2 == 0 && g->out[2] % 2 == 0;
 }
 
@@ -303,11 +312,10 @@ static void pack_forward(const cnni_conv_geom *g, const float *w, float *uf)
             for (int64_t c = 0; c < Cg; c++)
                 for (int64_t kr = 0; kr < KR; kr++) {
                     const float *wt = w + (((grp * Og + o) * Cg + c) * KR + kr) * 5;
-                    const double v0 = wt[0], v1 = wt[1], v2 = wt[2], v3 = wt[3], v4 = wt[4];
-                    float *uk = uf + ((grp * Cg + c) * KR + kr) * 2 * Og * 4 + o * 4;
+                    float *uk = uf + ((grp * Cg + c) * KR + kr) * 2 * Og * 4 + o * 4, gw[8];
+                    g_row(wt, gw);
                     for (int j = 0; j < 8; j++)
-                        uk[(j / 4) * Og * 4 + j % 4] = (float)(G5[j][0] * v0 + G5[j][1] * v1 + G5[j][2] * v2 +
-                                                               G5[j][3] * v3 + G5[j][4] * v4);
+                        uk[(j / 4) * Og * 4 + j % 4] = gw[j];
                 }
 }
 

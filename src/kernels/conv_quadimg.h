@@ -66,7 +66,7 @@ typedef struct {
     const float *dp, *y;
     int tanh_;
 } cnni_quadimg_act;
-int cnni_conv_quadimg_act_applies(int isa, const cnni_conv_geom *g, int data, int weight);
+int cnni_conv_quadimg_act_applies(int isa, const cnni_conv_geom *g, int data);
 void cnni_conv_quadimg_backward_act(int isa, struct cnni_pool *pool, const cnni_conv_geom *g, const float *x,
                                     const cnni_quadimg_act *act, float *dy, const float *w, float *dx, float *dw,
                                     float *db, void *scratch);

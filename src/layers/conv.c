@@ -611,7 +611,7 @@ static cnn_status conv_backward(const cnni_exec *x)
          * kernels read it where they serve this batch, else written here */
         float *dz = x->dout[0].data;
         if (zeros && ks.weight == KERN_QUADIMG && (!dx || ks.data == KERN_QUADIMG) &&
-            cnni_conv_quadimg_act_applies(x->isa, &g, dx != NULL, 1)) {
+            cnni_conv_quadimg_act_applies(x->isa, &g, dx != NULL)) {
             const cnni_quadimg_act qa = {x->agrad_dp, x->agrad_y, x->agrad_act->kind == CNNI_ACT_TANH};
             cnni_conv_quadimg_backward_act(x->isa, x->pool, &g, xin, &qa, dz, w, dx, dw, db, scratch);
             return CNN_OK;
@@ -735,7 +735,7 @@ int cnni_conv_act_fusable(const cnni_node *n, const cnn_shape *in, int isa, int 
         return 0;
     const conv_kernels ks = choose_kernels(isa, &g);
     return ks.weight == KERN_QUADIMG && (!data || ks.data == KERN_QUADIMG) &&
-           cnni_conv_quadimg_act_applies(isa, &g, data, 1);
+           cnni_conv_quadimg_act_applies(isa, &g, data);
 }
 
 int cnni_conv_bias_from_channels(const cnni_node *n, const cnn_shape *out)
