@@ -53,6 +53,60 @@ int main(int argc, char **argv)
             printf("  %s: worst relative error %.3g\n", cnni_isa_name((cnni_isa)isa), worst);
         }
     }
+    /* The forward reading W in place (few rows, AVX-512) gives the packed
+     * GEMM's bits: its K blocks, then the bias; every row count that takes
+     * it, features not a multiple of its 12, K in up to 3 blocks. */
+    if (cnni_cpu_best_isa() >= CNNI_ISA_AVX512)
+        TEST("Linear forward with W in place: the packed GEMM's bits")
+        {
+            const cnni_gemm_kernel *k = cnni_gemm_kernel_for(CNNI_ISA_AVX512);
+            int mismatched = 0, cases = 0;
+            for (int t = 0; t < 60; t++) {
+                int64_t M = pick(12, LINEAR_WT_MAX_M), N = pick(1, 40), K = pick(1, 300);
+                if (t % 6 == 0)
+                    K = pick(1025, 3100);
+                if (t % 3 == 0)
+                    N = pick(40, 150);
+                float *x = rand_f(M * K), *w = rand_f(N * K), *b = t % 4 ? rand_f(N) : NULL;
+                float *y1 = malloc(4 * (size_t)(M * N)), *y2 = malloc(4 * (size_t)(M * N));
+                float *ref = malloc(4 * (size_t)(M * N));
+                for (int64_t i = 0; i < M * N; i++)
+                    y1[i] = y2[i] = NAN;
+                /* scratch as planned for a batch of Mp rows (a shard may
+                 * have fewer), with guard bytes after it */
+                const int64_t Mp = M + (t % 2 ? pick(1, 8) : 0);
+                const size_t bytes = cnni_linear_fast_scratch(k, Mp, K, 2);
+                unsigned char *scr = malloc(bytes + 256);
+                memset(scr + bytes, 0xA5, 256);
+                cnni_linear_fast_forward(k, p1, M, N, K, x, w, b, y1, scr);
+                cnni_linear_fast_forward(k, p2, M, N, K, x, w, b, y2, scr);
+                int guard = 1;
+                for (int i = 0; i < 256; i++)
+                    guard &= scr[bytes + i] == 0xA5;
+                CHECKF(guard, "M=%lld (planned %lld) K=%lld: wrote past its scratch", (long long)M, (long long)Mp,
+                       (long long)K);
+                /* the packed GEMM as the forward runs it for other row counts */
+                const cnni_gemm_kernel *kr = cnni_gemm_kernel_for_rows(CNNI_ISA_AVX512, M);
+                void *gs = malloc(cnni_gemm_scratch_bytes(kr) + 64);
+                cnni_gemm_op op;
+                memset(&op, 0, sizeof op);
+                op.M = M, op.N = N, op.K = K, op.a = x, op.lda = K, op.b = w, op.ldb = K, op.trans_b = 1;
+                op.c = ref, op.ldc = N;
+                cnni_gemm(kr, &op, 0, N, gs);
+                if (b)
+                    for (int64_t m = 0; m < M; m++)
+                        for (int64_t n = 0; n < N; n++)
+                            ref[m * N + n] += b[n];
+                cases++;
+                if (memcmp(y1, ref, 4 * (size_t)(M * N)) || memcmp(y2, ref, 4 * (size_t)(M * N))) {
+                    mismatched++;
+                    printf("  M=%lld N=%lld K=%lld bias %d: differs from the packed GEMM (error %.3g)\n",
+                           (long long)M, (long long)N, (long long)K, b != NULL, rel(y1, ref, M * N));
+                }
+                free(x), free(w), free(b), free(y1), free(y2), free(ref), free(scr), free(gs);
+            }
+            CHECKF(mismatched == 0, "%d of %d shapes differ", mismatched, cases);
+        }
     cnni_pool_destroy(p1);
     cnni_pool_destroy(p2);
     return test_finish();

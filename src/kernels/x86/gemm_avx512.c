@@ -2,6 +2,7 @@
  * MR = 12, 8 and 4 (the driver picks the height that wastes fewest rows);
  * the tail columns use masked loads and stores. */
 #include "../gemm.h"
+#include "../linear_fast.h"
 
 #include <immintrin.h>
 
@@ -197,4 +198,77 @@ void cnni_pack_bt_avx512(const cnni_gemm_op *op, int64_t k0, int64_t kc, int64_t
     for (int64_t p = 0; p < nc; p += nr)
         pack_panel(op->b + (n0 + p) * op->ldb + k0, op->ldb, (int)(nc - p < nr ? nc - p : nr), nr, kc,
                    dst + p * kc);
+}
+
+/* The k loop of cnni_linear_wt_avx512 over [k0, k1): NV vectors of x's
+ * columns a k, each times W's 12 rows broadcast. */
+#define WT_LOOP(NV)                                                                                \
+    UNROLL for (int r = 0; r < 12; r++)                                                            \
+    {                                                                                              \
+        UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                       \
+    }                                                                                              \
+    for (int64_t k = k0; k < k1; k++) {                                                            \
+        __m512 bv[NV];                                                                             \
+        UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(xt + k * 32 + v * 16);         \
+        UNROLL for (int r = 0; r < 12; r++)                                                        \
+        {                                                                                          \
+            const __m512 av = _mm512_set1_ps(wr[r][k]);                                            \
+            UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);  \
+        }                                                                                          \
+    }
+
+/* See linear_fast.h; NV vectors (16 columns of x's panel each) a tile. */
+#define DEFINE_WT(NAME, NV)                                                                        \
+    static void NAME(int64_t K, int64_t kb, const float *w, int64_t ldw, int rows, const float *xt, int cols, \
+                     const float *bias, float *y, int64_t ldy)                                     \
+    {                                                                                              \
+        const float *wr[12];                                                                       \
+        for (int r = 0; r < 12; r++)                                                               \
+            wr[r] = w + (r < rows ? r : 0) * ldw;                                                  \
+        __m512 acc[12][NV];                                                                        \
+        int64_t k0 = 0, k1 = K < kb ? K : kb;                                                      \
+        WT_LOOP(NV)                                                                                \
+        if (K > kb) { /* later blocks: each block's sum added to the sums before */               \
+            __m512 part[12][NV];                                                                   \
+            UNROLL for (int r = 0; r < 12; r++)                                                    \
+            {                                                                                      \
+                UNROLL for (int v = 0; v < NV; v++) part[r][v] = acc[r][v];                        \
+            }                                                                                      \
+            for (k0 = kb; k0 < K; k0 += kb) {                                                      \
+                k1 = K - k0 < kb ? K : k0 + kb;                                                    \
+                WT_LOOP(NV)                                                                        \
+                UNROLL for (int r = 0; r < 12; r++)                                                \
+                {                                                                                  \
+                    UNROLL for (int v = 0; v < NV; v++) part[r][v] = _mm512_add_ps(part[r][v], acc[r][v]); \
+                }                                                                                  \
+            }                                                                                      \
+            UNROLL for (int r = 0; r < 12; r++)                                                    \
+            {                                                                                      \
+                UNROLL for (int v = 0; v < NV; v++) acc[r][v] = part[r][v];                        \
+            }                                                                                      \
+        }                                                                                          \
+        const __mmask16 mrows = (__mmask16)((1u << rows) - 1);                                     \
+        for (int v = 0; v < NV && v * 16 < cols; v++) {                                            \
+            __m512 t[16], o[16];                                                                   \
+            UNROLL for (int r = 0; r < 16; r++) t[r] =                                             \
+                r >= 12 ? _mm512_setzero_ps()                                                      \
+                : bias  ? _mm512_add_ps(acc[r < 12 ? r : 0][v], _mm512_set1_ps(bias[r < rows ? r : 0])) \
+                        : acc[r < 12 ? r : 0][v];                                                  \
+            transpose16(t, o);                                                                     \
+            const int n = cols - v * 16 < 16 ? cols - v * 16 : 16;                                 \
+            for (int j = 0; j < n; j++)                                                            \
+                _mm512_mask_storeu_ps(y + (v * 16 + j) * ldy, mrows, o[j]);                        \
+        }                                                                                          \
+    }
+
+DEFINE_WT(wt_1, 1)
+DEFINE_WT(wt_2, 2)
+
+void cnni_linear_wt_avx512(int64_t K, int64_t kb, const float *w, int64_t ldw, int rows, const float *xt, int cols,
+                           const float *bias, float *y, int64_t ldy)
+{
+    if (cols > 16)
+        wt_2(K, kb, w, ldw, rows, xt, cols, bias, y, ldy);
+    else
+        wt_1(K, kb, w, ldw, rows, xt, cols, bias, y, ldy);
 }
