@@ -33,31 +33,39 @@
     }
 
 /* The m x n corner of the tile to C; whole rows with plain stores (masked
- * stores cost more on Zen 4 even with every lane set). */
-#define MICRO_STORE                                                                                \
-    for (int r = 0; r < m; r++) {                                                                  \
-        float *cr = c + r * ldc;                                                                   \
-        __m512 lo = acc[r][0], hi = acc[r][1];                                                     \
-        if (bias) {                                                                                \
-            __m512 bv = _mm512_set1_ps(bias[r]);                                                   \
-            lo = _mm512_add_ps(bv, lo);                                                            \
-            hi = _mm512_add_ps(bv, hi);                                                            \
-        }                                                                                          \
-        if (n == 32) {                                                                             \
-            if (accumulate) {                                                                      \
-                lo = _mm512_add_ps(_mm512_loadu_ps(cr), lo);                                       \
-                hi = _mm512_add_ps(_mm512_loadu_ps(cr + 16), hi);                                  \
+ * stores cost more on Zen 4 even with every lane set). Unrolled over the MR
+ * rows with no early exit (which clang -O1 does not unroll), so that acc is
+ * indexed by constants and stays in registers: indexed by a variable row it
+ * lived in memory, and in the masked-column loop gcc stored all of it on
+ * every k (Linear(400, 120)'s gradients at 32 rows: 32.5 -> 28.1 us for
+ * the input's, 37.7 -> 30.3 for the weight's). */
+#define MICRO_STORE(MR)                                                                            \
+    UNROLL for (int r = 0; r < MR; r++)                                                            \
+    {                                                                                              \
+        if (r < m) {                                                                               \
+            float *cr = c + r * ldc;                                                               \
+            __m512 lo = acc[r][0], hi = acc[r][1];                                                 \
+            if (bias) {                                                                            \
+                __m512 bv = _mm512_set1_ps(bias[r]);                                               \
+                lo = _mm512_add_ps(bv, lo);                                                        \
+                hi = _mm512_add_ps(bv, hi);                                                        \
             }                                                                                      \
-            _mm512_storeu_ps(cr, lo);                                                              \
-            _mm512_storeu_ps(cr + 16, hi);                                                         \
-            continue;                                                                              \
+            if (n == 32) {                                                                         \
+                if (accumulate) {                                                                  \
+                    lo = _mm512_add_ps(_mm512_loadu_ps(cr), lo);                                   \
+                    hi = _mm512_add_ps(_mm512_loadu_ps(cr + 16), hi);                              \
+                }                                                                                  \
+                _mm512_storeu_ps(cr, lo);                                                          \
+                _mm512_storeu_ps(cr + 16, hi);                                                     \
+            } else {                                                                               \
+                if (accumulate) {                                                                  \
+                    lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), lo);                         \
+                    hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), hi);                    \
+                }                                                                                  \
+                _mm512_mask_storeu_ps(cr, m0, lo);                                                 \
+                _mm512_mask_storeu_ps(cr + 16, m1, hi);                                            \
+            }                                                                                      \
         }                                                                                          \
-        if (accumulate) {                                                                          \
-            lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), lo);                                 \
-            hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), hi);                            \
-        }                                                                                          \
-        _mm512_mask_storeu_ps(cr, m0, lo);                                                         \
-        _mm512_mask_storeu_ps(cr + 16, m1, hi);                                                    \
     }
 
 #define COLUMN_MASKS                                                                               \
@@ -72,7 +80,7 @@
     {                                                                                              \
         COLUMN_MASKS                                                                               \
         MICRO_LOOP(MR, __m512 b0 = _mm512_loadu_ps(b); __m512 b1 = _mm512_loadu_ps(b + 16);, NR)  \
-        MICRO_STORE                                                                                \
+        MICRO_STORE(MR) \
     }                                                                                              \
     void NAME##_ub(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int m,  \
                    int n, int accumulate, const float *bias)                                       \
@@ -80,12 +88,12 @@
         COLUMN_MASKS                                                                               \
         if (n == 32) {                                                                             \
             MICRO_LOOP(MR, __m512 b0 = _mm512_loadu_ps(b); __m512 b1 = _mm512_loadu_ps(b + 16);, ldb) \
-            MICRO_STORE                                                                            \
+            MICRO_STORE(MR) \
             return;                                                                                \
         }                                                                                          \
         MICRO_LOOP(MR, __m512 b0 = _mm512_maskz_loadu_ps(m0, b);                                   \
                    __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);, ldb)                            \
-        MICRO_STORE                                                                                \
+        MICRO_STORE(MR) \
     }
 
 DEFINE_MICRO(cnni_micro_avx512, 12)
