@@ -119,17 +119,12 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
             if (b->ay)
                 for (int64_t x = 0; x < b->OW; x++)
                     col[x] = act_grad(b->act_tanh, dpc[x / 2], col[x]);
-            if (sums) { /* the row's values, added in a fixed order */
-                __m512 t = col[0];
-                for (int x = 1; x < b->OW; x++)
-                    t = _mm512_add_ps(t, col[x]);
-                /* each lane's row in float, then the lanes in double: summed
-                 * in float, db of 4,500 values drifted 4e-6 from the exact sum */
-                sums[o] += _mm512_reduce_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(t))) +
-                           _mm512_reduce_add_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
-                               _mm512_extractf64x4_pd(_mm512_castps_pd(t), 1))));
-            }
             float *dst = b->ady + (o * b->OH + i) * nq * 8 * 16;
+            /* the row's sum for db: the quads' sums d0 + d1 + d2 + d3 (A dy's
+             * second value; the columns past the row are zeros) added in
+             * quad order, not one column after another (a chain of up to
+             * 31 dependent adds a row, an eighth of this step's time) */
+            __m512 t = _mm512_setzero_ps();
             for (int q = 0; q < nq; q++) {
                 const __m512 *v = col + 4 * q;
                 const __m512 s02 = _mm512_add_ps(v[0], v[2]), s13 = _mm512_add_ps(v[1], v[3]);
@@ -137,7 +132,9 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
                 const __m512 e2 = _mm512_fmadd_ps(h4, v[2], v[0]), f2 = _mm512_fmadd_ps(h8, v[3], _mm512_mul_ps(h2, v[1]));
                 float *dq = dst + q * 8 * 16;
                 _mm512_storeu_ps(dq, v[0]);
-                _mm512_storeu_ps(dq + 16, _mm512_add_ps(s02, s13));
+                const __m512 all = _mm512_add_ps(s02, s13);
+                t = q ? _mm512_add_ps(t, all) : all;
+                _mm512_storeu_ps(dq + 16, all);
                 _mm512_storeu_ps(dq + 32, _mm512_sub_ps(s02, s13));
                 _mm512_storeu_ps(dq + 48, _mm512_add_ps(e, f));
                 _mm512_storeu_ps(dq + 64, _mm512_sub_ps(e, f));
@@ -145,6 +142,12 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
                 _mm512_storeu_ps(dq + 96, _mm512_sub_ps(e2, f2));
                 _mm512_storeu_ps(dq + 112, v[3]);
             }
+            /* each lane's row in float, then the lanes in double: summed in
+             * float, db of 4,500 values drifted 4e-6 from the exact sum */
+            if (sums)
+                sums[o] += _mm512_reduce_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(t))) +
+                           _mm512_reduce_add_pd(_mm512_cvtps_pd(
+                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1))));
         }
 }
 
@@ -282,9 +285,17 @@ int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b)
 static void x_transform(const cnni_quadimg_block *b, int nq)
 {
     const int64_t HP = b->OH + b->KR - 1, plane = b->H * b->W, WP = b->W + 2 * b->p2;
-    const __mmask16 m = first_lanes((int)b->W), m2 = first_lanes(b->W > 16 ? (int)b->W - 16 : 0);
-    float pad[16][48] __attribute__((aligned(64)));
-    memset(pad, 0, sizeof pad);
+    /* Lane j of the padded row's vector h is x's column 16h + j - p2 (the
+     * padded row is at most 32 wide): loaded in place through a mask, where
+     * masked stores into a zeroed row and loads of it back took a third of
+     * this step's time (the loads waited for the stores). */
+    __mmask16 mh[2];
+    for (int h = 0; h < 2; h++) {
+        const int64_t lo = b->p2 - 16 * h, hi = b->p2 + b->W - 16 * h;
+        const uint32_t below_hi = hi <= 0 ? 0 : hi >= 16 ? 0xFFFFu : (1u << hi) - 1;
+        const uint32_t below_lo = lo <= 0 ? 0 : lo >= 16 ? 0xFFFFu : (1u << lo) - 1;
+        mh[h] = (__mmask16)(below_hi & ~below_lo);
+    }
     for (int64_t c = 0; c < b->Cg; c++)
         for (int64_t R = 0; R < HP; R++) {
             const int64_t r = R - b->p1;
@@ -292,16 +303,17 @@ static void x_transform(const cnni_quadimg_block *b, int nq)
             if (r < 0 || r >= b->H) {
                 UNROLL for (int i = 0; i < 32; i++) v[i] = _mm512_setzero_ps();
             } else {
-                const float *src = b->x + c * plane + r * b->W;
-                for (int l = 0; l < b->nb; l++) {
-                    _mm512_mask_storeu_ps(pad[l] + b->p2, m, _mm512_maskz_loadu_ps(m, src + l * b->x_img));
-                    if (b->W > 16)
-                        _mm512_mask_storeu_ps(pad[l] + b->p2 + 16, m2, _mm512_maskz_loadu_ps(m2, src + l * b->x_img + 16));
-                }
-                UNROLL for (int l = 0; l < 16; l++) rows[l] = _mm512_load_ps(pad[l]);
+                /* x's columns from -p2: only the masked lanes are read */
+                const uintptr_t src = (uintptr_t)(b->x + c * plane + r * b->W) - (uintptr_t)b->p2 * sizeof(float);
+                UNROLL for (int l = 0; l < 16; l++) rows[l] =
+                    l < b->nb ? _mm512_maskz_loadu_ps(mh[0], (const float *)(src + (uintptr_t)(l * b->x_img) * sizeof(float)))
+                              : _mm512_setzero_ps();
                 transpose16(rows, v);
                 if (WP > 16) {
-                    UNROLL for (int l = 0; l < 16; l++) rows[l] = _mm512_load_ps(pad[l] + 16);
+                    UNROLL for (int l = 0; l < 16; l++) rows[l] =
+                        l < b->nb ? _mm512_maskz_loadu_ps(
+                                        mh[1], (const float *)(src + (uintptr_t)(l * b->x_img + 16) * sizeof(float)))
+                                  : _mm512_setzero_ps();
                     transpose16(rows, v + 16);
                 } else {
                     UNROLL for (int i = 16; i < 32; i++) v[i] = _mm512_setzero_ps();
