@@ -19,18 +19,38 @@ static size_t threads_bytes(const cnni_gemm_kernel *k, int threads)
     return per_thread(k) * (size_t)(threads > 0 ? threads : 1);
 }
 
-/* Whether the forward reads W in place (cnni_linear_wt_avx512): few rows,
- * filling at least 3/4 of the vectors they take (16 x's rows each). On Zen 4
- * (Linear(400, 120) and Linear(3136, 128), one thread): 32 rows 32 us
- * against 45-50 for the packed GEMM, 16 rows 16 against 21, 64 rows 58
- * against 75; 8 rows (half a vector) 133 us against 110 for the latter. */
-static int wt_applies(const cnni_gemm_kernel *k, int64_t M)
+/* The forward reading W in place, per instruction set: W's rows a tile,
+ * x's rows a tile (tile_cols, in vectors of lanes), x's rows a packing task. */
+typedef void (*wt_tile_fn)(int64_t, int64_t, const float *, int64_t, int, const float *, int, const float *, float *,
+                           int64_t);
+typedef struct {
+    int tile_rows, tile_cols, lanes;
+    wt_tile_fn tile;
+} wt_kind;
+
+static const wt_kind wt_avx512 = {12, 32, 16, cnni_linear_wt_avx512};
+static const wt_kind wt_avx2 = {6, 16, 8, cnni_linear_wt_avx2};
+
+static const wt_kind *wt_of(const cnni_gemm_kernel *k)
 {
-    const int64_t lanes = (M + 15) / 16 * 16;
-    return k->isa == CNNI_ISA_AVX512 && M >= 12 && M <= LINEAR_WT_MAX_M && 4 * (lanes - M) <= lanes;
+    return k->isa == CNNI_ISA_AVX512 ? &wt_avx512 : k->isa == CNNI_ISA_AVX2 ? &wt_avx2 : NULL;
 }
 
-/* Floats of x's transposed panels, 32 rows each. */
+/* Whether the forward reads W in place: few rows, filling at least 3/4 of
+ * the vectors they take. On Zen 4 (Linear(400, 120) and Linear(3136, 128),
+ * one thread, AVX-512): 32 rows 32 us against 45-50 for the packed GEMM,
+ * 16 rows 16 against 21, 64 rows 58 against 75; 8 rows (half a vector) 133
+ * us against 110 for the latter. */
+static int wt_applies(const cnni_gemm_kernel *k, int64_t M)
+{
+    const wt_kind *wk = wt_of(k);
+    if (!wk)
+        return 0;
+    const int64_t lanes = (M + wk->lanes - 1) / wk->lanes * wk->lanes;
+    return M >= 3 * wk->lanes / 4 && M <= LINEAR_WT_MAX_M && 4 * (lanes - M) <= lanes;
+}
+
+/* Floats of x's packed rows, 32 rows each (either instruction set). */
 static size_t wt_xt_floats(int64_t M, int64_t K) { return (size_t)((M + 31) / 32 * 32) * (size_t)K; }
 
 size_t cnni_linear_fast_scratch(const cnni_gemm_kernel *k, int64_t M, int64_t K, int threads)
@@ -39,7 +59,8 @@ size_t cnni_linear_fast_scratch(const cnni_gemm_kernel *k, int64_t M, int64_t K,
     /* a call may have fewer rows than planned (a shard of the batch): room
      * for the panels of any row count up to M that reads W in place */
     const int64_t wt_m = M < LINEAR_WT_MAX_M ? M : LINEAR_WT_MAX_M;
-    if (k->isa == CNNI_ISA_AVX512 && M >= 12 && wt_xt_floats(wt_m, K) * sizeof(float) > packed)
+    const wt_kind *wk = wt_of(k);
+    if (wk && M >= 3 * wk->lanes / 4 && wt_xt_floats(wt_m, K) * sizeof(float) > packed)
         packed = wt_xt_floats(wt_m, K) * sizeof(float);
     return threads_bytes(k, threads) + ((packed + 63) & ~(size_t)63) + 64;
 }
@@ -106,35 +127,46 @@ static void run(const cnni_gemm_kernel *k, struct cnni_pool *pool, const cnni_ge
 }
 
 typedef struct {
+    const wt_kind *wk;
+    int isa;
     int64_t M, N, K, kb;
     const float *x, *w, *b, *xt;
     float *y;
 } wt_job;
 
+/* Task p: x's rows from tile_cols * p, packed at xt + that * K (AVX-512 one
+ * panel of 32 columns, AVX2 panels of 8). */
 static void wt_pack_task(void *ctx, int64_t p, int thread)
 {
     (void)thread;
     const wt_job *j = ctx;
     cnni_gemm_op op;
     memset(&op, 0, sizeof op);
-    op.b = j->x;
-    op.ldb = j->K;
-    op.trans_b = 1;
-    const int64_t n0 = p * 32, nc = j->M - n0 < 32 ? j->M - n0 : 32;
-    cnni_pack_bt_avx512(&op, 0, j->K, n0, nc, 32, (float *)j->xt + (size_t)p * 32 * (size_t)j->K);
+    const int64_t m0 = p * j->wk->tile_cols, mc = j->M - m0 < j->wk->tile_cols ? j->M - m0 : j->wk->tile_cols;
+    float *dst = (float *)j->xt + m0 * j->K;
+    if (j->isa == CNNI_ISA_AVX512) {
+        op.b = j->x;
+        op.ldb = j->K;
+        op.trans_b = 1;
+        cnni_pack_bt_avx512(&op, 0, j->K, m0, mc, 32, dst);
+    } else {
+        op.a = j->x;
+        op.lda = j->K;
+        cnni_pack_a_avx2(&op, m0, mc, 0, j->K, 8, dst);
+    }
 }
 
-/* Task t: output features 12t .. 12t + 11 for every row. */
+/* Task t: output features tile_rows * t onward, for every row. */
 static void wt_task(void *ctx, int64_t t, int thread)
 {
     (void)thread;
     const wt_job *j = ctx;
-    const int64_t f0 = t * 12;
-    const int rows = (int)(j->N - f0 < 12 ? j->N - f0 : 12);
-    for (int64_t m0 = 0; m0 < j->M; m0 += 32)
-        cnni_linear_wt_avx512(j->K, j->kb, j->w + f0 * j->K, j->K, rows, j->xt + m0 * j->K,
-                              (int)(j->M - m0 < 32 ? j->M - m0 : 32), j->b ? j->b + f0 : NULL, j->y + m0 * j->N + f0,
-                              j->N);
+    const int tr = j->wk->tile_rows, tc = j->wk->tile_cols;
+    const int64_t f0 = t * tr;
+    const int rows = (int)(j->N - f0 < tr ? j->N - f0 : tr);
+    for (int64_t m0 = 0; m0 < j->M; m0 += tc)
+        j->wk->tile(j->K, j->kb, j->w + f0 * j->K, j->K, rows, j->xt + m0 * j->K, (int)(j->M - m0 < tc ? j->M - m0 : tc),
+                    j->b ? j->b + f0 : NULL, j->y + m0 * j->N + f0, j->N);
 }
 
 static void wt_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool, int64_t M, int64_t N, int64_t K,
@@ -143,9 +175,10 @@ static void wt_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool, int64_
     /* K blocks as the packed GEMM's, so that the bits are its bits */
     const int64_t blocks = cnni_gemm_k_blocks(cnni_gemm_kernel_for_rows(k->isa, M), K);
     char *base = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    wt_job j = {M, N, K, (K + blocks - 1) / blocks, x, w, b,
+    const wt_kind *wk = wt_of(k);
+    wt_job j = {wk, k->isa, M, N, K, (K + blocks - 1) / blocks, x, w, b,
                 (const float *)(base + threads_bytes(k, cnni_pool_threads(pool))), y};
-    const int64_t panels = (M + 31) / 32, tiles = (N + 11) / 12;
+    const int64_t panels = (M + wk->tile_cols - 1) / wk->tile_cols, tiles = (N + wk->tile_rows - 1) / wk->tile_rows;
     if (M * N * K < 32768) { /* not worth waking threads for */
         for (int64_t p = 0; p < panels; p++)
             wt_pack_task(&j, p, 0);

@@ -53,16 +53,19 @@ int main(int argc, char **argv)
             printf("  %s: worst relative error %.3g\n", cnni_isa_name((cnni_isa)isa), worst);
         }
     }
-    /* The forward reading W in place (few rows, AVX-512) gives the packed
-     * GEMM's bits: its K blocks, then the bias; every row count that takes
-     * it, features not a multiple of its 12, K in up to 3 blocks. */
-    if (cnni_cpu_best_isa() >= CNNI_ISA_AVX512)
-        TEST("Linear forward with W in place: the packed GEMM's bits")
+    /* The forward reading W in place (few rows, AVX2 and AVX-512) gives the
+     * packed GEMM's bits: its K blocks, then the bias; every row count that
+     * takes it, features not a multiple of its tile, K in up to 3 blocks. */
+    for (int isa = CNNI_ISA_AVX2; isa <= (int)cnni_cpu_best_isa(); isa++) {
+        char name[96];
+        snprintf(name, sizeof name, "Linear forward with W in place (%s): the packed GEMM's bits",
+                 cnni_isa_name((cnni_isa)isa));
+        TEST(name)
         {
-            const cnni_gemm_kernel *k = cnni_gemm_kernel_for(CNNI_ISA_AVX512);
+            const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)isa);
             int mismatched = 0, cases = 0;
             for (int t = 0; t < 60; t++) {
-                int64_t M = pick(12, LINEAR_WT_MAX_M), N = pick(1, 40), K = pick(1, 300);
+                int64_t M = pick(isa == CNNI_ISA_AVX2 ? 6 : 12, LINEAR_WT_MAX_M), N = pick(1, 40), K = pick(1, 300);
                 if (t % 6 == 0)
                     K = pick(1025, 3100);
                 if (t % 3 == 0)
@@ -86,7 +89,7 @@ int main(int argc, char **argv)
                 CHECKF(guard, "M=%lld (planned %lld) K=%lld: wrote past its scratch", (long long)M, (long long)Mp,
                        (long long)K);
                 /* the packed GEMM as the forward runs it for other row counts */
-                const cnni_gemm_kernel *kr = cnni_gemm_kernel_for_rows(CNNI_ISA_AVX512, M);
+                const cnni_gemm_kernel *kr = cnni_gemm_kernel_for_rows((cnni_isa)isa, M);
                 void *gs = malloc(cnni_gemm_scratch_bytes(kr) + 64);
                 cnni_gemm_op op;
                 memset(&op, 0, sizeof op);
@@ -107,6 +110,7 @@ int main(int argc, char **argv)
             }
             CHECKF(mismatched == 0, "%d of %d shapes differ", mismatched, cases);
         }
+    }
     cnni_pool_destroy(p1);
     cnni_pool_destroy(p2);
     return test_finish();

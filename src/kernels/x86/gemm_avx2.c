@@ -1,6 +1,7 @@
 /* AVX2 + FMA microkernels: an MR x 16 tile of C in 2*MR ymm registers, for
  * MR = 6 and 4 (the driver picks the height that wastes fewest rows). */
 #include "../gemm.h"
+#include "../linear_fast.h"
 
 #include <immintrin.h>
 
@@ -95,4 +96,77 @@ void cnni_pack_a_avx2(const cnni_gemm_op *op, int64_t m0, int64_t mc, int64_t k0
             cnni_pack_a_plain(&sub, m0 + p, rows, k0, kc - full, mr, dp + full * mr);
         }
     }
+}
+
+/* The k loop of cnni_linear_wt_avx2 over [k0, k1): NV vectors of x's
+ * columns a k (8 from each panel), each times W's 6 rows broadcast. */
+#define WT_LOOP(NV)                                                                                \
+    UNROLL for (int r = 0; r < 6; r++)                                                             \
+    {                                                                                              \
+        UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();                       \
+    }                                                                                              \
+    for (int64_t k = k0; k < k1; k++) {                                                            \
+        __m256 bv[NV];                                                                             \
+        UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(xt + v * 8 * K + k * 8);       \
+        UNROLL for (int r = 0; r < 6; r++)                                                         \
+        {                                                                                          \
+            const __m256 av = _mm256_broadcast_ss(wr[r] + k);                                      \
+            UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);  \
+        }                                                                                          \
+    }
+
+/* See linear_fast.h; NV vectors (8 of x's rows, a panel, each) a tile. */
+#define DEFINE_WT(NAME, NV)                                                                        \
+    static void NAME(int64_t K, int64_t kb, const float *w, int64_t ldw, int rows, const float *xt, int cols, \
+                     const float *bias, float *y, int64_t ldy)                                     \
+    {                                                                                              \
+        const float *wr[6];                                                                        \
+        for (int r = 0; r < 6; r++)                                                                \
+            wr[r] = w + (r < rows ? r : 0) * ldw;                                                  \
+        __m256 acc[6][NV];                                                                         \
+        int64_t k0 = 0, k1 = K < kb ? K : kb;                                                      \
+        WT_LOOP(NV)                                                                                \
+        if (K > kb) { /* later blocks: each block's sum added to the sums before */               \
+            __m256 part[6][NV];                                                                    \
+            UNROLL for (int r = 0; r < 6; r++)                                                     \
+            {                                                                                      \
+                UNROLL for (int v = 0; v < NV; v++) part[r][v] = acc[r][v];                        \
+            }                                                                                      \
+            for (k0 = kb; k0 < K; k0 += kb) {                                                      \
+                k1 = K - k0 < kb ? K : k0 + kb;                                                    \
+                WT_LOOP(NV)                                                                        \
+                UNROLL for (int r = 0; r < 6; r++)                                                 \
+                {                                                                                  \
+                    UNROLL for (int v = 0; v < NV; v++) part[r][v] = _mm256_add_ps(part[r][v], acc[r][v]); \
+                }                                                                                  \
+            }                                                                                      \
+            UNROLL for (int r = 0; r < 6; r++)                                                     \
+            {                                                                                      \
+                UNROLL for (int v = 0; v < NV; v++) acc[r][v] = part[r][v];                        \
+            }                                                                                      \
+        }                                                                                          \
+        UNROLL for (int v = 0; v < NV; v++)                                                        \
+        {                                                                                          \
+            __m256 t[8];                                                                           \
+            UNROLL for (int r = 0; r < 8; r++) t[r] =                                              \
+                r >= 6  ? _mm256_setzero_ps()                                                      \
+                : bias  ? _mm256_add_ps(acc[r < 6 ? r : 0][v], _mm256_set1_ps(bias[r < rows ? r : 0])) \
+                        : acc[r < 6 ? r : 0][v];                                                   \
+            transpose8(t);                                                                         \
+            const int n = cols - v * 8 < 8 ? cols - v * 8 : 8;                                     \
+            for (int j = 0; j < n; j++)                                                            \
+                store_first(y + (v * 8 + j) * ldy, t[j], rows);                                    \
+        }                                                                                          \
+    }
+
+DEFINE_WT(wt_1, 1)
+DEFINE_WT(wt_2, 2)
+
+void cnni_linear_wt_avx2(int64_t K, int64_t kb, const float *w, int64_t ldw, int rows, const float *xt, int cols,
+                         const float *bias, float *y, int64_t ldy)
+{
+    if (cols > 8)
+        wt_2(K, kb, w, ldw, rows, xt, cols, bias, y, ldy);
+    else
+        wt_1(K, kb, w, ldw, rows, xt, cols, bias, y, ldy);
 }
