@@ -119,16 +119,6 @@ size_t cnni_conv_quadimg_scratch(int isa, const cnni_conv_geom *g, int threads, 
     return scratch_bytes(g, threads, data, weight);
 }
 
-/* gw[j] = sum_t G5[j][t] wt[t]: one kernel row's transform, in double,
- * for both packings below (wt read once: their stores may alias w as far
- * as the compiler knows). */
-static inline void g_row(const float *wt, float gw[8])
-{
-    const double v0 = wt[0], v1 = wt[1], v2 = wt[2], v3 = wt[3], v4 = wt[4];
-    for (int j = 0; j < 8; j++)
-        gw[j] = (float)(G5[j][0] * v0 + G5[j][1] * v1 + G5[j][2] * v2 + G5[j][3] * v3 + G5[j][4] * v4);
-}
-
 /* u[grp][o][kr][j][c] = sum_t G5[j][t] w[grp*Og + o][c][kr][t]: the
  * forward's weights, not flipped (the transpose reverses the taps). */
 static void pack(const cnni_conv_geom *g, const float *w, float *u)
@@ -136,25 +126,15 @@ static void pack(const cnni_conv_geom *g, const float *w, float *u)
     const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1];
     for (int64_t grp = 0; grp < g->G; grp++)
         for (int64_t o = 0; o < Og; o++)
-            for (int64_t c = 0; c < Cg; c++)
+            for (int64_t c = 0; c < Cg; c++) {
+                float gw[64 * 8]; /* KR <= 64 (served) */
+                cnni_quadimg_g_rows_avx512(KR, w + ((grp * Og + o) * Cg + c) * KR * 5, gw);
                 for (int64_t kr = 0; kr < KR; kr++) {
-                    const float *wt = w + (((grp * Og + o) * Cg + c) * KR + kr) * 5;
-                    float *uk = u + (((grp * Og + o) * KR + kr) * 8) * Cg + c, gw[8];
-                    g_row(wt, gw);
+                    float *uk = u + (((grp * Og + o) * KR + kr) * 8) * Cg + c;
                     for (int j = 0; j < 8; j++)
-                        uk[j * Cg] = gw[j];
+                        uk[j * Cg] = gw[kr * 8 + j];
                 }
-}
-
-/* dw = G^T m per kernel row (G as in pack). */
-static void g_transpose(const double *m, double *dw)
-{
-    for (int t = 0; t < 5; t++) {
-        double v = 0;
-        for (int j = 0; j < 8; j++)
-            v += G5[j][t] * m[j];
-        dw[t] = v;
-    }
+            }
 }
 
 typedef struct {
@@ -209,8 +189,7 @@ static void task(void *ctx, int64_t t, int thread)
         b.dbpart = m + nk * 8;
         next += j->s.bx + j->s.tmp;
         if (!cnni_quadimg_weight_block_avx512(&b)) {
-            for (int64_t k = 0; k < nk; k++)
-                g_transpose(m + k * 8, out + k * 5);
+            cnni_quadimg_g_transpose_avx512(nk, m, out);
             for (int64_t o = 0; o < Og; o++)
                 out[nk * 5 + o] = b.dbpart[o];
         } else {
@@ -309,14 +288,15 @@ static void pack_forward(const cnni_conv_geom *g, const float *w, float *uf)
     const int64_t Og = g->O / g->G, Cg = g->C / g->G, KR = g->k[1];
     for (int64_t grp = 0; grp < g->G; grp++)
         for (int64_t o = 0; o < Og; o++)
-            for (int64_t c = 0; c < Cg; c++)
+            for (int64_t c = 0; c < Cg; c++) {
+                float gw[64 * 8]; /* KR <= 64 (served) */
+                cnni_quadimg_g_rows_avx512(KR, w + ((grp * Og + o) * Cg + c) * KR * 5, gw);
                 for (int64_t kr = 0; kr < KR; kr++) {
-                    const float *wt = w + (((grp * Og + o) * Cg + c) * KR + kr) * 5;
-                    float *uk = uf + ((grp * Cg + c) * KR + kr) * 2 * Og * 4 + o * 4, gw[8];
-                    g_row(wt, gw);
+                    float *uk = uf + ((grp * Cg + c) * KR + kr) * 2 * Og * 4 + o * 4;
                     for (int j = 0; j < 8; j++)
-                        uk[(j / 4) * Og * 4 + j % 4] = gw[j];
+                        uk[(j / 4) * Og * 4 + j % 4] = gw[kr * 8 + j];
                 }
+            }
 }
 
 typedef struct {

@@ -117,5 +117,13 @@ int cnni_quadimg_forward_block_avx512(const cnni_quadimg_block *b);
 int cnni_quadimg_data_block_avx512(const cnni_quadimg_block *b);
 /* Weight gradient: returns nonzero when a sum is NaN or infinite. */
 int cnni_quadimg_weight_block_avx512(const cnni_quadimg_block *b);
+/* dw's sums from the weight gradient's: out[k][t] = the sum over j of
+ * G[j][t] m[k][j] (G: F(4,5)'s weight transform), from 0, in j order, each
+ * product rounded then added, for k < nk. */
+void cnni_quadimg_g_transpose_avx512(int64_t nk, const double *m, double *out);
+/* Kernel rows' transforms: gw[r][j] = (float) the sum over t of G[j][t]
+ * w[r][t], in double, from t = 0, each product rounded then added, for the
+ * n rows of 5 taps at w. */
+void cnni_quadimg_g_rows_avx512(int64_t n, const float *w, float *gw);
 
 #endif

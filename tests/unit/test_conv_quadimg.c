@@ -10,6 +10,7 @@
 #include "core/cpu.h"
 #include "core/pool.h"
 #include "kernels/conv_quadimg.h"
+#include "kernels/conv_direct.h"
 
 /* widest: the widest output row (12 for the input gradient, 28 for the
  * weight's); every third case of a wide one has one or two input channels
@@ -283,6 +284,45 @@ int main(int argc, char **argv)
             CHECKF(e < 1e-4 && eb < 1e-4, "case %d (%g): error %.3g, bias %.3g", t, (double)v, e, eb);
             free(x), free(dy), free(w0), free(w1), free(b0), free(b1), free(scr);
         }
+    }
+    TEST("F(4,5) weight gradient's G^T: the plain loop's bits")
+        {
+            /* random sums, signed zeros among them */
+            enum { NK = 37 };
+            double m[NK * 8], out[NK * 5 + 3], want[NK * 5];
+            for (int i = 0; i < NK * 8; i++)
+                m[i] = i % 11 == 0 ? (i % 2 ? -0.0 : 0.0) : cnni_rng_uniform_range(&rng, -1e3, 1e3);
+            for (int i = 0; i < NK * 5 + 3; i++)
+                out[i] = 42;
+            for (int k = 0; k < NK; k++)
+                for (int t = 0; t < 5; t++) {
+                    double v = 0;
+                    for (int j = 0; j < 8; j++)
+                        v += cnni_f45_weight[j][t] * m[k * 8 + j];
+                    want[k * 5 + t] = v;
+                }
+            cnni_quadimg_g_transpose_avx512(NK, m, out);
+            CHECK(!memcmp(out, want, sizeof want));
+            CHECK(out[NK * 5] == 42 && out[NK * 5 + 2] == 42); /* nothing written past */
+        }
+    TEST("F(4,5) kernel rows' transform: the plain loop's bits")
+    {
+        enum { NR = 23 };
+        float w[NR * 5], gw[NR * 8 + 8], want[NR * 8];
+        for (int i = 0; i < NR * 5; i++)
+            w[i] = i % 7 == 0 ? (i % 2 ? -0.0f : 0.0f) : (float)cnni_rng_uniform_range(&rng, -3, 3);
+        for (int i = 0; i < NR * 8 + 8; i++)
+            gw[i] = 42;
+        for (int r = 0; r < NR; r++)
+            for (int j = 0; j < 8; j++) {
+                const double *G = cnni_f45_weight[j];
+                const float *t = w + r * 5;
+                want[r * 8 + j] = (float)(G[0] * (double)t[0] + G[1] * (double)t[1] + G[2] * (double)t[2] +
+                                          G[3] * (double)t[3] + G[4] * (double)t[4]);
+            }
+        cnni_quadimg_g_rows_avx512(NR, w, gw);
+        CHECK(!memcmp(gw, want, sizeof want));
+        CHECK(gw[NR * 8] == 42 && gw[NR * 8 + 7] == 42);
     }
     TEST("F(4,5) gradients: not chosen off their geometries")
     {

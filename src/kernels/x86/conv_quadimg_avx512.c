@@ -1,6 +1,7 @@
 /* The input gradient by F(4,5) along the rows transposed, 16 images along
  * the lanes (see conv_quadimg.h). */
 #include "../conv_quadimg.h"
+#include "../conv_direct.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -470,6 +471,41 @@ int cnni_quadimg_weight_block_avx512(const cnni_quadimg_block *b)
     for (int64_t o = 0; o < b->Og; o++)
         bad |= !(b->dbpart[o] - b->dbpart[o] == 0);
     return bad;
+}
+
+void cnni_quadimg_g_transpose_avx512(int64_t nk, const double *m, double *out)
+{
+    /* the 5 values of each k on the lanes: G's rows as vectors, m's values
+     * broadcast (the portable loop, one value at a time, took a seventh of
+     * LeNet-5's conv2 weight-gradient step outside the products) */
+    __m512d g[8];
+    for (int j = 0; j < 8; j++)
+        g[j] = _mm512_maskz_loadu_pd(0x1F, cnni_f45_weight[j]);
+    for (int64_t k = 0; k < nk; k++) {
+        __m512d v = _mm512_setzero_pd();
+        UNROLL for (int j = 0; j < 8; j++) v = _mm512_add_pd(v, _mm512_mul_pd(g[j], _mm512_set1_pd(m[k * 8 + j])));
+        _mm512_mask_storeu_pd(out + k * 5, 0x1F, v);
+    }
+}
+
+void cnni_quadimg_g_rows_avx512(int64_t n, const float *w, float *gw)
+{
+    /* the 8 values of a row on the lanes: G's columns as vectors (one
+     * value at a time, the packings took a tenth of LeNet-5's conv2
+     * gradient step outside the products) */
+    double col[5][8];
+    for (int t = 0; t < 5; t++)
+        for (int j = 0; j < 8; j++)
+            col[t][j] = cnni_f45_weight[j][t];
+    __m512d gc[5];
+    for (int t = 0; t < 5; t++)
+        gc[t] = _mm512_loadu_pd(col[t]);
+    for (int64_t r = 0; r < n; r++) {
+        const float *wt = w + r * 5;
+        __m512d v = _mm512_mul_pd(gc[0], _mm512_set1_pd(wt[0]));
+        UNROLL for (int t = 1; t < 5; t++) v = _mm512_add_pd(v, _mm512_mul_pd(gc[t], _mm512_set1_pd(wt[t])));
+        _mm256_storeu_ps(gw + r * 8, _mm512_cvtpd_ps(v));
+    }
 }
 
 /* ---- forward (few input channels) ---- */
