@@ -69,7 +69,35 @@ void cnni_pool2_avg_plane_avx512(int64_t H, int64_t W, int64_t OH, int64_t OW, c
     const __m512 q = _mm512_set1_ps(0.25f);
     const int64_t end = OH * OW;
     (void)H;
-    for (int64_t oy = 0; oy < OH; oy++) {
+    int64_t oy = 0;
+    if (OW <= 8) {
+        /* Two output rows a vector (LeNet's 10 x 10 planes: 5 of 16 lanes
+         * a row otherwise): lanes 0-7 take rows 2oy and 2oy + 1, lanes 8-15
+         * the next two, through the same even and odd splits, then the two
+         * rows' outputs are moved together. */
+        const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        int32_t at_lane[16];
+        for (int j = 0; j < 16; j++)
+            at_lane[j] = j < OW ? j : j < 2 * OW ? 8 + j - (int)OW : 0;
+        const __m512i pack = _mm512_loadu_si512(at_lane);
+        const __mmask16 in = lanes(2 * OW);
+        for (; oy + 1 < OH; oy += 2) {
+            const float *r = x + 2 * oy * W;
+            const __m512 a0 = _mm512_maskz_loadu_ps(in, r), a1 = _mm512_maskz_loadu_ps(in, r + W);
+            const __m512 b0 = _mm512_maskz_loadu_ps(in, r + 2 * W), b1 = _mm512_maskz_loadu_ps(in, r + 3 * W);
+            const __m512 e0 = _mm512_permutex2var_ps(a0, ie, b0), o0 = _mm512_permutex2var_ps(a0, io, b0);
+            const __m512 e1 = _mm512_permutex2var_ps(a1, ie, b1), o1 = _mm512_permutex2var_ps(a1, io, b1);
+            const __m512 v = _mm512_permutexvar_ps(
+                pack, _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(e0, o0), e1), o1), q));
+            const int64_t at = oy * OW;
+            if (at + 16 <= end)
+                _mm512_storeu_ps(y + at, v);
+            else
+                _mm512_mask_storeu_ps(y + at, lanes(2 * OW), v);
+        }
+    }
+    for (; oy < OH; oy++) {
         const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
         for (int64_t ox = 0; ox < OW; ox += 16) {
             const int64_t n = OW - ox < 16 ? OW - ox : 16, at = oy * OW + ox;
