@@ -11,6 +11,9 @@
 #include "core/pool.h"
 #include "kernels/conv_direct.h"
 
+/* AVX-512's F(4,5) weight packing (conv_direct_avx512.c) */
+void cnni_direct_quad_weights_avx512(const double v[5][16], float *uk);
+
 int main(int argc, char **argv)
 {
     gc_init(argc, argv);
@@ -238,6 +241,26 @@ int main(int argc, char **argv)
             CHECK(ran >= 12);
         }
     }
+    if (best >= CNNI_ISA_AVX512)
+        TEST("F(4,5) weights of 16 channels (avx512): the plain loop's bits")
+        {
+            double v[5][16];
+            float uk[8 * 16 + 4], want[8 * 16];
+            for (int t = 0; t < 5; t++)
+                for (int o = 0; o < 16; o++)
+                    v[t][o] = (o + t) % 9 == 0 ? ((o & 1) ? -0.0 : 0.0) : (float)cnni_rng_uniform_range(&rng, -2, 2);
+            for (int i = 0; i < 8 * 16 + 4; i++)
+                uk[i] = 42;
+            for (int j = 0; j < 8; j++)
+                for (int o = 0; o < 16; o++) {
+                    const double *G = cnni_f45_weight[j];
+                    want[j * 16 + o] = (float)(G[0] * v[0][o] + G[1] * v[1][o] + G[2] * v[2][o] + G[3] * v[3][o] +
+                                               G[4] * v[4][o]);
+                }
+            cnni_direct_quad_weights_avx512((const double(*)[16])v, uk);
+            CHECK(!memcmp(uk, want, sizeof want));
+            CHECK(uk[8 * 16] == 42 && uk[8 * 16 + 3] == 42);
+        }
     cnni_pool_destroy(p1);
     cnni_pool_destroy(p2);
     cnni_pool_destroy(p3);

@@ -332,6 +332,22 @@ DEFINE_QUAD(2, 2)
 DEFINE_QUAD(3, 3)
 DEFINE_QUAD(2, 4)
 
+/* F(4,5)'s weights of 16 output channels and one (channel, kernel row):
+ * uk[j][o] = (float) the sum over t of G[j][t] v[t][o], in double, from
+ * t = 0, each product rounded then added (the portable loop's bits). */
+void cnni_direct_quad_weights_avx512(const double v[5][16], float *uk);
+void cnni_direct_quad_weights_avx512(const double v[5][16], float *uk)
+{
+    for (int j = 0; j < 8; j++)
+        for (int h = 0; h < 2; h++) {
+            const double *G = cnni_f45_weight[j];
+            __m512d s = _mm512_mul_pd(_mm512_set1_pd(G[0]), _mm512_loadu_pd(v[0] + 8 * h));
+            for (int t = 1; t < 5; t++)
+                s = _mm512_add_pd(s, _mm512_mul_pd(_mm512_set1_pd(G[t]), _mm512_loadu_pd(v[t] + 8 * h)));
+            _mm256_storeu_ps(uk + j * 16 + 8 * h, _mm512_cvtpd_ps(s));
+        }
+}
+
 /* The tile for rows of nq quads: all of them, or half of 4. */
 cnni_direct_quad_fn cnni_direct_quad_avx512(int nq);
 cnni_direct_quad_fn cnni_direct_quad_avx512(int nq)
