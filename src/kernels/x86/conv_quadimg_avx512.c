@@ -104,8 +104,6 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
                 UNROLL for (int l = 0; l < 16; l++) rows[l] =
                     l < b->nb ? _mm512_maskz_loadu_ps(md, d + l * b->dp_img) : _mm512_setzero_ps();
                 transpose16(rows, dpc);
-                for (int64_t x = 0; x < PW; x++)
-                    dpc[x] = _mm512_mul_ps(dpc[x], h4);
             }
             UNROLL for (int l = 0; l < 16; l++) rows[l] =
                 l < b->nb ? _mm512_maskz_loadu_ps(m, r + l * b->dy_img) : _mm512_setzero_ps();
@@ -117,9 +115,6 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
             } else {
                 UNROLL for (int x = 16; x < 32; x++) col[x] = _mm512_setzero_ps();
             }
-            if (b->ay)
-                for (int64_t x = 0; x < b->OW; x++)
-                    col[x] = act_grad(b->act_tanh, dpc[x / 2], col[x]);
             float *dst = b->ady + (o * b->OH + i) * nq * 8 * 16;
             /* the row's sum for db: the quads' sums d0 + d1 + d2 + d3 (A dy's
              * second value; the columns past the row are zeros) added in
@@ -127,7 +122,19 @@ static void dy_transform(const cnni_quadimg_block *b, int nq, double *sums)
              * 31 dependent adds a row, an eighth of this step's time) */
             __m512 t = _mm512_setzero_ps();
             for (int q = 0; q < nq; q++) {
-                const __m512 *v = col + 4 * q;
+                /* made from y and dp here, in registers: dp * 0.25 for two
+                 * columns each, then the activation's gradient (past the row
+                 * y and dp are zeros, so these are too) */
+                __m512 v[4];
+                if (b->ay) {
+                    const __m512 g0 = _mm512_mul_ps(dpc[2 * q], h4), g1 = _mm512_mul_ps(dpc[2 * q + 1], h4);
+                    v[0] = act_grad(b->act_tanh, g0, col[4 * q]);
+                    v[1] = act_grad(b->act_tanh, g0, col[4 * q + 1]);
+                    v[2] = act_grad(b->act_tanh, g1, col[4 * q + 2]);
+                    v[3] = act_grad(b->act_tanh, g1, col[4 * q + 3]);
+                } else {
+                    UNROLL for (int jj = 0; jj < 4; jj++) v[jj] = col[4 * q + jj];
+                }
                 const __m512 s02 = _mm512_add_ps(v[0], v[2]), s13 = _mm512_add_ps(v[1], v[3]);
                 const __m512 e = _mm512_fmadd_ps(c4, v[2], v[0]), f = _mm512_fmadd_ps(c8, v[3], _mm512_mul_ps(c2, v[1]));
                 const __m512 e2 = _mm512_fmadd_ps(h4, v[2], v[0]), f2 = _mm512_fmadd_ps(h8, v[3], _mm512_mul_ps(h2, v[1]));
