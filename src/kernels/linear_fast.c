@@ -41,7 +41,7 @@ static const wt_kind *wt_of(const cnni_gemm_kernel *k)
  * one thread, AVX-512): 32 rows 32 us against 45-50 for the packed GEMM,
  * 16 rows 16 against 21, 64 rows 58 against 75; 8 rows (half a vector) 133
  * us against 110 for the latter. */
-static int wt_applies(const cnni_gemm_kernel *k, int64_t M)
+int cnni_linear_fast_w_in_place(const cnni_gemm_kernel *k, int64_t M)
 {
     const wt_kind *wk = wt_of(k);
     if (!wk)
@@ -194,7 +194,7 @@ void cnni_linear_fast_forward(const cnni_gemm_kernel *k, struct cnni_pool *pool,
                               int64_t K, const float *x, const float *w, const float *b, float *y,
                               void *scratch)
 {
-    if (wt_applies(k, M) && N > 0 && K > 0) {
+    if (cnni_linear_fast_w_in_place(k, M) && N > 0 && K > 0) {
         wt_forward(k, pool, M, N, K, x, w, b, y, scratch);
         return;
     }

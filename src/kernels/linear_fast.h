@@ -32,6 +32,10 @@ void cnni_linear_fast_backward_weight(const cnni_gemm_kernel *k, struct cnni_poo
  *   AVX2:    rows <= 6, cols <= 16, xt two panels of 8 of x's rows, K x 8
  *            floats each (xt[p][k][j] = x[8p + j][k]). */
 #define LINEAR_WT_MAX_M 64
+/* Whether cnni_linear_fast_forward takes that path for M rows on k's
+ * instruction set: AVX-512 or AVX2, at most LINEAR_WT_MAX_M rows filling
+ * at least 3/4 of the vectors they take. */
+int cnni_linear_fast_w_in_place(const cnni_gemm_kernel *k, int64_t M);
 void cnni_linear_wt_avx512(int64_t K, int64_t kb, const float *w, int64_t ldw, int rows, const float *xt, int cols,
                            const float *bias, float *y, int64_t ldy);
 void cnni_linear_wt_avx2(int64_t K, int64_t kb, const float *w, int64_t ldw, int rows, const float *xt, int cols,

@@ -54,8 +54,9 @@ int main(int argc, char **argv)
         }
     }
     /* The forward reading W in place (few rows, AVX2 and AVX-512) gives the
-     * packed GEMM's bits: its K blocks, then the bias; every row count that
-     * takes it, features not a multiple of its tile, K in up to 3 blocks. */
+     * packed GEMM's bits: its K blocks, then the bias; every row count from
+     * 3/4 of a vector to the most (those that take it and those between),
+     * features not a multiple of its tile, K in up to 3 blocks. */
     for (int isa = CNNI_ISA_AVX2; isa <= (int)cnni_cpu_best_isa(); isa++) {
         char name[96];
         snprintf(name, sizeof name, "Linear forward with W in place (%s): the packed GEMM's bits",
@@ -63,9 +64,14 @@ int main(int argc, char **argv)
         TEST(name)
         {
             const cnni_gemm_kernel *k = cnni_gemm_kernel_for((cnni_isa)isa);
-            int mismatched = 0, cases = 0;
+            int mismatched = 0, cases = 0, taken = 0;
+            const int64_t lo = isa == CNNI_ISA_AVX2 ? 6 : 12;
+            /* the path is taken at 32 rows (a shard of LeNet-5's batch of 64) */
+            CHECK(cnni_linear_fast_w_in_place(k, 32) && !cnni_linear_fast_w_in_place(k, LINEAR_WT_MAX_M + 1));
             for (int t = 0; t < 60; t++) {
-                int64_t M = pick(isa == CNNI_ISA_AVX2 ? 6 : 12, LINEAR_WT_MAX_M), N = pick(1, 40), K = pick(1, 300);
+                /* every row count from lo to the most, the features and K at random */
+                int64_t M = lo + t % (LINEAR_WT_MAX_M - lo + 1), N = pick(1, 40), K = pick(1, 300);
+                taken += cnni_linear_fast_w_in_place(k, M);
                 if (t % 6 == 0)
                     K = pick(1025, 3100);
                 if (t % 3 == 0)
@@ -109,6 +115,7 @@ int main(int argc, char **argv)
                 free(x), free(w), free(b), free(y1), free(y2), free(ref), free(scr), free(gs);
             }
             CHECKF(mismatched == 0, "%d of %d shapes differ", mismatched, cases);
+            CHECKF(taken >= 15, "only %d of %d shapes took the path", taken, cases);
         }
     }
     cnni_pool_destroy(p1);
